@@ -1,0 +1,1114 @@
+#!/usr/bin/env -S deno run --ignore-env --allow-read --allow-net
+/**
+ * The `c8y-mqtt-cert` command line: the only module that reads arguments, files, the terminal
+ * and the environment, prints, and exits. Everything else is the functional core in `lib/`.
+ *
+ * ```sh
+ * deno run --ignore-env --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 \
+ *   cli.ts token --url ssl://example.com:8883 --keystore device.p12 --keystore-password env:PW
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  C8yError,
+  CertificateError,
+  ExitCode,
+  PermissionError,
+  StoreError,
+  UsageError,
+} from "./lib/errors.ts";
+import type { Stage } from "./lib/errors.ts";
+import { parsePasswordSpec } from "./lib/password_spec.ts";
+import type { PasswordSpec } from "./lib/password_spec.ts";
+import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
+import { diagnose, hasErrors } from "./lib/diagnose.ts";
+import { clientId as deviceClientId } from "./lib/client_id.ts";
+import { parseBrokerUrl } from "./lib/broker_url.ts";
+import type {
+  CertificateSummary,
+  DeviceIdentity,
+  Problem,
+  StoreFormat,
+  TrustAnchors,
+} from "./lib/types.ts";
+
+/** The tool's version, kept equal to `deno.json`'s. */
+export const VERSION = "0.1.0";
+
+const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
+type Command = typeof COMMANDS[number];
+
+const STORE_OPTIONS = [
+  "keystore",
+  "keystore-type",
+  "keystore-password",
+  "key-password",
+  "alias",
+  "key",
+  "truststore",
+  "truststore-type",
+  "truststore-password",
+] as const;
+const CONNECT_OPTIONS = ["url", "client-id", "timeout", "force"] as const;
+const COMMON_OPTIONS = ["json", "quiet", "verbose", "help"] as const;
+
+/** Which options each command accepts (anything else is a usage error). */
+const ALLOWED: Record<Command, readonly string[]> = {
+  token: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
+  check: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
+  inspect: [...STORE_OPTIONS, "client-id", ...COMMON_OPTIONS],
+  emulate: [
+    "port",
+    "host",
+    "trust",
+    "trust-type",
+    "trust-password",
+    "server-cert",
+    "server-key",
+    "tenant",
+    "token-lifetime",
+    ...COMMON_OPTIONS,
+  ],
+};
+
+const OPTION_SPEC = {
+  url: { type: "string" },
+  keystore: { type: "string" },
+  "keystore-type": { type: "string" },
+  "keystore-password": { type: "string" },
+  "key-password": { type: "string" },
+  alias: { type: "string" },
+  key: { type: "string" },
+  truststore: { type: "string" },
+  "truststore-type": { type: "string" },
+  "truststore-password": { type: "string" },
+  "client-id": { type: "string" },
+  timeout: { type: "string" },
+  force: { type: "boolean" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  verbose: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  port: { type: "string" },
+  host: { type: "string" },
+  trust: { type: "string", multiple: true },
+  "trust-type": { type: "string" },
+  "trust-password": { type: "string" },
+  "server-cert": { type: "string" },
+  "server-key": { type: "string" },
+  tenant: { type: "string" },
+  "token-lifetime": { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTION_SPEC; strict: true }>>["values"];
+
+const EXIT_TABLE = `EXIT CODES
+  0  success
+  1  internal error (a bug: please report it with --verbose output)
+  2  usage: unknown command or flag, bad value, unreadable password source
+  3  store: keystore/truststore missing, unreadable, wrong password, wrong format
+  4  certificate: an offline check found an error (expired, CN with ':', key mismatch, ...)
+  5  network: DNS failure, connection refused or unreachable, timeout
+  6  TLS: server not trusted, hostname mismatch, device certificate refused by the server
+  7  MQTT: the broker refused the connection (CONNACK 1-5) or a subscription
+  8  token: no '71,<JWT>' reply on s/dat after the retries, or a malformed one
+  9  permission: Deno lacks a permission the command needs (the message names the flag)`;
+
+const HELP = `c8y-mqtt-cert ${VERSION}: connect a device to Cumulocity IoT over MQTT with its X.509
+certificate, and fetch its JWT session token; says what is wrong when that fails.
+
+USAGE
+  c8y-mqtt-cert token   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+  c8y-mqtt-cert check   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+  c8y-mqtt-cert inspect [--keystore PATH [store options]] [--truststore PATH] [--json]
+  c8y-mqtt-cert emulate --trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]
+
+COMMANDS
+  token     Connect as d:<certificate CN>, request a token (empty publish on s/uat) and print the
+            JWT from the '71,<JWT>' reply on s/dat alone on stdout: TOKEN=$(c8y-mqtt-cert token ...)
+  check     The same path, reported stage by stage (keystore, truststore, certificates, dns, tcp,
+            tls, mqtt, subscribe, token) with timings; stops at the first failure and explains it.
+  inspect   Offline: the entries, chain (leaf first), validity, fingerprints, the client id the
+            device would use, and problems found. Exits 4 when a problem is an error.
+  emulate   A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).
+            Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.
+
+CONNECTION
+  --url URL               ssl://host:port, mqtts://host:port, tls://host:port or host[:port];
+                          the default port is 8883. ws://, wss://, tcp:// and mqtt:// are refused.
+  --client-id ID          Override d:<CN>; must be <CN>, d:<CN> or d:<CN>:<template>.
+  --timeout SECONDS       Per-attempt timeout for connecting and for the token reply (default 20).
+  --force                 Connect even when an offline check found an error.
+
+STORE OPTIONS
+  --keystore PATH         The device's key and certificate chain: JKS, PKCS#12 or PEM.
+  --keystore-type T       jks | pkcs12 | pem (default: detected from the content).
+  --keystore-password P   Password SPEC (below). Asked on the terminal when needed and not given.
+  --key-password P        The key entry's own password, when it differs from the store's (JKS).
+  --alias NAME            The key entry to use when the keystore holds several.
+  --key PATH              The private key (PEM) when --keystore is a PEM certificate file.
+  --truststore PATH       The server's CA: JKS, PKCS#12 or PEM. Without it, the system roots.
+  --truststore-type T     jks | pkcs12 | pem (default: detected).
+  --truststore-password P Password SPEC; a JKS truststore opens without one (integrity unchecked).
+
+EMULATOR OPTIONS
+  --trust PATH            CA certificates the emulator trusts (PEM, JKS or PKCS#12); repeatable.
+  --trust-type T, --trust-password P   As for the truststore.
+  --server-cert PEM       The emulator's server certificate (with its chain); --server-key PEM.
+  --host HOST             Listen address (default 127.0.0.1); --port N (default 8883, 0 = any).
+  --tenant ID             Tenant id put in tokens (default t12345).
+  --token-lifetime S      Token lifetime in seconds (default 3600, minimum 300).
+
+OUTPUT
+  --json                  One JSON object on stdout (errors too: {"ok": false, "error": {...}}).
+  -q, --quiet             No progress lines on stderr.
+  -v, --verbose           Add the underlying error and a stack trace to failures (never secrets).
+  -h, --help              This text.   -V, --version   The version.
+
+PASSWORD SPEC (as openssl's -passin)
+  pass:VALUE   the value itself (visible in the process list: prefer env: or file:)
+  env:NAME     the environment variable NAME (needs --allow-env=NAME)
+  file:PATH    the first line of PATH (needs read permission for PATH)
+  stdin        the first line of standard input
+  anything else is taken literally.
+
+PERMISSIONS (deno run)
+  token/check: deno run --ignore-env --allow-read=<keystore>,<truststore> \\
+                 --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
+  inspect:     deno run --ignore-env --allow-read=<keystore>,<truststore> cli.ts inspect ...
+  emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
+                 cli.ts emulate ...
+  Add --allow-env=NAME for env:NAME passwords and the file of a file: password to --allow-read.
+  A missing permission is reported with the exact flag to add (exit 9).
+
+${EXIT_TABLE}
+`;
+
+/** What the command line writes to; tests may pass their own. */
+export interface Io {
+  /** Writes a line to standard output. */
+  out(line: string): void;
+  /** Writes a line to standard error. */
+  err(line: string): void;
+}
+
+const consoleIo: Io = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+};
+
+/** Secrets seen in this run: every output line is scrubbed of them. */
+const secrets = new Set<string>();
+
+function scrub(text: string): string {
+  let result = text;
+  for (const secret of secrets) {
+    if (secret.length > 0) result = result.split(secret).join("***");
+  }
+  return result;
+}
+
+/** Parses `Deno.args`-style arguments into a command and options. */
+function parse(args: string[]): { command: Command | undefined; values: Values } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTION_SPEC, strict: true, allowPositionals: true });
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new UsageError(message.split("\n")[0]!.replace(/\. To specify.*$/, ""), {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the options.",
+      cause,
+    });
+  }
+  const [first, ...rest] = parsed.positionals;
+  if (rest.length > 0) {
+    throw new UsageError(`Unexpected argument "${rest[0]}"`, {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the usage.",
+    });
+  }
+  if (first === undefined) return { command: undefined, values: parsed.values };
+  if (!(COMMANDS as readonly string[]).includes(first)) {
+    throw new UsageError(`Unknown command "${first}"`, {
+      code: "USAGE",
+      hint: `Commands: ${COMMANDS.join(", ")}. Run c8y-mqtt-cert --help.`,
+    });
+  }
+  const command = first as Command;
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (value === undefined || name === "version") continue;
+    if (!ALLOWED[command].includes(name)) {
+      throw new UsageError(`The ${command} command does not take --${name}`, {
+        code: "USAGE",
+        hint: `Run c8y-mqtt-cert --help for the options of ${command}.`,
+      });
+    }
+  }
+  return { command, values: parsed.values };
+}
+
+function storeType(value: string | undefined, option: string): StoreFormat | undefined {
+  if (value === undefined) return undefined;
+  const lower = value.toLowerCase();
+  if (lower === "p12" || lower === "pfx") return "pkcs12";
+  if (lower === "jks" || lower === "pkcs12" || lower === "pem") return lower;
+  throw new UsageError(`${option} must be jks, pkcs12 or pem, not "${value}"`, {
+    code: "USAGE",
+    hint: "Leave it out to detect the format from the content.",
+  });
+}
+
+function required(values: Values, name: keyof Values, command: Command): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") {
+    throw new UsageError(`The ${command} command needs --${name}`, {
+      code: "USAGE",
+      hint: `Run c8y-mqtt-cert --help for the usage of ${command}.`,
+    });
+  }
+  return value;
+}
+
+function seconds(value: string | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`${option} must be a positive number of seconds, not "${value}"`, {
+      code: "USAGE",
+      hint: `For example ${option} 20.`,
+    });
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions: worked out from the arguments and checked before any work.
+
+interface Needs {
+  read: string[];
+  net: string[];
+  env: string[];
+}
+
+function passwordSpecs(values: Values, command: Command): [string, PasswordSpec][] {
+  const names = command === "emulate"
+    ? ["trust-password"]
+    : ["keystore-password", "key-password", "truststore-password"];
+  const specs: [string, PasswordSpec][] = [];
+  for (const name of names) {
+    const raw = values[name as keyof Values];
+    if (typeof raw === "string") specs.push([`--${name}`, parsePasswordSpec(raw, `--${name}`)]);
+  }
+  return specs;
+}
+
+function neededPermissions(command: Command, values: Values): Needs {
+  const needs: Needs = { read: [], net: [], env: [] };
+  const fileOptions = command === "emulate"
+    ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
+    : [values.keystore, values.key, values.truststore];
+  for (const path of fileOptions) if (path) needs.read.push(path);
+  for (const [, spec] of passwordSpecs(values, command)) {
+    if (spec.kind === "file") needs.read.push(spec.path);
+    if (spec.kind === "env") needs.env.push(spec.name);
+  }
+  if ((command === "token" || command === "check") && values.url) {
+    const broker = parseBrokerUrl(values.url);
+    needs.net.push(
+      `${broker.host.includes(":") ? `[${broker.host}]` : broker.host}:${broker.port}`,
+    );
+  }
+  if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
+  return needs;
+}
+
+async function checkPermissions(command: Command, values: Values, args: string[]): Promise<void> {
+  const needs = neededPermissions(command, values);
+  const missing: string[] = [];
+  for (const path of needs.read) {
+    const { state } = await Deno.permissions.query({ name: "read", path });
+    if (state !== "granted") missing.push(`reading "${path}" needs --allow-read=${path}`);
+  }
+  for (const host of needs.net) {
+    const { state } = await Deno.permissions.query({ name: "net", host });
+    const what = command === "emulate" ? "listening on" : "connecting to";
+    if (state !== "granted") missing.push(`${what} ${host} needs --allow-net=${host}`);
+  }
+  for (const variable of needs.env) {
+    const { state } = await Deno.permissions.query({ name: "env", variable });
+    if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
+  }
+  if (missing.length === 0) return;
+  throw new PermissionError(missing.join("; "), {
+    code: "PERMISSION_MISSING",
+    hint: `Run: ${denoRunLine(needs, args)}`,
+  });
+}
+
+function denoRunLine(needs: Needs, args: string[]): string {
+  const flags = ["--ignore-env"];
+  if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
+  if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
+  if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
+  const main = Deno.mainModule.startsWith("file:")
+    ? relativeToCwd(new URL(Deno.mainModule).pathname)
+    : Deno.mainModule;
+  const shown = args.map((arg, i) =>
+    /password$/.test(args[i - 1] ?? "") && !/^(env|file):|^stdin$/.test(arg) ? "'***'" : arg
+  ).map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+  return ["deno run", ...flags, main, ...shown].join(" ");
+}
+
+function relativeToCwd(path: string): string {
+  try {
+    const cwd = Deno.cwd();
+    if (path.startsWith(cwd + "/")) return path.slice(cwd.length + 1);
+  } catch {
+    // Without read permission for the working directory, keep the absolute path.
+  }
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading files and passwords.
+
+async function readStoreFile(path: string, what: string): Promise<Uint8Array> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw new StoreError(`The ${what} "${path}" does not exist`, {
+        code: "STORE_NOT_FOUND",
+        hint: "Check the path (it is relative to the current directory).",
+        cause,
+      });
+    }
+    throw new StoreError(`Cannot read the ${what} "${path}": ${errorMessage(cause)}`, {
+      code: "STORE_UNREADABLE",
+      cause,
+    });
+  }
+  if (info.isDirectory) {
+    throw new StoreError(`The ${what} "${path}" is a directory, not a file`, {
+      code: "STORE_IS_DIRECTORY",
+      hint: "Give the path of the keystore file itself.",
+    });
+  }
+  if (info.size > MAX_STORE_BYTES) {
+    throw new StoreError(
+      `The ${what} "${path}" is ${formatBytes(info.size)}, more than the ${
+        formatBytes(MAX_STORE_BYTES)
+      } a keystore can sensibly be`,
+      { code: "STORE_TOO_LARGE", hint: "Check that this is the right file." },
+    );
+  }
+  try {
+    return await Deno.readFile(path);
+  } catch (cause) {
+    throw new StoreError(`Cannot read the ${what} "${path}": ${errorMessage(cause)}`, {
+      code: "STORE_UNREADABLE",
+      cause,
+    });
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+let stdinLine: Promise<string> | undefined;
+
+async function readStdinLine(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const reader = Deno.stdin.readable.getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      if (value.includes(10)) break;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const text = new TextDecoder().decode(concat(chunks));
+  return text.split(/\r?\n/)[0] ?? "";
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+async function resolvePassword(spec: PasswordSpec, option: string): Promise<string> {
+  let password: string;
+  switch (spec.kind) {
+    case "pass":
+      password = spec.value;
+      break;
+    case "env": {
+      const value = Deno.env.get(spec.name);
+      if (value === undefined) {
+        throw new UsageError(`${option} env:${spec.name}: the variable ${spec.name} is not set`, {
+          code: "PASSWORD_SOURCE",
+          hint: `Export ${spec.name}, and run deno with --allow-env=${spec.name}.`,
+        });
+      }
+      password = value;
+      break;
+    }
+    case "file": {
+      try {
+        const text = await Deno.readTextFile(spec.path);
+        password = text.split(/\r?\n/)[0] ?? "";
+      } catch (cause) {
+        throw new UsageError(`${option} file:${spec.path}: ${errorMessage(cause)}`, {
+          code: "PASSWORD_SOURCE",
+          hint: "The file's first line is the password.",
+          cause,
+        });
+      }
+      break;
+    }
+    case "stdin":
+      stdinLine ??= readStdinLine();
+      password = await stdinLine;
+      break;
+  }
+  secrets.add(password);
+  return password;
+}
+
+/** Asks for a password on the terminal without echo; fails when there is no terminal. */
+async function promptPassword(question: string, option: string): Promise<string> {
+  if (!Deno.stdin.isTerminal()) {
+    throw new UsageError(`${question} and there is no terminal to ask on`, {
+      code: "PASSWORD_REQUIRED",
+      hint: `Give ${option} pass:VALUE, env:NAME, file:PATH or stdin.`,
+    });
+  }
+  const encoder = new TextEncoder();
+  await Deno.stderr.write(encoder.encode(`${question}: `));
+  Deno.stdin.setRaw(true);
+  const bytes: number[] = [];
+  const buffer = new Uint8Array(64);
+  try {
+    outer: while (true) {
+      const n = await Deno.stdin.read(buffer);
+      if (n === null) break;
+      for (const byte of buffer.subarray(0, n)) {
+        if (byte === 13 || byte === 10) break outer;
+        if (byte === 3) throw new UsageError("Cancelled", { code: "PASSWORD_REQUIRED" });
+        if (byte === 127 || byte === 8) bytes.pop();
+        else bytes.push(byte);
+      }
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(encoder.encode("\n"));
+  }
+  const password = new TextDecoder().decode(new Uint8Array(bytes));
+  secrets.add(password);
+  return password;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading the stores the arguments name.
+
+interface LoadedStores {
+  identity?: DeviceIdentity;
+  keystorePath?: string;
+  trust?: TrustAnchors;
+  truststorePath?: string;
+  timings: { keystore?: number; truststore?: number };
+}
+
+function passwordOption(values: Values, name: string): PasswordSpec | undefined {
+  const raw = values[name as keyof Values];
+  return typeof raw === "string" ? parsePasswordSpec(raw, `--${name}`) : undefined;
+}
+
+/** A store needs a password when it is JKS/PKCS#12, or a PEM holding an encrypted key. */
+function needsPassword(bytes: Uint8Array, type: StoreFormat | undefined): boolean {
+  const format = type ?? detectFormat(bytes);
+  if (format === "pem") {
+    const text = new TextDecoder().decode(bytes);
+    return text.includes("ENCRYPTED");
+  }
+  return format === "jks" || format === "pkcs12";
+}
+
+async function storePassword(
+  values: Values,
+  option: string,
+  path: string,
+  bytes: Uint8Array,
+  type: StoreFormat | undefined,
+  optional = false,
+): Promise<string | undefined> {
+  const spec = passwordOption(values, option);
+  if (spec) return await resolvePassword(spec, `--${option}`);
+  if (optional || !needsPassword(bytes, type)) return undefined;
+  return await promptPassword(`Password for "${path}"`, `--${option}`);
+}
+
+async function loadStores(values: Values, command: Command): Promise<LoadedStores> {
+  const result: LoadedStores = { timings: {} };
+  if (values.keystore) {
+    const path = values.keystore;
+    const started = performance.now();
+    const bytes = await readStoreFile(path, "keystore");
+    const type = storeType(values["keystore-type"], "--keystore-type");
+    let key: Uint8Array | undefined;
+    if (values.key) key = await readStoreFile(values.key, "key file");
+    const password = await storePassword(values, "keystore-password", path, bytes, type);
+    const keyPasswordSpec = passwordOption(values, "key-password");
+    let keyPassword: string | undefined;
+    if (keyPasswordSpec) keyPassword = await resolvePassword(keyPasswordSpec, "--key-password");
+    else if (key && needsPassword(key, "pem")) {
+      keyPassword = password ??
+        await promptPassword(`Password for the key "${values.key}"`, "--key-password");
+    }
+    result.identity = await loadKeyStore(bytes, {
+      password,
+      keyPassword,
+      alias: values.alias,
+      type,
+      name: path,
+      key,
+      keyName: values.key,
+    });
+    result.keystorePath = path;
+    result.timings.keystore = performance.now() - started;
+  } else if (command !== "inspect") {
+    required(values, "keystore", command);
+  }
+  if (values.truststore) {
+    const path = values.truststore;
+    const started = performance.now();
+    const bytes = await readStoreFile(path, "truststore");
+    const type = storeType(values["truststore-type"], "--truststore-type");
+    // A JKS truststore opens without a password (its integrity is then unchecked).
+    const jks = (type ?? detectFormat(bytes)) === "jks";
+    const password = await storePassword(values, "truststore-password", path, bytes, type, jks);
+    result.trust = await loadTrustStore(bytes, { password, type, name: path });
+    result.truststorePath = path;
+    result.timings.truststore = performance.now() - started;
+  }
+  if (command === "inspect" && !result.identity && !result.trust) {
+    throw new UsageError("The inspect command needs --keystore or --truststore (or both)", {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the usage of inspect.",
+    });
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output helpers.
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+    return error.message;
+  }
+  if (error instanceof Error) return error.message.split("\n")[0] ?? error.name;
+  return String(error);
+}
+
+function certificateJson(summary: CertificateSummary): Record<string, unknown> {
+  return { ...summary };
+}
+
+function problemsJson(problems: Problem[]): Record<string, unknown>[] {
+  return problems.map((p) => ({ ...p }));
+}
+
+const MARK = { error: "✗", warning: "!", info: "i" } as const;
+
+function printProblems(io: Io, problems: Problem[]): void {
+  if (problems.length === 0) {
+    io.out("problems: none found");
+    return;
+  }
+  io.out("problems:");
+  for (const p of problems) {
+    io.out(`  ${MARK[p.severity]} ${p.severity} ${p.code}: ${p.message}`);
+    if (p.hint) io.out(`      hint: ${p.hint}`);
+  }
+}
+
+function describeKey(summary: CertificateSummary): string {
+  const type = summary.keyType.toUpperCase();
+  if (summary.curve) return `${type} ${summary.curve}`;
+  return summary.keySize ? `${type} ${summary.keySize}` : type;
+}
+
+function printCertificate(io: Io, index: number, summary: CertificateSummary, alias?: string) {
+  const label = alias === undefined ? `[${index}]` : `[${index}] alias "${alias}"`;
+  io.out(`  ${label} ${summary.subject}`);
+  io.out(`      issuer   ${summary.issuer}${summary.selfSigned ? " (self-signed)" : ""}`);
+  io.out(`      valid    ${summary.notBefore} .. ${summary.notAfter}`);
+  io.out(
+    `      key      ${describeKey(summary)}, X.509 v${summary.version}${
+      summary.isCA ? ", CA" : ""
+    }`,
+  );
+  io.out(`      sha256   ${summary.sha256}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands.
+
+interface Context {
+  io: Io;
+  values: Values;
+  json: boolean;
+  quiet: boolean;
+}
+
+function progress(ctx: Context, line: string): void {
+  if (!ctx.quiet && !ctx.json) ctx.io.err(line);
+}
+
+function tryClientId(identity: DeviceIdentity, explicit: string | undefined): string | undefined {
+  try {
+    return deviceClientId(identity, { explicit });
+  } catch (error) {
+    if (error instanceof CertificateError) return undefined;
+    throw error;
+  }
+}
+
+async function inspectCommand(ctx: Context): Promise<number> {
+  const stores = await loadStores(ctx.values, "inspect");
+  const { identity, trust } = stores;
+  const clientId = identity ? tryClientId(identity, ctx.values["client-id"]) : undefined;
+  const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
+  const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
+  if (ctx.json) {
+    const out: Record<string, unknown> = {};
+    if (identity) {
+      out.keystore = {
+        path: stores.keystorePath,
+        format: identity.format,
+        alias: identity.alias,
+        aliases: identity.aliases,
+        keyType: identity.keyType,
+        chain: identity.chain.map((c) => certificateJson(c.summary)),
+      };
+    }
+    if (trust) {
+      out.truststore = {
+        path: stores.truststorePath,
+        format: trust.format,
+        certificates: trust.certificates.map((c) => ({
+          alias: c.alias,
+          ...certificateJson(c.summary),
+        })),
+      };
+    }
+    if (clientId) out.clientId = clientId;
+    out.problems = problemsJson(problems);
+    ctx.io.out(JSON.stringify(out, null, 2));
+    return exit;
+  }
+  if (identity) {
+    const alias = identity.alias === undefined ? "" : `, alias "${identity.alias}"`;
+    ctx.io.out(
+      `keystore ${stores.keystorePath}: ${identity.format}${alias}, ${identity.keyType.toUpperCase()} private key`,
+    );
+    if (identity.aliases.length > 1) ctx.io.out(`  key entries: ${identity.aliases.join(", ")}`);
+    ctx.io.out(`chain (leaf first, ${identity.chain.length} certificates):`);
+    identity.chain.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
+    ctx.io.out(`client id: ${clientId ?? "(none: see problems)"}`);
+  }
+  if (trust) {
+    const n = trust.certificates.length;
+    ctx.io.out(
+      `truststore ${stores.truststorePath}: ${trust.format}, ${n} certificate${n === 1 ? "" : "s"}`,
+    );
+    trust.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary, c.alias));
+  }
+  printProblems(ctx.io, problems);
+  return exit;
+}
+
+/** Runs the offline part of `token`/`check`: stores, then certificate checks. */
+async function offline(ctx: Context, command: "token" | "check") {
+  const stores = await loadStores(ctx.values, command);
+  const identity = stores.identity!;
+  const problems = diagnose({ identity, trust: stores.trust, clientId: ctx.values["client-id"] });
+  return { stores, identity, problems };
+}
+
+function firstError(problems: Problem[]): CertificateError | undefined {
+  const p = problems.find((x) => x.severity === "error");
+  if (!p) return undefined;
+  return new CertificateError(p.message, {
+    code: p.code,
+    hint: `${p.hint ? p.hint + " " : ""}(--force connects anyway.)`,
+  });
+}
+
+async function tokenCommand(ctx: Context): Promise<number> {
+  const url = required(ctx.values, "url", "token");
+  const broker = parseBrokerUrl(url);
+  const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
+  const { stores, identity, problems } = await offline(ctx, "token");
+  const id = deviceClientId(identity, { explicit: ctx.values["client-id"] });
+  progress(
+    ctx,
+    `✓ keystore ${stores.keystorePath}: ${identity.format}, ${id} (${ms(stores.timings.keystore)})`,
+  );
+  for (const p of problems) progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
+  const blocking = firstError(problems);
+  if (blocking && !ctx.values.force) throw blocking;
+  const timings: Partial<Record<Stage, number>> = {
+    store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
+  };
+  const { fetchToken } = await import("./lib/fetch_token.ts");
+  const token = await fetchToken({
+    url: broker.url,
+    identity,
+    trust: stores.trust,
+    clientId: id,
+    timeoutMs,
+    onStage: (stage: Stage, elapsed: number) => {
+      timings[stage] = elapsed;
+      progress(ctx, `✓ ${stage} (${ms(elapsed)})`);
+    },
+  });
+  secrets.delete(token.token);
+  if (ctx.json) {
+    ctx.io.out(JSON.stringify(
+      {
+        ok: true,
+        token: token.token,
+        clientId: id,
+        url: broker.url,
+        tenant: token.tenant,
+        issuer: token.issuer,
+        subject: token.subject,
+        issuedAt: token.issuedAt,
+        expiresAt: token.expiresAt,
+        claims: token.claims,
+        timings: roundTimings(timings),
+      },
+      null,
+      2,
+    ));
+  } else {
+    progress(ctx, `✓ token for ${token.subject ?? id}, expires ${token.expiresAt}`);
+    ctx.io.out(token.token);
+  }
+  return ExitCode.OK;
+}
+
+function ms(value: number | undefined): string {
+  return value === undefined ? "-" : `${Math.round(value)} ms`;
+}
+
+function roundTimings(t: Partial<Record<Stage, number>>): Record<string, number> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round((v ?? 0) * 10) / 10]));
+}
+
+interface StageReport {
+  stage: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
+}
+
+async function checkCommand(ctx: Context): Promise<number> {
+  const url = required(ctx.values, "url", "check");
+  const broker = parseBrokerUrl(url);
+  const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
+  const stages: StageReport[] = [];
+  const report = (stage: string, ok: boolean, elapsed: number, detail?: string) => {
+    stages.push({ stage, ok, ms: Math.round(elapsed * 10) / 10, detail });
+    if (!ctx.json) {
+      ctx.io.out(
+        `${ok ? "✓" : "✗"} ${stage.padEnd(12)} ${ms(elapsed).padStart(8)}  ${detail ?? ""}`
+          .trimEnd(),
+      );
+    }
+  };
+  let problems: Problem[] = [];
+  let current = "keystore";
+  let stageStart = performance.now();
+  try {
+    const stores = await loadStores(ctx.values, "check");
+    const identity = stores.identity!;
+    const leaf = identity.chain[0]?.summary;
+    report(
+      "keystore",
+      true,
+      stores.timings.keystore ?? 0,
+      `${identity.format}${identity.alias ? ` alias "${identity.alias}"` : ""}, ${
+        leaf ? describeKey(leaf) : identity.keyType
+      }, chain of ${identity.chain.length}`,
+    );
+    if (stores.trust) {
+      report(
+        "truststore",
+        true,
+        stores.timings.truststore ?? 0,
+        `${stores.trust.format}, ${stores.trust.certificates.length} certificate(s)`,
+      );
+    }
+    current = "certificates";
+    stageStart = performance.now();
+    problems = diagnose({ identity, trust: stores.trust, clientId: ctx.values["client-id"] });
+    const id = deviceClientId(identity, { explicit: ctx.values["client-id"] });
+    const blocking = firstError(problems);
+    const counts = ["error", "warning"].map((s) => {
+      const n = problems.filter((p) => p.severity === s).length;
+      return n ? `${n} ${s}${n === 1 ? "" : "s"}` : "";
+    }).filter(Boolean).join(", ");
+    if (!ctx.json) {
+      for (const p of problems) ctx.io.out(`    ${MARK[p.severity]} ${p.message}`);
+    }
+    if (blocking && !ctx.values.force) throw blocking;
+    report(
+      "certificates",
+      true,
+      performance.now() - stageStart,
+      `${id}; ${counts || "no problems"}`,
+    );
+    const { fetchToken } = await import("./lib/fetch_token.ts");
+    current = "dns";
+    stageStart = performance.now();
+    const token = await fetchToken({
+      url: broker.url,
+      identity,
+      trust: stores.trust,
+      clientId: id,
+      timeoutMs,
+      onStage: (stage: Stage, elapsed: number, detail?: string) => {
+        report(stage, true, elapsed, detail);
+        current = nextStage(stage);
+        stageStart = performance.now();
+      },
+    });
+    if (!stages.some((s) => s.stage === "token")) {
+      report("token", true, performance.now() - stageStart, `expires ${token.expiresAt}`);
+    }
+    if (ctx.json) {
+      ctx.io.out(JSON.stringify(
+        {
+          ok: true,
+          clientId: id,
+          url: broker.url,
+          stages,
+          problems: problemsJson(problems),
+          tenant: token.tenant,
+          expiresAt: token.expiresAt,
+        },
+        null,
+        2,
+      ));
+    } else {
+      ctx.io.out(`ok: ${id} can connect to ${broker.url} and get a token`);
+    }
+    return ExitCode.OK;
+  } catch (error) {
+    const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : current;
+    const label = stage === "store" ? current : stage === "certificate" ? "certificates" : stage;
+    report(label, false, performance.now() - stageStart, errorMessage(error));
+    if (error instanceof C8yError) {
+      (error as C8yError & { checkStages?: StageReport[] }).checkStages = stages;
+    }
+    throw error;
+  }
+}
+
+function nextStage(stage: Stage): string {
+  const order = ["dns", "tcp", "tls", "mqtt", "subscribe", "token"];
+  return order[order.indexOf(stage) + 1] ?? stage;
+}
+
+async function emulateCommand(ctx: Context): Promise<number> {
+  const trustPaths = ctx.values.trust ?? [];
+  if (trustPaths.length === 0) required(ctx.values, "trust", "emulate");
+  const certPath = required(ctx.values, "server-cert", "emulate");
+  const keyPath = required(ctx.values, "server-key", "emulate");
+  const port = ctx.values.port === undefined ? 8883 : Number(ctx.values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(
+      `--port must be a whole number from 0 to 65535, not "${ctx.values.port}"`,
+      {
+        code: "USAGE",
+      },
+    );
+  }
+  const lifetime = seconds(ctx.values["token-lifetime"], "--token-lifetime", 3600);
+  if (lifetime < 300) {
+    throw new UsageError(`--token-lifetime must be at least 300 seconds, not ${lifetime}`, {
+      code: "USAGE",
+      hint: "Cumulocity's minimum token lifespan is 300 s.",
+    });
+  }
+  const trustedCaPems: string[] = [];
+  const type = storeType(ctx.values["trust-type"], "--trust-type");
+  for (const path of trustPaths) {
+    const bytes = await readStoreFile(path, "trust store");
+    const jks = (type ?? detectFormat(bytes)) === "jks";
+    const password = await storePassword(ctx.values, "trust-password", path, bytes, type, jks);
+    const anchors = await loadTrustStore(bytes, { password, type, name: path });
+    for (const c of anchors.certificates) trustedCaPems.push(c.pem);
+  }
+  const serverCertPem = new TextDecoder().decode(
+    await readStoreFile(certPath, "server certificate"),
+  );
+  const serverKeyPem = new TextDecoder().decode(await readStoreFile(keyPath, "server key"));
+  const { startEmulator } = await import("./lib/emulator.ts");
+  const emulator = await startEmulator({
+    serverCertPem,
+    serverKeyPem,
+    trustedCaPems,
+    hostname: ctx.values.host ?? "127.0.0.1",
+    port,
+    tenant: ctx.values.tenant,
+    tokenLifetimeSeconds: lifetime,
+    log: (event) => {
+      if (ctx.quiet) return;
+      const { kind, ...rest } = event as { kind: string } & Record<string, unknown>;
+      const fields = Object.entries(rest).filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
+      ctx.io.err(`emulator: ${kind} ${fields}`.trimEnd());
+    },
+  });
+  ctx.io.out(`c8y-mqtt-cert emulator listening on ${emulator.url} (Ctrl-C stops it)`);
+  const stopped = Promise.withResolvers<void>();
+  const stop = () => stopped.resolve();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await stopped.promise;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  await emulator.close();
+  return ExitCode.OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point.
+
+/**
+ * Runs the command line and returns the exit code; only {@linkcode main} exits.
+ *
+ * @param args The arguments, as in `Deno.args`.
+ * @param io Where output goes.
+ * @returns The exit code (see the table in the README).
+ */
+export async function run(args: string[], io: Io = consoleIo): Promise<number> {
+  const json = args.includes("--json");
+  const verbose = args.includes("--verbose") || args.includes("-v");
+  const safeIo: Io = { out: (l) => io.out(scrub(l)), err: (l) => io.err(scrub(l)) };
+  try {
+    const { command, values } = parse(args);
+    if (values.version) {
+      safeIo.out(`c8y-mqtt-cert ${VERSION}`);
+      return ExitCode.OK;
+    }
+    if (values.help || command === undefined) {
+      if (command === undefined && !values.help) {
+        safeIo.err(HELP);
+        return ExitCode.USAGE;
+      }
+      safeIo.out(HELP);
+      return ExitCode.OK;
+    }
+    // Secrets given on the command line never appear in any output.
+    for (const [, spec] of passwordSpecs(values, command)) {
+      if (spec.kind === "pass") secrets.add(spec.value);
+    }
+    await checkPermissions(command, values, args);
+    const ctx: Context = { io: safeIo, values, json, quiet: values.quiet ?? false };
+    switch (command) {
+      case "inspect":
+        return await inspectCommand(ctx);
+      case "token":
+        return await tokenCommand(ctx);
+      case "check":
+        return await checkCommand(ctx);
+      case "emulate":
+        return await emulateCommand(ctx);
+    }
+  } catch (error) {
+    return reportError(error, safeIo, { json, verbose });
+  }
+}
+
+function asC8yError(error: unknown): C8yError {
+  if (error instanceof C8yError) return error;
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    const message = error.message.replace(/, run again with.*$/, "");
+    return new PermissionError(message, {
+      code: "PERMISSION_MISSING",
+      hint: "Run deno with the flag Deno names; --ignore-env silences variable look-ups " +
+        "by the MQTT dependencies.",
+      cause: error,
+    });
+  }
+  return new C8yError(`Unexpected failure: ${errorMessage(error)}`, {
+    code: "INTERNAL",
+    hint: "This is a bug in c8y-mqtt-cert; run again with --verbose and report the output.",
+    cause: error,
+  });
+}
+
+function reportError(error: unknown, io: Io, opts: { json: boolean; verbose: boolean }): number {
+  const e = asC8yError(error);
+  if (opts.json) {
+    const body: Record<string, unknown> = {
+      ok: false,
+      error: {
+        code: e.code,
+        stage: e.stage,
+        message: e.message,
+        hint: e.hint || undefined,
+        exitCode: e.exitCode,
+        returnCode: (e as { returnCode?: number }).returnCode,
+      },
+    };
+    const stages = (e as { checkStages?: StageReport[] }).checkStages;
+    if (stages) body.stages = stages;
+    if (opts.verbose && e.cause !== undefined) {
+      (body.error as Record<string, unknown>).cause = errorMessage(e.cause);
+    }
+    io.out(JSON.stringify(body, null, 2));
+    return e.exitCode;
+  }
+  io.err(`error: ${e.message}`);
+  if (e.hint) io.err(`hint: ${e.hint}`);
+  if (opts.verbose) {
+    io.err(`code: ${e.code}, stage: ${e.stage}, exit code ${e.exitCode}`);
+    let cause: unknown = e.cause;
+    while (cause !== undefined) {
+      io.err(`cause: ${cause instanceof Error ? cause.stack ?? cause.message : String(cause)}`);
+      cause = cause instanceof Error ? cause.cause : undefined;
+    }
+  }
+  return e.exitCode;
+}
+
+/** Runs the command line with `Deno.args` and exits with its code. */
+export async function main(): Promise<never> {
+  const code = await run(Deno.args);
+  Deno.exit(code);
+}
+
+if (import.meta.main) await main();

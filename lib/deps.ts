@@ -1,0 +1,42 @@
+/**
+ * The project's third-party dependencies, each behind a loader.
+ *
+ * Every `npm:` specifier of the library lives here, written in full (name and version), so that
+ * `mod.ts` imported from a URL resolves without our `deno.json`. Each dependency is loaded with
+ * a dynamic `import()` only when a format or command needs it: importing `mod.ts` loads none.
+ *
+ * @module
+ */
+
+// @ts-types="npm:@types/node-forge@1.3.14"
+import type forgeType from "npm:node-forge@1.4.3";
+
+/** The `node-forge` module (PKCS#12 with legacy algorithms, generic ASN.1). */
+export type Forge = typeof forgeType;
+
+/** Loads `node-forge`. */
+export async function loadForge(): Promise<Forge> {
+  // @ts-types="npm:@types/node-forge@1.3.14"
+  const mod = await import("npm:node-forge@1.4.3");
+  return mod.default;
+}
+
+/** Loads `jks-js` (Java KeyStore reader). */
+export function loadJks(): Promise<typeof import("npm:jks-js@1.1.7")> {
+  return import("npm:jks-js@1.1.7");
+}
+
+/** Loads `mqtt` (MQTT.js). */
+export function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
+  return import("npm:mqtt@5.16.0");
+}
+
+/** Loads `aedes` (MQTT broker, for the emulator). */
+export function loadAedes(): Promise<typeof import("npm:aedes@1.2.0")> {
+  return import("npm:aedes@1.2.0");
+}
+
+/** Loads `jose` (JWT signing and decoding). */
+export function loadJose(): Promise<typeof import("npm:jose@6.2.18")> {
+  return import("npm:jose@6.2.18");
+}
