@@ -1,0 +1,238 @@
+import assert from "node:assert/strict";
+import { startEmulator } from "../lib/emulator.ts";
+import type { Emulator } from "../lib/emulator.ts";
+import { runCli } from "./cli_helpers.ts";
+
+const fixtures = new URL("../fixtures/", import.meta.url);
+const text = (p: string) => Deno.readTextFileSync(new URL(p, fixtures));
+const PASSWORD = "changeit";
+
+async function withEmulator(fn: (emulator: Emulator) => Promise<void>): Promise<void> {
+  const emulator = await startEmulator({
+    serverCertPem: text("server/server.pem"),
+    serverKeyPem: text("server/server.key"),
+    trustedCaPems: [text("ca/device-root-ca.pem"), text("ca/device-intermediate-ca.pem")],
+    tenant: "t-cli",
+  });
+  try {
+    await fn(emulator);
+  } finally {
+    await emulator.close();
+  }
+}
+
+const TRUST = "fixtures/server/server-truststore.jks";
+
+/** A keystore as the CLI is given it: the files to read and the flags. */
+interface StoreArgs {
+  label: string;
+  files: string[];
+  args: string[];
+}
+
+function storeVariants(device: string): StoreArgs[] {
+  const d = `fixtures/devices/${device}`;
+  const pw = ["--keystore-password", `pass:${PASSWORD}`];
+  const p12 = (v: string): StoreArgs => ({
+    label: `${device}.${v}.p12`,
+    files: [`${d}.${v}.p12`],
+    args: ["--keystore", `${d}.${v}.p12`, ...pw],
+  });
+  return [
+    p12("openssl3"),
+    p12("legacy"),
+    p12("jdk"),
+    p12("nomac"),
+    { label: `${device}.jks`, files: [`${d}.jks`], args: ["--keystore", `${d}.jks`, ...pw] },
+    {
+      label: `${device}.keypass.jks`,
+      files: [`${d}.keypass.jks`],
+      args: ["--keystore", `${d}.keypass.jks`, ...pw, "--key-password", "pass:keysecret"],
+    },
+    {
+      label: `${device}.chain.pem + ${device}.key.enc.pem`,
+      files: [`${d}.chain.pem`, `${d}.key.enc.pem`],
+      args: [
+        "--keystore",
+        `${d}.chain.pem`,
+        "--key",
+        `${d}.key.enc.pem`,
+        "--key-password",
+        "pass:changeit",
+      ],
+    },
+  ];
+}
+
+const CN: Record<string, string> = {
+  rsa: "device-rsa-001",
+  ec256: "device-ec256-001",
+  ec384: "device-ec384-001",
+};
+
+Deno.test("token fetches a JWT from the emulator with every fixture keystore", async (t) => {
+  await withEmulator(async (emulator) => {
+    const net = [`127.0.0.1:${emulator.port}`];
+    for (const device of ["rsa", "ec256", "ec384"]) {
+      for (const store of storeVariants(device)) {
+        await t.step(store.label, async () => {
+          const r = await runCli(
+            ["token", "--url", emulator.url, ...store.args, "--truststore", TRUST],
+            { read: [...store.files, TRUST], net },
+          );
+          assert.equal(r.code, 0, r.stderr);
+          const token = r.stdout.trim();
+          assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, "stdout holds the token alone");
+          const claims = JSON.parse(
+            atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")),
+          );
+          assert.equal(claims.sub, `device_${CN[device]}`);
+          assert.equal(claims.ten, "t-cli");
+          assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes("keysecret"));
+          assert.ok(!r.stderr.includes(token), "progress never shows the token");
+        });
+      }
+    }
+  });
+});
+
+Deno.test("token --json prints one object with claims, expiry and timings", async () => {
+  await withEmulator(async (emulator) => {
+    const ks = "fixtures/devices/ec256.jdk.p12";
+    const r = await runCli(
+      [
+        "token",
+        "--url",
+        `ssl://127.0.0.1:${emulator.port}`,
+        "--keystore",
+        ks,
+        "--keystore-password",
+        "env:KS_PW",
+        "--truststore",
+        TRUST,
+        "--json",
+      ],
+      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`], env: ["KS_PW"] },
+      { env: { KS_PW: PASSWORD } },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.ok, true);
+    assert.equal(out.clientId, "d:device-ec256-001");
+    assert.equal(out.tenant, "t-cli");
+    assert.equal(out.claims.sub, "device_device-ec256-001");
+    assert.ok(Date.parse(out.expiresAt) > Date.now());
+    assert.equal(typeof out.timings.tls, "number");
+  });
+});
+
+Deno.test("check reports every stage with a mark and a time", async () => {
+  await withEmulator(async (emulator) => {
+    const ks = "fixtures/devices/rsa.jks";
+    const r = await runCli(
+      [
+        "check",
+        "--url",
+        emulator.url,
+        "--keystore",
+        ks,
+        "--keystore-password",
+        "pass:changeit",
+        "--truststore",
+        TRUST,
+      ],
+      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const stage of ["keystore", "truststore", "certificates", "tls", "mqtt", "token"]) {
+      assert.match(r.stdout, new RegExp(`✓ ${stage}\\s+\\d+ ms`), `${stage} in:\n${r.stdout}`);
+    }
+  });
+});
+
+Deno.test("check stops at the certificates stage for an expired device, --force goes on to mqtt", async () => {
+  await withEmulator(async (emulator) => {
+    const ks = "fixtures/bad/expired.p12";
+    const base = [
+      "check",
+      "--url",
+      emulator.url,
+      "--keystore",
+      ks,
+      "--keystore-password",
+      "pass:changeit",
+      "--truststore",
+      TRUST,
+      "--json",
+    ];
+    const perms = { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] };
+    const stopped = await runCli(base, perms);
+    assert.equal(stopped.code, 4, stopped.stdout);
+    const body = JSON.parse(stopped.stdout);
+    assert.equal(body.error.code, "CERT_EXPIRED");
+    assert.equal(body.stages.at(-1).stage, "certificates");
+    assert.equal(body.stages.at(-1).ok, false);
+    const forced = await runCli([...base, "--force"], perms);
+    assert.equal(forced.code, 7, forced.stdout);
+    assert.equal(JSON.parse(forced.stdout).error.returnCode, 5);
+  });
+});
+
+Deno.test("token from a device of an unknown CA is refused by the emulator with CONNACK 5", async () => {
+  await withEmulator(async (emulator) => {
+    const ks = "fixtures/bad/unknown-ca.p12";
+    const r = await runCli(
+      [
+        "token",
+        "--url",
+        emulator.url,
+        "--keystore",
+        ks,
+        "--keystore-password",
+        "pass:changeit",
+        "--truststore",
+        TRUST,
+      ],
+      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] },
+    );
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stderr, /^error: .*/m);
+    assert.match(r.stderr, /^hint: /m);
+    assert.ok(!/^\s+at /m.test(r.stderr));
+  });
+});
+
+Deno.test("token names the missing permission flag for each flag left out", async (t) => {
+  await withEmulator(async (emulator) => {
+    const ks = "fixtures/devices/rsa.jks";
+    const host = `127.0.0.1:${emulator.port}`;
+    const args = [
+      "token",
+      "--url",
+      emulator.url,
+      "--keystore",
+      ks,
+      "--keystore-password",
+      "env:KS_PW",
+      "--truststore",
+      TRUST,
+    ];
+    const all = { read: [ks, TRUST], net: [host], env: ["KS_PW"] };
+    const cases: [string, typeof all, string][] = [
+      ["read of the keystore", { ...all, read: [TRUST] }, `--allow-read=${ks}`],
+      ["read of the truststore", { ...all, read: [ks] }, `--allow-read=${TRUST}`],
+      ["net", { ...all, net: [] }, `--allow-net=${host}`],
+      ["env", { ...all, env: [] }, "--allow-env=KS_PW"],
+    ];
+    for (const [what, perms, flag] of cases) {
+      await t.step(`without ${what}`, async () => {
+        const r = await runCli(args, perms, { env: { KS_PW: PASSWORD } });
+        assert.equal(r.code, 9, r.stderr);
+        assert.ok(r.stderr.split("\n")[0]!.includes(flag), r.stderr);
+        assert.match(r.stderr, /hint: Run: deno run --ignore-env .*cli\.ts token/);
+      });
+    }
+    const ok = await runCli(args, all, { env: { KS_PW: PASSWORD } });
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});
