@@ -731,7 +731,8 @@ async function inspectCommand(ctx: Context): Promise<number> {
       `keystore ${stores.keystorePath}: ${identity.format}${alias}, ${identity.keyType.toUpperCase()} private key`,
     );
     if (identity.aliases.length > 1) ctx.io.out(`  key entries: ${identity.aliases.join(", ")}`);
-    ctx.io.out(`chain (leaf first, ${identity.chain.length} certificates):`);
+    const n = identity.chain.length;
+    ctx.io.out(`chain (leaf first, ${n} certificate${n === 1 ? "" : "s"}):`);
     identity.chain.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
     ctx.io.out(`client id: ${clientId ?? "(none: see problems)"}`);
   }

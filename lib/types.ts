@@ -74,8 +74,13 @@ export interface DeviceIdentity {
   privateKeyPem: string;
   /** Algorithm of the private key. */
   keyType: KeyType;
-  /** The certificate chain, leaf first, in the order the store holds it after ordering. */
+  /** The certificate chain, leaf first, each certificate followed by its issuer. */
   chain: Certificate[];
+  /**
+   * The chain in the order the store holds it, present only when that order differs from
+   * `chain` (so that checks can warn: other clients send the chain as stored).
+   */
+  chainAsStored?: Certificate[];
 }
 
 /** The CA certificates of a truststore. */

@@ -64,6 +64,37 @@ Deno.test("inspect reads a JKS truststore without a password and the JDK's cacer
   const out: InspectJson = JSON.parse(r.stdout);
   assert.equal(out.truststore?.certificates[0]?.commonName, "c8y-mqtt-cert Test Server CA");
   assert.equal(out.keystore, undefined);
+  const cacerts = [
+    "/etc/ssl/certs/java/cacerts",
+    "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
+  ]
+    .find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+  if (cacerts === undefined) {
+    console.warn("SKIPPED: the JDK's cacerts part: no JDK is installed here");
+    return;
+  }
+  const jdk = await runCli(["inspect", "--truststore", cacerts, "--json"], { read: [cacerts] });
+  assert.equal(jdk.code, 0, jdk.stderr);
+  assert.ok(JSON.parse(jdk.stdout).truststore.certificates.length > 100);
+});
+
+Deno.test("inspect warns about a chain stored out of order", async () => {
+  const chain = "fixtures/bad/misordered.chain.pem";
+  const key = "fixtures/devices/rsa.key";
+  const r = await runCli(["inspect", "--keystore", chain, "--key", key, "--json"], {
+    read: [chain, key],
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const out: InspectJson = JSON.parse(r.stdout);
+  assert.equal(out.keystore?.chain[0]?.commonName, "device-rsa-001", "shown leaf first");
+  const order = out.problems.find((p) => p.code === "CHAIN_ORDER");
+  assert.equal(order?.severity, "warning");
 });
 
 Deno.test("inspect reports an error problem and exits 4 for an expired certificate", async () => {

@@ -1,0 +1,343 @@
+/**
+ * X.509 certificates: parsing DER or PEM into a {@linkcode Certificate} (PEM, DER and a
+ * {@linkcode CertificateSummary}).
+ *
+ * Most fields come from `node:crypto` `X509Certificate`. Two do not, and are read from the DER
+ * with a small reader of DER tag-length-value headers (below) so that parsing stays synchronous
+ * and needs no third-party code:
+ * - the X.509 **version**, which `X509Certificate` does not expose at all;
+ * - the **extended key usage**: Node's `keyUsage` returns EKU OIDs, but Deno 2.9.6 returns the
+ *   plain *key usage* bits there (`["DigitalSignature", "KeyEncipherment"]`), so it cannot be
+ *   relied on. The common name is read from the DER too, because Deno's `subject` string joins
+ *   multi-valued RDNs with " + " and does not escape values, which makes it ambiguous to split.
+ *
+ * @module
+ */
+
+import { X509Certificate } from "node:crypto";
+import { StoreError } from "./errors.ts";
+import { pemBlocks, toPem } from "./pem.ts";
+import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
+
+/** Options of {@linkcode parseCertificate} and {@linkcode certificatesFromPem}. */
+export interface ParseCertificateOptions {
+  /** Label of the certificate or file in error messages. @default "certificate" */
+  name?: string;
+}
+
+/**
+ * Parses one certificate given as DER bytes or as one PEM block (text or bytes).
+ *
+ * @param input DER bytes, or PEM text (only its first `CERTIFICATE` block is used).
+ * @param options The label used in error messages.
+ * @returns The certificate's PEM, DER and summary.
+ * @throws {StoreError} `CERT_PARSE` when the input is not a certificate.
+ *
+ * @example Reading the facts of a certificate
+ * ```ts
+ * import { parseCertificate } from "./certificate.ts";
+ * const pem = `-----BEGIN CERTIFICATE-----
+ * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
+ * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN
+ * MjYxMTI3MTczMjMyWhgPMjEyNjExMDMxNzMyMzJaMCsxEDAOBgNVBAoMB0V4YW1w
+ * bGUxFzAVBgNVBAMMDmV4YW1wbGUtZGV2aWNlMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+ * AQcDQgAEoy6HToHXkhOvitVec/vfnADgeb+EzhfcJo7KILMtYSDlgvcrW75paNne
+ * E/KMtznGNf79MlWJDtiIvldn40Y4TaNTMFEwHQYDVR0OBBYEFOCfAynSYPquIT4L
+ * 9zVZ4MrVl0oyMB8GA1UdIwQYMBaAFOCfAynSYPquIT4L9zVZ4MrVl0oyMA8GA1Ud
+ * EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgTNKF9V/yqEHT78HSQKg0nt3N
+ * hxlKUi3uNAfdRxrgYqwCIQCk7iNeEmu6q3tSWiGjARKJl3VXLs00snm2+tC/Qf0w
+ * gg==
+ * -----END CERTIFICATE-----`;
+ * const { summary } = parseCertificate(pem, { name: "example.pem" });
+ * if (summary.subject !== "O=Example, CN=example-device") throw new Error(summary.subject);
+ * if (summary.commonName !== "example-device" || summary.curve !== "prime256v1") throw new Error();
+ * if (summary.version !== 3 || !summary.selfSigned || !summary.isCA) throw new Error();
+ * ```
+ *
+ * @example Input that is not a certificate
+ * ```ts
+ * import { parseCertificate } from "./certificate.ts";
+ * import { StoreError } from "./errors.ts";
+ * try {
+ *   parseCertificate(new Uint8Array([1, 2, 3]), { name: "device.pem" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof StoreError) || err.code !== "CERT_PARSE") throw err;
+ * }
+ * ```
+ */
+export function parseCertificate(
+  input: Uint8Array | string,
+  options: ParseCertificateOptions = {},
+): Certificate {
+  const name = options.name ?? "certificate";
+  let der: Uint8Array;
+  try {
+    der = toDer(input);
+  } catch (cause) {
+    throw parseError(name, cause);
+  }
+  let x509: X509Certificate;
+  let summary: CertificateSummary;
+  try {
+    x509 = new X509Certificate(der);
+    summary = summarise(x509, der);
+  } catch (cause) {
+    throw parseError(name, cause);
+  }
+  return { pem: toPem(der, "CERTIFICATE"), der, summary };
+}
+
+/**
+ * Parses every `CERTIFICATE` block of a PEM text, in order.
+ *
+ * @param text PEM text (a chain file or a bundle of CAs).
+ * @param options The label used in error messages (`name #2` for the second block).
+ * @returns The certificates; empty when the text has no certificate block.
+ * @throws {StoreError} `CERT_PARSE` when a block is not a certificate.
+ *
+ * @example
+ * ```ts
+ * import { certificatesFromPem } from "./certificate.ts";
+ * if (certificatesFromPem("no blocks here").length !== 0) throw new Error("unexpected");
+ * ```
+ */
+export function certificatesFromPem(
+  text: string,
+  options: ParseCertificateOptions = {},
+): Certificate[] {
+  const name = options.name ?? "certificate";
+  let blocks;
+  try {
+    blocks = pemBlocks(text);
+  } catch (cause) {
+    throw parseError(name, cause);
+  }
+  return blocks.filter((b) => b.label === "CERTIFICATE" || b.label === "X509 CERTIFICATE")
+    .map((b, i, all) =>
+      parseCertificate(b.der, { name: all.length > 1 ? `${name} #${i + 1}` : name })
+    );
+}
+
+function parseError(name: string, cause: unknown): StoreError {
+  return new StoreError(`Cannot parse "${name}" as an X.509 certificate`, {
+    code: "CERT_PARSE",
+    hint: "Give a DER or PEM (-----BEGIN CERTIFICATE-----) certificate.",
+    cause,
+  });
+}
+
+function toDer(input: Uint8Array | string): Uint8Array {
+  let text: string;
+  if (typeof input === "string") {
+    text = input;
+  } else {
+    const head = new TextDecoder().decode(input.subarray(0, 256));
+    if (!head.includes("-----BEGIN ")) return input;
+    text = new TextDecoder().decode(input);
+  }
+  const block = pemBlocks(text).find((b) =>
+    b.label === "CERTIFICATE" || b.label === "X509 CERTIFICATE" || b.label === "TRUSTED CERTIFICATE"
+  );
+  if (!block) throw new SyntaxError("no CERTIFICATE block");
+  // OpenSSL's TRUSTED CERTIFICATE appends trust settings after the certificate.
+  const first = readTlv(block.der, 0);
+  return block.der.subarray(0, first.end);
+}
+
+const CURVE_BITS: Record<string, number> = {
+  prime256v1: 256,
+  "P-256": 256,
+  secp256k1: 256,
+  secp384r1: 384,
+  "P-384": 384,
+  secp521r1: 521,
+  "P-521": 521,
+  secp224r1: 224,
+  brainpoolP256r1: 256,
+  brainpoolP384r1: 384,
+  brainpoolP512r1: 512,
+};
+
+function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
+  const tbs = readTbs(der);
+  const subject = x509.subject.split("\n").join(", ");
+  const issuer = x509.issuer.split("\n").join(", ");
+  const key = x509.publicKey;
+  const keyType = toKeyType(key.asymmetricKeyType);
+  const details = key.asymmetricKeyDetails ?? {};
+  const curve = keyType === "ec" ? details.namedCurve : undefined;
+  let keySize: number | undefined;
+  if (keyType === "rsa" || keyType === "dsa") keySize = details.modulusLength;
+  else if (keyType === "ec" && curve) keySize = CURVE_BITS[curve];
+  else if (keyType === "ed25519") keySize = 256;
+  else if (keyType === "ed448") keySize = 456;
+  let selfSigned = false;
+  if (subject === issuer) {
+    try {
+      selfSigned = x509.verify(key);
+    } catch {
+      selfSigned = false;
+    }
+  }
+  return {
+    subject,
+    issuer,
+    commonName: tbs.commonName,
+    serialNumber: x509.serialNumber.toUpperCase(),
+    notBefore: new Date(x509.validFrom).toISOString(),
+    notAfter: new Date(x509.validTo).toISOString(),
+    sha256: x509.fingerprint256.toUpperCase(),
+    keyType,
+    keySize,
+    curve,
+    isCA: x509.ca,
+    version: tbs.version,
+    selfSigned,
+    extendedKeyUsage: tbs.extendedKeyUsage,
+  };
+}
+
+/**
+ * Maps `KeyObject.asymmetricKeyType` to a {@linkcode KeyType}.
+ *
+ * @param type The `asymmetricKeyType` of a key (`rsa`, `rsa-pss`, `ec`, ...).
+ * @returns The key type, `unknown` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { toKeyType } from "./certificate.ts";
+ * if (toKeyType("rsa-pss") !== "rsa" || toKeyType("x25519") !== "unknown") throw new Error();
+ * ```
+ */
+export function toKeyType(type: string | undefined): KeyType {
+  switch (type) {
+    case "rsa":
+    case "rsa-pss":
+      return "rsa";
+    case "ec":
+    case "ed25519":
+    case "ed448":
+    case "dsa":
+      return type;
+    default:
+      return "unknown";
+  }
+}
+
+// ---- A minimal DER reader -------------------------------------------------------------------
+// Only tag/length headers are decoded; it is enough to reach the version, the subject's CN and
+// the extensions of a TBSCertificate. Using node-forge's ASN.1 parser instead would make
+// parseCertificate asynchronous (forge loads through a dynamic import) for three fields.
+
+interface Tlv {
+  tag: number;
+  /** Offset of the contents. */
+  start: number;
+  /** Offset just past the contents. */
+  end: number;
+}
+
+function readTlv(der: Uint8Array, offset: number, limit = der.length): Tlv {
+  if (offset + 2 > limit) throw new RangeError("DER: truncated header");
+  const tag = der[offset];
+  if ((tag & 0x1f) === 0x1f) throw new RangeError("DER: multi-byte tags unsupported");
+  let len = der[offset + 1];
+  let start = offset + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || start + n > limit) throw new RangeError("DER: bad length");
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
+    start += n;
+  }
+  if (start + len > limit) throw new RangeError("DER: truncated contents");
+  return { tag, start, end: start + len };
+}
+
+function children(der: Uint8Array, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let off = parent.start; off < parent.end;) {
+    const t = readTlv(der, off, parent.end);
+    out.push(t);
+    off = t.end;
+  }
+  return out;
+}
+
+function oid(der: Uint8Array, t: Tlv): string {
+  const b = der.subarray(t.start, t.end);
+  if (b.length === 0) return "";
+  const parts: number[] = [Math.floor(b[0] / 40), b[0] % 40];
+  if (b[0] >= 80) parts.splice(0, 2, 2, b[0] - 80);
+  let v = 0;
+  for (let i = 1; i < b.length; i++) {
+    v = v * 128 + (b[i] & 0x7f);
+    if (!(b[i] & 0x80)) {
+      parts.push(v);
+      v = 0;
+    }
+  }
+  return parts.join(".");
+}
+
+function decodeString(der: Uint8Array, t: Tlv): string {
+  const b = der.subarray(t.start, t.end);
+  if (t.tag === 0x1e) { // BMPString: UTF-16BE
+    let s = "";
+    for (let i = 0; i + 1 < b.length; i += 2) s += String.fromCharCode(b[i] * 256 + b[i + 1]);
+    return s;
+  }
+  if (t.tag === 0x1c) { // UniversalString: UTF-32BE
+    let s = "";
+    for (let i = 0; i + 3 < b.length; i += 4) {
+      s += String.fromCodePoint(
+        ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0,
+      );
+    }
+    return s;
+  }
+  return new TextDecoder().decode(b); // UTF8String, PrintableString, IA5String, T61 (as UTF-8)
+}
+
+const OID_CN = "2.5.4.3";
+const OID_EKU = "2.5.29.37";
+
+function readTbs(
+  der: Uint8Array,
+): { version: number; commonName: string | undefined; extendedKeyUsage: string[] | undefined } {
+  const cert = readTlv(der, 0);
+  const tbs = children(der, cert)[0];
+  const fields = children(der, tbs);
+  let i = 0;
+  let version = 1;
+  if (fields[0]?.tag === 0xa0) { // [0] EXPLICIT Version
+    const v = children(der, fields[0])[0];
+    version = der[v.end - 1] + 1;
+    i = 1;
+  }
+  // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
+  const subject = fields[i + 4];
+  let commonName: string | undefined;
+  for (const rdn of children(der, subject)) {
+    for (const atv of children(der, rdn)) {
+      const [type, value] = children(der, atv);
+      if (commonName === undefined && oid(der, type) === OID_CN) {
+        commonName = decodeString(der, value);
+      }
+    }
+  }
+  let extendedKeyUsage: string[] | undefined;
+  const extsTagged = fields.slice(i + 6).find((f) => f.tag === 0xa3);
+  if (extsTagged) {
+    const exts = children(der, extsTagged)[0];
+    for (const ext of children(der, exts)) {
+      const parts = children(der, ext);
+      if (oid(der, parts[0]) !== OID_EKU) continue;
+      const octets = parts[parts.length - 1];
+      const seq = readTlv(der, octets.start, octets.end);
+      extendedKeyUsage = children(der, seq).map((t) => oid(der, t));
+    }
+  }
+  return { version, commonName, extendedKeyUsage };
+}

@@ -1,0 +1,273 @@
+/**
+ * Java KeyStore (JKS) reading, on top of `npm:jks-js` (loaded only when a JKS is read).
+ *
+ * `jks-js` parses the entries and undoes Sun's key protector (for RSA and EC keys). Two things
+ * are done here instead:
+ * - **The integrity digest** (SHA-1 over the password as UTF-16BE, the string
+ *   `"Mighty Aphrodite"` and the store body, stored as the trailing 20 bytes). `jks-js` checks it
+ *   only for a non-empty password, and reports a store cut inside its digest as a wrong password.
+ *   So we walk the store's length fields ourselves to find where the body ends, tell
+ *   truncation from a wrong password, and check the digest for every given password.
+ * - **JCEKS** (`CECECECE` magic), which `jks-js` cannot read (its key protector is
+ *   PBEWithMD5AndTripleDES): it is refused with the `keytool` command that converts it.
+ *
+ * Without a store password the digest is not checked (as Java's `KeyStore.load(in, null)` does),
+ * which is how a public truststore such as the JDK's `cacerts` can be read.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { createHash, createPrivateKey } from "node:crypto";
+import { loadJks } from "./deps.ts";
+import { StoreError } from "./errors.ts";
+import type { RawEntry, RawStore } from "./types.ts";
+
+/** Options of {@linkcode readJks}. */
+export interface ReadJksOptions {
+  /**
+   * Store password. When `undefined`, the integrity digest is not checked; key entries then
+   * need `keyPassword`, unless `decryptKeys` is `false`.
+   */
+  password?: string;
+  /** Password of the key entries (JKS `-keypass`). @default password */
+  keyPassword?: string;
+  /** Label of the store in messages (the CLI passes the path). @default "keystore" */
+  name?: string;
+  /**
+   * Whether to decrypt private keys. Truststore reading passes `false`: key entries then keep
+   * their certificates and no key.
+   * @default true
+   */
+  decryptKeys?: boolean;
+}
+
+/** The JKS magic number. */
+export const JKS_MAGIC = 0xfeedfeed;
+/** The JCEKS magic number (Sun JCE's keystore, not supported). */
+export const JCEKS_MAGIC = 0xcececece;
+
+const DIGEST_LEN = 20;
+
+/**
+ * Reads a JKS keystore or truststore.
+ *
+ * @param bytes The store's bytes.
+ * @param options Passwords and the label used in messages.
+ * @returns The entries in store order: key entries with their PKCS#8 key and chain, trusted
+ *   certificate entries with one certificate and no key.
+ * @throws {StoreError} `STORE_JCEKS`, `STORE_FORMAT` (no JKS magic), `STORE_CORRUPT`
+ *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `KEY_PASSWORD` (a key
+ *   entry does not decrypt), `KEYSTORE_PASSWORD_REQUIRED` (key entries and no password).
+ *
+ * @example A JCEKS store is refused with the conversion command
+ * ```ts
+ * import { readJks } from "./jks.ts";
+ * import { StoreError } from "./errors.ts";
+ * const jceks = new Uint8Array([0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 0]);
+ * try {
+ *   await readJks(jceks, { password: "changeit", name: "device.jceks" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof StoreError) || err.code !== "STORE_JCEKS") throw err;
+ *   if (!err.hint.includes("keytool -importkeystore")) throw err;
+ * }
+ * ```
+ */
+export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): Promise<RawStore> {
+  const name = options.name ?? "keystore";
+  const magic = bytes.length >= 4
+    ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0)
+    : 0;
+  if (magic === JCEKS_MAGIC) {
+    throw new StoreError(`Cannot read "${name}": it is a JCEKS keystore, which is not supported`, {
+      code: "STORE_JCEKS",
+      hint: `Convert it to PKCS#12 with: keytool -importkeystore -srckeystore ${shellWord(name)} ` +
+        `-srcstoretype JCEKS -destkeystore ${shellWord(name.replace(/\.jceks$/i, "") + ".p12")} ` +
+        "-deststoretype PKCS12",
+    });
+  }
+  if (magic !== JKS_MAGIC) {
+    throw new StoreError(`Cannot read "${name}": it is not a JKS keystore (no FEEDFEED magic)`, {
+      code: "STORE_FORMAT",
+      hint: "Check --keystore-type / --truststore-type, or leave it out to detect the format.",
+    });
+  }
+
+  let bodyEnd: number;
+  try {
+    bodyEnd = jksBodyLength(bytes);
+  } catch (cause) {
+    throw corrupt(name, cause);
+  }
+  if (bytes.length < bodyEnd + DIGEST_LEN) {
+    throw corrupt(name, new RangeError("the integrity digest is missing or cut short"));
+  }
+  if (options.password !== undefined) {
+    const expected = jksDigest(options.password, bytes.subarray(0, bodyEnd));
+    const actual = bytes.subarray(bodyEnd, bodyEnd + DIGEST_LEN);
+    if (!expected.every((b, i) => b === actual[i])) {
+      throw new StoreError(
+        `Cannot read keystore "${name}": integrity check failed (wrong password?)`,
+        {
+          code: "KEYSTORE_PASSWORD",
+          hint: "Check the store password (--keystore-password or --truststore-password).",
+        },
+      );
+    }
+  }
+
+  let parsed: ReturnType<Awaited<ReturnType<typeof loadJks>>["parseJks"]>;
+  let jks: Awaited<ReturnType<typeof loadJks>>;
+  try {
+    jks = await loadJks();
+    // Digest already checked above: an empty password makes jks-js skip its own check.
+    parsed = jks.parseJks(Buffer.from(bytes.subarray(0, bodyEnd + DIGEST_LEN)), "");
+  } catch (cause) {
+    throw corrupt(name, cause);
+  }
+
+  const decryptKeys = options.decryptKeys ?? true;
+  const keyPassword = options.keyPassword ?? options.password;
+  const entries: RawEntry[] = [];
+  for (const entry of parsed) {
+    if ("protectedPrivateKey" in entry) {
+      let privateKeyPkcs8: Uint8Array | undefined;
+      if (decryptKeys) {
+        if (keyPassword === undefined) {
+          throw new StoreError(`Keystore "${name}" needs a password to read key "${entry.alias}"`, {
+            code: "KEYSTORE_PASSWORD_REQUIRED",
+            hint: "Give the store password with --keystore-password.",
+          });
+        }
+        privateKeyPkcs8 = recoverKey(jks, entry.protectedPrivateKey, keyPassword, {
+          name,
+          alias: entry.alias,
+          distinct: options.keyPassword !== undefined,
+        });
+      }
+      entries.push({
+        alias: entry.alias,
+        privateKeyPkcs8,
+        certificates: entry.chain.map((c) => new Uint8Array(c.value)),
+      });
+    } else {
+      entries.push({
+        alias: entry.alias,
+        privateKeyPkcs8: undefined,
+        certificates: [new Uint8Array(entry.cert.value)],
+      });
+    }
+  }
+  return { format: "jks", entries };
+}
+
+function recoverKey(
+  jks: Awaited<ReturnType<typeof loadJks>>,
+  protectedKey: Uint8Array,
+  password: string,
+  ctx: { name: string; alias: string; distinct: boolean },
+): Uint8Array {
+  let pem: string;
+  try {
+    pem = jks.decrypt(Buffer.from(protectedKey), password);
+  } catch (cause) {
+    const wrongPassword = cause instanceof Error && cause.message === "Cannot recover key";
+    if (!wrongPassword) {
+      throw new StoreError(`Cannot read key "${ctx.alias}" of keystore "${ctx.name}"`, {
+        code: "KEY_UNSUPPORTED",
+        hint: "The key is protected or encoded in a way jks-js cannot read; convert the " +
+          "store to PKCS#12 with keytool -importkeystore.",
+        cause,
+      });
+    }
+    throw new StoreError(
+      `Cannot decrypt key "${ctx.alias}" of keystore "${ctx.name}": wrong key password`,
+      {
+        code: "KEY_PASSWORD",
+        hint: ctx.distinct
+          ? "Check --key-password (the entry's -keypass)."
+          : "The key entry has its own password (keytool -keypass): give it with --key-password.",
+        cause,
+      },
+    );
+  }
+  try {
+    const key = createPrivateKey({ key: pem, format: "pem" });
+    return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+  } catch (cause) {
+    throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
+      code: "STORE_CORRUPT",
+      hint: "Export the key entry again from the source keystore.",
+      cause,
+    });
+  }
+}
+
+/** Quotes a file name for a shell command line when it needs it. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+function corrupt(name: string, cause: unknown): StoreError {
+  return new StoreError(`"${name}" is not a valid JKS keystore (truncated or corrupt)`, {
+    code: "STORE_CORRUPT",
+    hint: "Copy the file again (binary mode) or export it again with keytool.",
+    cause,
+  });
+}
+
+/**
+ * The JKS integrity digest: SHA-1(password as UTF-16BE || "Mighty Aphrodite" || body).
+ */
+function jksDigest(password: string, body: Uint8Array): Uint8Array {
+  const pw = new Uint8Array(password.length * 2);
+  for (let i = 0; i < password.length; i++) {
+    const c = password.charCodeAt(i);
+    pw[2 * i] = c >> 8;
+    pw[2 * i + 1] = c & 0xff;
+  }
+  return new Uint8Array(
+    createHash("sha1").update(pw).update("Mighty Aphrodite", "utf8").update(body).digest(),
+  );
+}
+
+/**
+ * Walks the length fields of a JKS store and returns the offset where the body (everything the
+ * digest covers) ends. Throws a RangeError when a field runs past the end of the bytes.
+ */
+function jksBodyLength(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let off = 0;
+  const need = (n: number): number => {
+    if (n < 0 || off + n > bytes.length) throw new RangeError("the store is cut short");
+    const at = off;
+    off += n;
+    return at;
+  };
+  const int = (): number => view.getUint32(need(4));
+  const utf = (): void => void need(view.getUint16(need(2)));
+  int(); // magic
+  const version = int();
+  if (version !== 1 && version !== 2) throw new RangeError(`unknown JKS version ${version}`);
+  const count = int();
+  const cert = (): void => {
+    if (version === 2) utf(); // certificate type
+    need(int());
+  };
+  for (let i = 0; i < count; i++) {
+    const tag = int();
+    utf(); // alias
+    need(8); // timestamp
+    if (tag === 1) {
+      need(int()); // protected key
+      const n = int();
+      for (let j = 0; j < n; j++) cert();
+    } else if (tag === 2) {
+      cert();
+    } else {
+      throw new RangeError(`unknown JKS entry tag ${tag}`);
+    }
+  }
+  return off;
+}

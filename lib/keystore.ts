@@ -1,0 +1,532 @@
+/**
+ * Reading keystores and truststores: format detection, the size and emptiness checks, dispatch
+ * to the format readers (JKS, PKCS#12, PEM), choosing the key entry, and ordering the
+ * certificate chain leaf first.
+ *
+ * - {@linkcode loadKeyStore} returns the device's {@linkcode DeviceIdentity} (private key and
+ *   chain).
+ * - {@linkcode loadTrustStore} returns the {@linkcode TrustAnchors} (every certificate of the
+ *   store). A JKS truststore may be read without a password, as Java does: its integrity
+ *   digest is then not checked.
+ *
+ * Every failure is a {@linkcode StoreError} whose message names the store by the `name` option
+ * (the command line passes the file path); passwords never appear in messages or hints.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import { parseCertificate, toKeyType } from "./certificate.ts";
+import { C8yError, StoreError, UsageError } from "./errors.ts";
+import { readJks } from "./jks.ts";
+import { readPem, toPem } from "./pem.ts";
+import { readPkcs12 } from "./pkcs12.ts";
+import type {
+  Certificate,
+  DeviceIdentity,
+  RawEntry,
+  RawStore,
+  StoreFormat,
+  TrustAnchors,
+  TrustedCertificate,
+} from "./types.ts";
+
+/** The largest store accepted, in bytes (1 MiB). Larger inputs are refused before parsing. */
+export const MAX_STORE_BYTES: number = 1024 * 1024;
+
+const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
+  jks: "JKS",
+  pkcs12: "PKCS#12",
+  pem: "PEM",
+  jceks: "JCEKS",
+};
+
+/**
+ * Detects a store's format from its content.
+ *
+ * - JKS: magic `FEEDFEED`; JCEKS: magic `CECECECE` (recognised so that it can be refused clearly);
+ * - PKCS#12: a DER `SEQUENCE` whose first element is `INTEGER 3` (the PFX version);
+ * - PEM: text containing `-----BEGIN `.
+ *
+ * @param bytes The store's bytes.
+ * @returns The format, or `undefined` when none matches.
+ *
+ * @example
+ * ```ts
+ * import { detectFormat } from "./keystore.ts";
+ * const jks = new Uint8Array([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
+ * const p12 = new Uint8Array([0x30, 0x82, 0x01, 0x00, 0x02, 0x01, 0x03]);
+ * const pem = new TextEncoder().encode("-----BEGIN CERTIFICATE-----\n");
+ * if (detectFormat(jks) !== "jks" || detectFormat(p12) !== "pkcs12") throw new Error();
+ * if (detectFormat(pem) !== "pem" || detectFormat(new Uint8Array([1])) !== undefined) {
+ *   throw new Error();
+ * }
+ * ```
+ */
+export function detectFormat(bytes: Uint8Array): StoreFormat | "jceks" | undefined {
+  if (bytes.length >= 4) {
+    const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+    if (magic === 0xfeedfeed) return "jks";
+    if (magic === 0xcececece) return "jceks";
+  }
+  if (bytes.length >= 5 && bytes[0] === 0x30) {
+    // SEQUENCE header: short (1 byte) or long (0x81..0x84 + n bytes) length.
+    let off = 2;
+    if (bytes[1] & 0x80) {
+      const n = bytes[1] & 0x7f;
+      off = n >= 1 && n <= 4 ? 2 + n : -1;
+    }
+    if (off > 0 && bytes[off] === 0x02 && bytes[off + 1] === 0x01 && bytes[off + 2] === 0x03) {
+      return "pkcs12";
+    }
+  }
+  if (indexOfAscii(bytes, "-----BEGIN ") >= 0) return "pem";
+  return undefined;
+}
+
+function indexOfAscii(bytes: Uint8Array, needle: string): number {
+  const first = needle.charCodeAt(0);
+  outer: for (let i = 0; i + needle.length <= bytes.length; i++) {
+    if (bytes[i] !== first) continue;
+    for (let j = 1; j < needle.length; j++) {
+      if (bytes[i + j] !== needle.charCodeAt(j)) continue outer;
+    }
+    return i;
+  }
+  return -1;
+}
+
+/** Options of {@linkcode loadKeyStore}. */
+export interface LoadKeyStoreOptions {
+  /**
+   * Store password (JKS, PKCS#12); for a PEM keystore, the passphrase of an encrypted key when
+   * `keyPassword` is not given. @default undefined
+   */
+  password?: string;
+  /** Password of the key entry when it differs from the store password. @default password */
+  keyPassword?: string;
+  /** Alias of the key entry to use; needed when the store has several. @default undefined */
+  alias?: string;
+  /** The store format; detected from the content when left out. @default undefined */
+  type?: StoreFormat;
+  /** Label of the keystore in messages (the command line passes the path). @default "keystore" */
+  name?: string;
+  /** A separate PEM private key file's bytes (`--key PATH`), for a PEM keystore. */
+  key?: Uint8Array;
+  /** Label of the separate key file in messages. @default "key file" */
+  keyName?: string;
+}
+
+/** Options of {@linkcode loadTrustStore}. */
+export interface LoadTrustStoreOptions {
+  /**
+   * Store password. A JKS truststore can be read without one (its integrity is then not
+   * checked); PKCS#12 is tried with the empty password. @default undefined
+   */
+  password?: string;
+  /** The store format; detected from the content when left out. @default undefined */
+  type?: StoreFormat;
+  /** Label of the truststore in messages. @default "truststore" */
+  name?: string;
+}
+
+type Role = "keystore" | "truststore";
+
+interface ReadOptions {
+  role: Role;
+  name: string;
+  password?: string;
+  keyPassword?: string;
+  type?: StoreFormat;
+}
+
+/**
+ * Reads a keystore and returns the device identity: the private key and the certificate chain,
+ * leaf (the certificate of the private key) first, then its issuers by issuer links, then any
+ * other certificate of the entry.
+ *
+ * @param bytes The keystore's bytes (JKS, PKCS#12 or PEM).
+ * @param options Passwords, alias, format, labels, and an optional separate PEM key.
+ * @returns The device identity.
+ * @throws {StoreError} `STORE_EMPTY`, `STORE_TOO_LARGE`, `STORE_FORMAT`, `STORE_JCEKS`,
+ *   `STORE_CORRUPT`, `KEYSTORE_PASSWORD`, `KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD`,
+ *   `KEY_PASSWORD_REQUIRED`, `STORE_NO_KEY`, `STORE_ALIAS_REQUIRED`, `STORE_ALIAS_UNKNOWN`,
+ *   `STORE_NO_CERTIFICATE`, `KEY_CONFLICT`, `CERT_PARSE`.
+ * @throws {UsageError} `KEY_NOT_PEM` when `key` is given for a JKS or PKCS#12 keystore.
+ *
+ * @example Errors name the store
+ * ```ts
+ * import { loadKeyStore } from "./keystore.ts";
+ * import { StoreError } from "./errors.ts";
+ * try {
+ *   await loadKeyStore(new Uint8Array(), { name: "device.p12" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof StoreError) || err.code !== "STORE_EMPTY") throw err;
+ *   if (!err.message.includes("device.p12")) throw err;
+ * }
+ * ```
+ */
+export async function loadKeyStore(
+  bytes: Uint8Array,
+  options: LoadKeyStoreOptions = {},
+): Promise<DeviceIdentity> {
+  const name = options.name ?? "keystore";
+  const store = await readStore(bytes, {
+    role: "keystore",
+    name,
+    password: options.password,
+    keyPassword: options.keyPassword,
+    type: options.type,
+  });
+
+  let extraCertificates: Uint8Array[] = [];
+  if (options.key !== undefined) {
+    const keyName = options.keyName ?? "key file";
+    if (store.format !== "pem") {
+      throw new UsageError(
+        `A separate key file ("${keyName}") only goes with a PEM keystore; "${name}" is ` +
+          FORMAT_LABEL[store.format],
+        { code: "KEY_NOT_PEM", hint: "Leave out --key: the keystore holds the key." },
+      );
+    }
+    const keyStore = await readStore(options.key, {
+      role: "keystore",
+      name: keyName,
+      password: options.keyPassword ?? options.password,
+      type: "pem",
+    });
+    const keyEntry = keyStore.entries[0];
+    if (keyEntry?.privateKeyPkcs8 === undefined) {
+      throw new StoreError(`Key file "${keyName}" holds no private key`, {
+        code: "STORE_NO_KEY",
+        hint: "Give the device's private key (-----BEGIN PRIVATE KEY-----) with --key.",
+      });
+    }
+    const own = store.entries[0];
+    if (
+      own.privateKeyPkcs8 !== undefined &&
+      !equalBytes(own.privateKeyPkcs8, keyEntry.privateKeyPkcs8)
+    ) {
+      throw new StoreError(`Both "${name}" and "${keyName}" hold a private key, and they differ`, {
+        code: "KEY_CONFLICT",
+        hint: "Keep the key in one file only.",
+      });
+    }
+    own.privateKeyPkcs8 = keyEntry.privateKeyPkcs8;
+    extraCertificates = keyEntry.certificates;
+  }
+
+  const entry = chooseKeyEntry(store, name, options.alias);
+  const pkcs8 = entry.privateKeyPkcs8 as Uint8Array;
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
+  } catch (cause) {
+    throw new StoreError(`The private key in "${name}" cannot be read`, {
+      code: "STORE_CORRUPT",
+      hint: "Export the key entry again from the tool that made the keystore.",
+      cause,
+    });
+  }
+
+  const entryLabel = entry.alias === undefined ? "" : `entry ${entry.alias}, `;
+  const certificates = dedupe([...entry.certificates, ...extraCertificates]).map((der, i) =>
+    parseCertificate(der, { name: `${name} (${entryLabel}certificate #${i + 1})` })
+  );
+  if (certificates.length === 0) {
+    const where = entry.alias === undefined ? "" : ` (entry "${entry.alias}")`;
+    throw new StoreError(`Keystore "${name}"${where} holds a private key but no certificate`, {
+      code: "STORE_NO_CERTIFICATE",
+      hint: store.format === "pem"
+        ? "Give the certificate (chain) file as --keystore and the key file with --key."
+        : "Import the device certificate into the key entry (keytool -importcert -alias ...).",
+    });
+  }
+
+  const chain = orderChain(certificates, privateKey);
+  const reordered = chain.some((c, i) => c !== certificates[i]);
+  return {
+    format: store.format,
+    alias: entry.alias,
+    aliases: store.entries.filter((e) => e.privateKeyPkcs8 !== undefined)
+      .map((e) => e.alias).filter((a): a is string => a !== undefined),
+    privateKeyPem: toPem(pkcs8, "PRIVATE KEY"),
+    keyType: toKeyType(privateKey.asymmetricKeyType),
+    chain,
+    ...(reordered ? { chainAsStored: certificates } : {}),
+  };
+}
+
+/**
+ * Reads a truststore and returns all of its certificates, in store order (JKS trusted and key
+ * entries' certificates, PKCS#12 certificate bags, PEM certificate blocks). Identical
+ * certificates are listed once.
+ *
+ * @param bytes The truststore's bytes (JKS, PKCS#12 or PEM).
+ * @param options Password, format and label.
+ * @returns The trust anchors.
+ * @throws {StoreError} `STORE_EMPTY`, `STORE_TOO_LARGE`, `STORE_FORMAT`, `STORE_JCEKS`,
+ *   `STORE_CORRUPT`, `KEYSTORE_PASSWORD`, `KEYSTORE_PASSWORD_REQUIRED`, `STORE_NO_CERTIFICATE`,
+ *   `CERT_PARSE`.
+ *
+ * @example An input that is no store
+ * ```ts
+ * import { loadTrustStore } from "./keystore.ts";
+ * import { StoreError } from "./errors.ts";
+ * try {
+ *   await loadTrustStore(new TextEncoder().encode("hello"), { name: "ca.txt" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof StoreError) || err.code !== "STORE_FORMAT") throw err;
+ * }
+ * ```
+ */
+export async function loadTrustStore(
+  bytes: Uint8Array,
+  options: LoadTrustStoreOptions = {},
+): Promise<TrustAnchors> {
+  const name = options.name ?? "truststore";
+  const store = await readStore(bytes, {
+    role: "truststore",
+    name,
+    password: options.password,
+    type: options.type,
+  });
+  const seen = new Set<string>();
+  const certificates: TrustedCertificate[] = [];
+  for (const entry of store.entries) {
+    for (const der of entry.certificates) {
+      const key = hex(der);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const label = entry.alias === undefined
+        ? `${name} (certificate #${certificates.length + 1})`
+        : `${name} (entry ${entry.alias})`;
+      const cert: Certificate = parseCertificate(der, { name: label });
+      certificates.push({ ...cert, alias: entry.alias });
+    }
+  }
+  if (certificates.length === 0) {
+    const hasKey = store.entries.some((e) => e.privateKeyPkcs8 !== undefined);
+    throw new StoreError(`Truststore "${name}" holds no certificate`, {
+      code: "STORE_NO_CERTIFICATE",
+      hint: hasKey
+        ? "It holds only a private key; give the CA certificate(s) as --truststore."
+        : "Import the server's CA certificate (keytool -importcert -trustcacerts).",
+    });
+  }
+  return { format: store.format, certificates };
+}
+
+// ---- Reading -------------------------------------------------------------------------------
+
+async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> {
+  const { role, name } = opts;
+  const Role = role === "keystore" ? "Keystore" : "Truststore";
+  const typeFlag = role === "keystore" ? "--keystore-type" : "--truststore-type";
+  if (bytes.length === 0) {
+    throw new StoreError(`${Role} "${name}" is empty`, {
+      code: "STORE_EMPTY",
+      hint: "The file has no content; copy or export it again.",
+    });
+  }
+  if (bytes.length > MAX_STORE_BYTES) {
+    throw new StoreError(
+      `${Role} "${name}" is too large (${bytes.length} bytes; the limit is ${MAX_STORE_BYTES})`,
+      { code: "STORE_TOO_LARGE", hint: `Check that "${name}" is really a ${role}.` },
+    );
+  }
+  const detected = detectFormat(bytes);
+  let format: StoreFormat;
+  if (detected === "jceks") {
+    format = "jks"; // readJks refuses it with the conversion command
+  } else if (opts.type !== undefined) {
+    if (detected !== undefined && detected !== opts.type) {
+      throw new StoreError(
+        `${Role} "${name}" is not a ${FORMAT_LABEL[opts.type]} store: ` +
+          `its content is ${FORMAT_LABEL[detected]}`,
+        {
+          code: "STORE_FORMAT",
+          hint: `Use ${typeFlag} ${detected}, or leave the option out to detect the format.`,
+        },
+      );
+    }
+    format = opts.type;
+  } else if (detected === undefined) {
+    throw new StoreError(
+      `${Role} "${name}" is not a keystore: its content is neither JKS, PKCS#12 nor PEM`,
+      {
+        code: "STORE_FORMAT",
+        hint: `Check the file; if it is a store, give its format with ${typeFlag}.`,
+      },
+    );
+  } else {
+    format = detected;
+  }
+
+  try {
+    switch (format) {
+      case "jks":
+        return await readJks(bytes, {
+          password: opts.password,
+          keyPassword: opts.keyPassword,
+          name,
+          decryptKeys: role === "keystore",
+        });
+      case "pkcs12":
+        return await readP12(bytes, opts);
+      case "pem":
+        return readPem(new TextDecoder().decode(bytes), {
+          password: opts.keyPassword ?? opts.password,
+          name,
+          keys: role === "keystore",
+        });
+    }
+  } catch (cause) {
+    if (cause instanceof C8yError) throw cause;
+    throw new StoreError(
+      `${Role} "${name}" is not a valid ${FORMAT_LABEL[format]} ${role} (truncated or corrupt)`,
+      {
+        code: "STORE_CORRUPT",
+        hint: "Copy the file again (in binary mode) or export it again.",
+        cause,
+      },
+    );
+  }
+}
+
+async function readP12(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> {
+  try {
+    return await readPkcs12(bytes, {
+      password: opts.password ?? "",
+      keyPassword: opts.keyPassword,
+      name: opts.name,
+    });
+  } catch (err) {
+    if (
+      opts.password === undefined && err instanceof StoreError && err.code === "KEYSTORE_PASSWORD"
+    ) {
+      const flag = opts.role === "keystore" ? "--keystore-password" : "--truststore-password";
+      throw new StoreError(`PKCS#12 ${opts.role} "${opts.name}" needs a password`, {
+        code: "KEYSTORE_PASSWORD_REQUIRED",
+        hint: `Give it with ${flag}.`,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined): RawEntry {
+  const keyEntries = store.entries.filter((e) => e.privateKeyPkcs8 !== undefined);
+  const list = (entries: RawEntry[]): string =>
+    entries.map((e) => e.alias === undefined ? "(no alias)" : `"${e.alias}"`).join(", ");
+
+  if (keyEntries.length === 0) {
+    const certCount = store.entries.reduce((n, e) => n + e.certificates.length, 0);
+    throw new StoreError(
+      certCount > 0
+        ? `Keystore "${name}" holds ${certCount} certificate(s) but no private key: ` +
+          "it looks like a truststore"
+        : `Keystore "${name}" holds no private key`,
+      {
+        code: "STORE_NO_KEY",
+        hint: store.format === "pem"
+          ? "Give the private key with --key PATH, or use this file as --truststore."
+          : "Use it as --truststore, and give the device's keystore as --keystore.",
+      },
+    );
+  }
+  if (alias !== undefined && store.format !== "pem") {
+    const found = keyEntries.find((e) => e.alias === alias) ??
+      keyEntries.find((e) => e.alias?.toLowerCase() === alias.toLowerCase());
+    if (found) return found;
+    const certOnly = store.entries.some((e) =>
+      e.privateKeyPkcs8 === undefined && e.alias?.toLowerCase() === alias.toLowerCase()
+    );
+    throw new StoreError(
+      `Keystore "${name}" has no key entry "${alias}"` +
+        (certOnly ? " (it is a certificate entry)" : "") + `; key entries: ${list(keyEntries)}`,
+      { code: "STORE_ALIAS_UNKNOWN", hint: "Give one of the listed aliases with --alias." },
+    );
+  }
+  if (keyEntries.length > 1) {
+    throw new StoreError(
+      `Keystore "${name}" holds ${keyEntries.length} key entries (${list(keyEntries)}); choose one`,
+      { code: "STORE_ALIAS_REQUIRED", hint: "Give the alias of the device's key with --alias." },
+    );
+  }
+  return keyEntries[0];
+}
+
+// ---- Chain ordering ------------------------------------------------------------------------
+
+/**
+ * Orders certificates leaf first: the certificate whose public key is the private key's, then
+ * its issuer, that one's issuer, and so on; certificates not on that path keep their relative
+ * order at the end. Without a certificate for the key, the first certificate is the leaf.
+ */
+function orderChain(certificates: Certificate[], privateKey: KeyObject): Certificate[] {
+  const x509 = certificates.map((c) => new X509Certificate(c.der));
+  const spki = spkiHex(createPublicKey(privateKey));
+  let leaf = x509.findIndex((x) => spkiHex(x.publicKey) === spki);
+  if (leaf < 0) leaf = 0;
+  const order = [leaf];
+  const used = new Set(order);
+  for (let current = leaf;;) {
+    if (isSelfIssued(x509[current])) break;
+    const next = x509.findIndex((x, i) => !used.has(i) && issuedBy(x509[current], x));
+    if (next < 0) break;
+    order.push(next);
+    used.add(next);
+    current = next;
+  }
+  certificates.forEach((_, i) => {
+    if (!used.has(i)) order.push(i);
+  });
+  return order.map((i) => certificates[i]);
+}
+
+function issuedBy(child: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function isSelfIssued(x: X509Certificate): boolean {
+  return issuedBy(x, x);
+}
+
+function spkiHex(key: KeyObject): string {
+  try {
+    return hex(new Uint8Array(key.export({ type: "spki", format: "der" })));
+  } catch {
+    return "";
+  }
+}
+
+// ---- Small helpers -------------------------------------------------------------------------
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function dedupe(ders: Uint8Array[]): Uint8Array[] {
+  const seen = new Set<string>();
+  return ders.filter((d) => {
+    const k = hex(d);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * The emulator against third-party MQTT clients, so that it is known to speak plain MQTT over
+ * TLS: mosquitto's command-line clients (Debian package `mosquitto-clients`) and, when installed,
+ * the Eclipse Paho Python client (`python3-paho-mqtt`).
+ *
+ * Without `mosquitto_rr`/`mosquitto_pub` the mosquitto tests are ignored with a warning, unless
+ * `REQUIRE_MOSQUITTO=1` (set by `.ci/run`) makes them run and fail.
+ */
+import assert from "node:assert/strict";
+import { type Emulator, startEmulator } from "../lib/emulator.ts";
+import { loadJose } from "../lib/deps.ts";
+
+const fixtures = new URL("../fixtures/", import.meta.url);
+const path = (p: string): string => new URL(p, fixtures).pathname;
+const read = (p: string): string => Deno.readTextFileSync(new URL(p, fixtures));
+
+async function runs(cmd: string, args: string[]): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+const requireMosquitto = Deno.env.get("REQUIRE_MOSQUITTO") === "1";
+const haveMosquitto = await runs("sh", [
+  "-c",
+  "command -v mosquitto_rr && command -v mosquitto_pub",
+]);
+if (!haveMosquitto) {
+  console.warn(
+    requireMosquitto
+      ? "mosquitto_rr/mosquitto_pub not found, but REQUIRE_MOSQUITTO=1: the tests will fail"
+      : "SKIPPING the emulator's mosquitto client tests: install mosquitto-clients " +
+        "(or set REQUIRE_MOSQUITTO=1 to make this an error)",
+  );
+}
+
+/** A python3 that can import paho.mqtt, if any. */
+let python: string | undefined;
+for (const candidate of ["python3", "/usr/bin/python3"]) {
+  if (await runs(candidate, ["-c", "import paho.mqtt.client"])) {
+    python = candidate;
+    break;
+  }
+}
+if (!python) {
+  console.warn("SKIPPING the emulator's Paho Python test: no python3 with paho-mqtt found");
+}
+
+const permissions: Deno.PermissionOptions = {
+  read: true,
+  net: ["127.0.0.1", "localhost"],
+  env: true,
+  sys: true,
+  run: true,
+};
+
+async function withEmulator(body: (emulator: Emulator) => Promise<void>): Promise<void> {
+  const emulator = await startEmulator({
+    serverCertPem: read("server/server.pem"),
+    serverKeyPem: read("server/server.key"),
+    trustedCaPems: [read("ca/device-root-ca.pem")],
+  });
+  try {
+    await body(emulator);
+  } finally {
+    await emulator.close();
+  }
+}
+
+async function verify(emulator: Emulator, line: string): Promise<Record<string, unknown>> {
+  assert.match(line, /^71,[\w-]+\.[\w-]+\.[\w-]+$/);
+  const jose = await loadJose();
+  const key = await jose.importJWK(emulator.publicKeyJwk as Parameters<typeof jose.importJWK>[0]);
+  const { payload } = await jose.jwtVerify(line.slice(3), key, {
+    issuer: emulator.issuer,
+    audience: emulator.issuer,
+  });
+  return payload as Record<string, unknown>;
+}
+
+function tlsArgs(device: string, clientId: string, port: number): string[] {
+  return [
+    "--cafile",
+    path("ca/server-ca.pem"),
+    "--cert",
+    path(`${device}.chain.pem`),
+    "--key",
+    path(`${device}.key`),
+    "-i",
+    clientId,
+    "-h",
+    "localhost",
+    "-p",
+    String(port),
+  ];
+}
+
+async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput & { text: string }> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  return { ...out, text };
+}
+
+Deno.test({
+  name: "the emulator gives mosquitto_rr (MQTT 3.1.1, one connection) a token on s/dat",
+  ignore: !haveMosquitto && !requireMosquitto,
+  permissions,
+}, async () => {
+  await withEmulator(async (emulator) => {
+    // mosquitto_rr subscribes to -e and publishes the (null) request on -t over ONE connection,
+    // which is what the token exchange needs: the token goes to the requesting client only.
+    const out = await run("mosquitto_rr", [
+      "-V",
+      "mqttv311",
+      ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
+      "-t",
+      "s/uat",
+      "-e",
+      "s/dat",
+      "-n",
+      "-W",
+      "10",
+    ]);
+    assert.equal(out.code, 0, out.text);
+    const claims = await verify(emulator, new TextDecoder().decode(out.stdout).trim());
+    assert.equal(claims.sub, "device_device-rsa-001");
+  });
+});
+
+Deno.test({
+  name: "the emulator refuses mosquitto clients: unknown CA (CONNACK 5) and MQTT 5 (CONNACK 1)",
+  ignore: !haveMosquitto && !requireMosquitto,
+  permissions,
+}, async () => {
+  await withEmulator(async (emulator) => {
+    const unknown = await run("mosquitto_pub", [
+      "-V",
+      "mqttv311",
+      ...tlsArgs("bad/unknown-ca", "d:device-unknown", emulator.port),
+      "-t",
+      "s/uat",
+      "-n",
+    ]);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.text, /not authori[sz]ed/i);
+
+    // mosquitto_rr speaks MQTT 5 by default; the emulator answers CONNACK 1.
+    const v5 = await run("mosquitto_rr", [
+      ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
+      "-t",
+      "s/uat",
+      "-e",
+      "s/dat",
+      "-n",
+      "-W",
+      "5",
+    ]);
+    assert.notEqual(v5.code, 0);
+    assert.match(v5.text, /Unsupported Protocol Version/i);
+  });
+});
+
+const PAHO = `
+import sys, ssl, threading
+import paho.mqtt.client as mqtt
+port, ca, cert, key, client_id = sys.argv[1:6]
+kwargs = dict(client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
+try:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, **kwargs)
+except AttributeError:
+    client = mqtt.Client(**kwargs)
+client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+result = {}
+def on_connect(c, userdata, flags, rc):
+    if rc != 0:
+        result["error"] = "CONNACK %d" % rc
+        c.disconnect()
+        return
+    c.subscribe("s/dat", qos=0)
+def on_subscribe(c, userdata, mid, granted_qos):
+    c.publish("s/uat", b"", qos=0)
+def on_message(c, userdata, msg):
+    result["token"] = msg.payload.decode()
+    c.disconnect()
+client.on_connect = on_connect
+client.on_subscribe = on_subscribe
+client.on_message = on_message
+timer = threading.Timer(10, client.disconnect)
+timer.start()
+client.connect("localhost", int(port), keepalive=30)
+client.loop_forever()
+timer.cancel()
+if "token" not in result:
+    print(result.get("error", "no token"), file=sys.stderr)
+    sys.exit(1)
+print(result["token"])
+`;
+
+Deno.test({
+  name: "the emulator gives the Eclipse Paho Python client a token",
+  ignore: !python,
+  permissions,
+}, async () => {
+  await withEmulator(async (emulator) => {
+    const out = await run(python!, [
+      "-c",
+      PAHO,
+      String(emulator.port),
+      path("ca/server-ca.pem"),
+      path("devices/ec256.chain.pem"),
+      path("devices/ec256.key"),
+      "d:device-ec256-001",
+    ]);
+    assert.equal(out.code, 0, out.text);
+    const claims = await verify(emulator, new TextDecoder().decode(out.stdout).trim());
+    assert.equal(claims.sub, "device_device-ec256-001");
+  });
+});

@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { createPrivateKey } from "node:crypto";
+import { StoreError } from "../lib/errors.ts";
+import { readJks } from "../lib/jks.ts";
+import { pemBlocks } from "../lib/pem.ts";
+
+const fixtures = new URL("../fixtures/", import.meta.url);
+const read = { read: [fixtures] };
+const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
+const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
+const PASSWORD = "changeit";
+const KEY_PASSWORD = "keysecret";
+const WRONG = "Not-The-Pa55";
+
+function pkcs8(path: string): Uint8Array {
+  const key = createPrivateKey({ key: text(path), format: "pem" });
+  return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+}
+
+async function assertStoreError(
+  promise: Promise<unknown>,
+  expected: { code: string; name: string; secrets?: string[] },
+): Promise<StoreError> {
+  let error: unknown;
+  try {
+    await promise;
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
+  assert.equal(error.code, expected.code);
+  assert.ok(error.message.includes(expected.name), `message names the store: ${error.message}`);
+  for (const secret of expected.secrets ?? []) {
+    assert.ok(!error.message.includes(secret), "no password in the message");
+    assert.ok(!error.hint.includes(secret), "no password in the hint");
+  }
+  return error;
+}
+
+for (const d of ["rsa", "ec256", "ec384"]) {
+  Deno.test({
+    name: `readJks() reads the ${d} key entry with its chain`,
+    permissions: read,
+    async fn(): Promise<void> {
+      const store = await readJks(bytes(`devices/${d}.jks`), { password: PASSWORD, name: "k" });
+      assert.equal(store.format, "jks");
+      assert.equal(store.entries.length, 1);
+      const [entry] = store.entries;
+      assert.equal(entry.alias, d);
+      assert.deepEqual(entry.privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+      assert.deepEqual(
+        entry.certificates,
+        pemBlocks(text(`devices/${d}.chain.pem`)).map((b) => b.der),
+      );
+    },
+  });
+
+  Deno.test({
+    name: `readJks() reads ${d}.keypass.jks with its own key password`,
+    permissions: read,
+    async fn(): Promise<void> {
+      const store = await readJks(bytes(`devices/${d}.keypass.jks`), {
+        password: PASSWORD,
+        keyPassword: KEY_PASSWORD,
+      });
+      assert.deepEqual(store.entries[0].privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+    },
+  });
+
+  Deno.test({
+    name: `readJks() says a key password is needed for ${d}.keypass.jks (KEY_PASSWORD)`,
+    permissions: read,
+    async fn(): Promise<void> {
+      const name = `devices/${d}.keypass.jks`;
+      const err = await assertStoreError(readJks(bytes(name), { password: PASSWORD, name }), {
+        code: "KEY_PASSWORD",
+        name,
+        secrets: [PASSWORD, KEY_PASSWORD],
+      });
+      assert.ok(err.hint.includes("--key-password"), err.hint);
+      await assertStoreError(
+        readJks(bytes(name), { password: PASSWORD, keyPassword: WRONG, name }),
+        { code: "KEY_PASSWORD", name, secrets: [PASSWORD, KEY_PASSWORD, WRONG] },
+      );
+    },
+  });
+}
+
+Deno.test({
+  name: "readJks() refuses a wrong store password (KEYSTORE_PASSWORD)",
+  permissions: read,
+  async fn(): Promise<void> {
+    await assertStoreError(readJks(bytes("devices/rsa.jks"), { password: WRONG, name: "r.jks" }), {
+      code: "KEYSTORE_PASSWORD",
+      name: "r.jks",
+      secrets: [WRONG, PASSWORD],
+    });
+    // An empty password is a password too: the digest is still checked.
+    await assertStoreError(readJks(bytes("devices/rsa.jks"), { password: "", name: "r.jks" }), {
+      code: "KEYSTORE_PASSWORD",
+      name: "r.jks",
+    });
+  },
+});
+
+Deno.test({
+  name: "readJks() reads both key entries of multi.jks",
+  permissions: read,
+  async fn(): Promise<void> {
+    const store = await readJks(bytes("devices/multi.jks"), { password: PASSWORD });
+    assert.deepEqual(store.entries.map((e) => e.alias).sort(), ["ec256", "rsa"]);
+    assert.ok(store.entries.every((e) => e.privateKeyPkcs8 !== undefined));
+  },
+});
+
+Deno.test({
+  name: "readJks() reads trusted certificate entries as entries without a key",
+  permissions: read,
+  async fn(): Promise<void> {
+    for (const password of [PASSWORD, undefined]) {
+      const store = await readJks(bytes("devices/truststore.jks"), { password });
+      assert.deepEqual(store.entries.map((e) => e.alias).sort(), [
+        "device-intermediate-ca",
+        "device-root-ca",
+      ]);
+      assert.ok(store.entries.every((e) => e.privateKeyPkcs8 === undefined));
+      assert.ok(store.entries.every((e) => e.certificates.length === 1));
+    }
+  },
+});
+
+Deno.test({
+  name: "readJks() without any password reads certificates only when decryptKeys is false",
+  permissions: read,
+  async fn(): Promise<void> {
+    await assertStoreError(readJks(bytes("devices/rsa.jks"), { name: "r.jks" }), {
+      code: "KEYSTORE_PASSWORD_REQUIRED",
+      name: "r.jks",
+    });
+    const store = await readJks(bytes("devices/rsa.jks"), { decryptKeys: false });
+    assert.equal(store.entries[0].privateKeyPkcs8, undefined);
+    assert.equal(store.entries[0].certificates.length, 2);
+  },
+});
+
+Deno.test({
+  name: "readJks() refuses JCEKS with the exact keytool conversion command",
+  permissions: read,
+  async fn(): Promise<void> {
+    const name = "devices/rsa.jceks";
+    const err = await assertStoreError(readJks(bytes(name), { password: PASSWORD, name }), {
+      code: "STORE_JCEKS",
+      name,
+      secrets: [PASSWORD],
+    });
+    assert.ok(
+      err.hint.includes(
+        "keytool -importkeystore -srckeystore devices/rsa.jceks -srcstoretype JCEKS " +
+          "-destkeystore devices/rsa.p12 -deststoretype PKCS12",
+      ),
+      err.hint,
+    );
+  },
+});
+
+Deno.test({
+  name: "readJks() reports truncation anywhere, including inside the digest, as STORE_CORRUPT",
+  permissions: read,
+  async fn(): Promise<void> {
+    const full = bytes("devices/ec256.jks");
+    for (const cut of [8, 13, 100, full.length - 21, full.length - 20, full.length - 1]) {
+      const err = await assertStoreError(
+        readJks(full.subarray(0, cut), { password: PASSWORD, name: "cut.jks" }),
+        { code: "STORE_CORRUPT", name: "cut.jks", secrets: [PASSWORD] },
+      );
+      assert.ok(err.cause instanceof Error);
+    }
+  },
+});
+
+Deno.test({
+  name: "readJks() refuses a file that is not JKS (STORE_FORMAT)",
+  permissions: read,
+  async fn(): Promise<void> {
+    await assertStoreError(readJks(bytes("bad/random.bin"), { password: PASSWORD, name: "rnd" }), {
+      code: "STORE_FORMAT",
+      name: "rnd",
+    });
+  },
+});
+
+const CACERTS = [
+  "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
+  "/etc/ssl/certs/java/cacerts",
+];
+
+Deno.test({
+  name: "readJks() reads the JDK's cacerts with and without its password",
+  permissions: { read: CACERTS },
+  async fn(): Promise<void> {
+    const path = CACERTS.find((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+    if (path === undefined) {
+      console.warn(`cacerts not found at ${CACERTS.join(" or ")}: this test checks nothing here`);
+      return;
+    }
+    const data = Deno.readFileSync(path);
+    if (data[0] !== 0xfe) {
+      console.warn(`${path} is not a JKS store: this test checks nothing here`);
+      return;
+    }
+    const checked = await readJks(data, { password: PASSWORD, name: path });
+    const unchecked = await readJks(data, { name: path });
+    assert.ok(checked.entries.length > 100, `${checked.entries.length} entries`);
+    assert.equal(unchecked.entries.length, checked.entries.length);
+    assert.ok(checked.entries.every((e) => e.privateKeyPkcs8 === undefined));
+  },
+});

@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { createPrivateKey } from "node:crypto";
+import { StoreError } from "../lib/errors.ts";
+import { pemBlocks, readPem, toPem } from "../lib/pem.ts";
+
+const fixtures = new URL("../fixtures/", import.meta.url);
+const read = { read: [fixtures] };
+const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
+const PASSWORD = "changeit";
+const WRONG = "Not-The-Pa55";
+
+/** The reference PKCS#8 DER of a fixture key, from node:crypto directly. */
+function pkcs8(path: string): Uint8Array {
+  const key = createPrivateKey({ key: text(path), format: "pem" });
+  return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+}
+
+function assertStoreError(
+  fn: () => unknown,
+  expected: { code: string; name: string; secrets?: string[] },
+): StoreError {
+  let error: unknown;
+  try {
+    fn();
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
+  assert.equal(error.code, expected.code);
+  assert.ok(error.message.includes(expected.name), `message names the file: ${error.message}`);
+  for (const secret of expected.secrets ?? []) {
+    assert.ok(!error.message.includes(secret), "no password in the message");
+    assert.ok(!error.hint.includes(secret), "no password in the hint");
+  }
+  return error;
+}
+
+Deno.test({
+  name: "pemBlocks() splits a chain and toPem() writes it back byte for byte",
+  permissions: read,
+  fn(): void {
+    const chain = text("devices/rsa.fullchain.pem");
+    const blocks = pemBlocks(chain);
+    assert.equal(blocks.length, 3);
+    assert.ok(blocks.every((b) => b.label === "CERTIFICATE"));
+    assert.equal(blocks.map((b) => toPem(b.der, b.label)).join(""), chain);
+    assert.equal(blocks.map((b) => b.text).join(""), chain);
+  },
+});
+
+Deno.test({
+  name: "pemBlocks() reads the Proc-Type and DEK-Info headers of a legacy encrypted key",
+  permissions: read,
+  fn(): void {
+    const [block] = pemBlocks(text("devices/rsa.key.legacy-enc.pem"));
+    assert.equal(block.label, "RSA PRIVATE KEY");
+    assert.equal(block.headers["Proc-Type"], "4,ENCRYPTED");
+    assert.match(block.headers["DEK-Info"], /^AES-256-CBC,[0-9A-F]{32}$/);
+  },
+});
+
+Deno.test({
+  name: "pemBlocks() accepts CRLF line ends and ignores text between blocks",
+  permissions: read,
+  fn(): void {
+    const pem = text("devices/ec256.pem");
+    const crlf = "Bag Attributes\r\n    friendlyName: x\r\n" + pem.replaceAll("\n", "\r\n");
+    const [block] = pemBlocks(crlf);
+    assert.deepEqual(block.der, pemBlocks(pem)[0].der);
+    assert.equal(block.text, pem);
+  },
+});
+
+Deno.test("pemBlocks() rejects a missing or mismatched end line and bad base64", () => {
+  assert.throws(() => pemBlocks("-----BEGIN CERTIFICATE-----\nMAA=\n"), SyntaxError);
+  assert.throws(
+    () => pemBlocks("-----BEGIN CERTIFICATE-----\nMAA=\n-----END PRIVATE KEY-----\n"),
+    SyntaxError,
+  );
+  assert.throws(
+    () => pemBlocks("-----BEGIN CERTIFICATE-----\nM*A=\n-----END CERTIFICATE-----\n"),
+    SyntaxError,
+  );
+});
+
+for (const d of ["rsa", "ec256", "ec384"]) {
+  const variants: [string, string | undefined][] = [
+    [`devices/${d}.key`, undefined],
+    [`devices/${d}.key.enc.pem`, PASSWORD],
+    [`devices/${d}.key.legacy-enc.pem`, PASSWORD],
+    [d === "rsa" ? "devices/rsa.key.pkcs1.pem" : `devices/${d}.key.sec1.pem`, undefined],
+  ];
+  for (const [path, password] of variants) {
+    Deno.test({
+      name: `readPem() converts ${path} to the same unencrypted PKCS#8 key`,
+      permissions: read,
+      fn(): void {
+        const store = readPem(text(path), { password, name: path });
+        assert.equal(store.format, "pem");
+        assert.equal(store.entries.length, 1);
+        const [entry] = store.entries;
+        assert.equal(entry.alias, undefined);
+        assert.deepEqual(entry.certificates, []);
+        assert.deepEqual(entry.privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+      },
+    });
+  }
+  for (const kind of ["key.enc.pem", "key.legacy-enc.pem"]) {
+    const path = `devices/${d}.${kind}`;
+    Deno.test({
+      name: `readPem() asks for the passphrase of ${path} (KEY_PASSWORD_REQUIRED)`,
+      permissions: read,
+      fn(): void {
+        assertStoreError(() => readPem(text(path), { name: path }), {
+          code: "KEY_PASSWORD_REQUIRED",
+          name: path,
+        });
+      },
+    });
+    Deno.test({
+      name: `readPem() refuses a wrong passphrase for ${path} (KEY_PASSWORD)`,
+      permissions: read,
+      fn(): void {
+        const err = assertStoreError(() => readPem(text(path), { password: WRONG, name: path }), {
+          code: "KEY_PASSWORD",
+          name: path,
+          secrets: [WRONG, PASSWORD],
+        });
+        assert.ok(err.cause !== undefined);
+      },
+    });
+  }
+}
+
+Deno.test({
+  name: "readPem() reads a certificate chain without a key",
+  permissions: read,
+  fn(): void {
+    const store = readPem(text("devices/ec256.chain.pem"), { name: "chain" });
+    assert.equal(store.entries[0].privateKeyPkcs8, undefined);
+    assert.deepEqual(
+      store.entries[0].certificates,
+      pemBlocks(text("devices/ec256.chain.pem")).map((b) => b.der),
+    );
+  },
+});
+
+Deno.test({
+  name: "readPem() reads a key and its chain from one file",
+  permissions: read,
+  fn(): void {
+    const combined = text("devices/ec384.key.enc.pem") + text("devices/ec384.chain.pem");
+    const store = readPem(combined, { password: PASSWORD, name: "combined.pem" });
+    assert.equal(store.entries.length, 1);
+    assert.deepEqual(store.entries[0].privateKeyPkcs8, pkcs8("devices/ec384.key"));
+    assert.equal(store.entries[0].certificates.length, 2);
+  },
+});
+
+Deno.test({
+  name: "readPem() with keys: false ignores an encrypted key and needs no password",
+  permissions: read,
+  fn(): void {
+    const combined = text("devices/rsa.key.enc.pem") + text("devices/rsa.pem");
+    const store = readPem(combined, { name: "c.pem", keys: false });
+    assert.equal(store.entries[0].privateKeyPkcs8, undefined);
+    assert.equal(store.entries[0].certificates.length, 1);
+    assertStoreError(() => readPem(text("devices/rsa.key"), { name: "k.pem", keys: false }), {
+      code: "STORE_NO_CERTIFICATE",
+      name: "k.pem",
+    });
+  },
+});
+
+Deno.test({
+  name: "readPem() refuses a file with two private keys",
+  permissions: read,
+  fn(): void {
+    const two = text("devices/rsa.key") + text("devices/ec256.key");
+    assertStoreError(() => readPem(two, { name: "two.pem" }), {
+      code: "PEM_MULTIPLE_KEYS",
+      name: "two.pem",
+    });
+  },
+});
+
+Deno.test("readPem() refuses text without PEM blocks, bad base64 and unknown blocks only", () => {
+  assertStoreError(() => readPem("hello\n", { name: "a.txt" }), {
+    code: "STORE_FORMAT",
+    name: "a.txt",
+  });
+  assertStoreError(
+    () => readPem("-----BEGIN CERTIFICATE-----\n@@@@\n-----END CERTIFICATE-----\n", { name: "b" }),
+    { code: "STORE_FORMAT", name: "b" },
+  );
+  const csr = "-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n";
+  const err = assertStoreError(() => readPem(csr, { name: "req.pem" }), {
+    code: "STORE_EMPTY",
+    name: "req.pem",
+  });
+  assert.ok(err.message.includes("CERTIFICATE REQUEST"));
+});
+
+Deno.test("readPem() reports a damaged unencrypted key as KEY_INVALID", () => {
+  const bad = "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n";
+  assertStoreError(() => readPem(bad, { name: "bad.key" }), {
+    code: "KEY_INVALID",
+    name: "bad.key",
+  });
+});
