@@ -656,7 +656,12 @@ function describeKey(summary: CertificateSummary): string {
   return summary.keySize ? `${type} ${summary.keySize}` : type;
 }
 
-function printCertificate(io: Io, index: number, summary: CertificateSummary, alias?: string) {
+function printCertificate(
+  io: Io,
+  index: number,
+  summary: CertificateSummary,
+  alias?: string,
+): void {
   const label = alias === undefined ? `[${index}]` : `[${index}] alias "${alias}"`;
   io.out(`  ${label} ${summary.subject}`);
   io.out(`      issuer   ${summary.issuer}${summary.selfSigned ? " (self-signed)" : ""}`);
@@ -748,7 +753,10 @@ async function inspectCommand(ctx: Context): Promise<number> {
 }
 
 /** Runs the offline part of `token`/`check`: stores, then certificate checks. */
-async function offline(ctx: Context, command: "token" | "check") {
+async function offline(
+  ctx: Context,
+  command: "token" | "check",
+): Promise<{ stores: LoadedStores; identity: DeviceIdentity; problems: Problem[] }> {
   const stores = await loadStores(ctx.values, command);
   const identity = stores.identity!;
   const problems = diagnose({ identity, trust: stores.trust, clientId: ctx.values["client-id"] });
@@ -986,7 +994,7 @@ async function emulateCommand(ctx: Context): Promise<number> {
     tokenLifetimeSeconds: lifetime,
     log: (event) => {
       if (ctx.quiet) return;
-      const { kind, ...rest } = event as { kind: string } & Record<string, unknown>;
+      const { kind, ...rest } = event;
       const fields = Object.entries(rest).filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(" ");
       ctx.io.err(`emulator: ${kind} ${fields}`.trimEnd());

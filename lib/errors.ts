@@ -84,6 +84,8 @@ export class C8yError extends Error {
   readonly exitCode: ExitCode;
 
   /**
+   * Creates the error; subclasses fix the stage and exit code.
+   *
    * @param message One sentence naming the culprit, e.g. the file.
    * @param options Code, hint, cause and stage.
    * @param defaults The class's stage and exit code.
@@ -107,7 +109,12 @@ export class C8yError extends Error {
 
 /** Bad command-line usage or an unusable option value. Exit code 2. */
 export class UsageError extends C8yError {
-  /** @param message What is wrong. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "usage", exitCode: ExitCode.USAGE });
   }
@@ -115,7 +122,12 @@ export class UsageError extends C8yError {
 
 /** A missing Deno permission. Exit code 9. */
 export class PermissionError extends C8yError {
-  /** @param message What is missing. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is missing.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "permission", exitCode: ExitCode.PERMISSION });
   }
@@ -123,7 +135,12 @@ export class PermissionError extends C8yError {
 
 /** A keystore or truststore that cannot be read. Exit code 3. */
 export class StoreError extends C8yError {
-  /** @param message What is wrong, naming the store. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the store.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "store", exitCode: ExitCode.STORE });
   }
@@ -131,7 +148,12 @@ export class StoreError extends C8yError {
 
 /** An offline certificate problem of severity `error`. Exit code 4. */
 export class CertificateError extends C8yError {
-  /** @param message What is wrong, naming the certificate. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, naming the certificate.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "certificate", exitCode: ExitCode.CERTIFICATE });
   }
@@ -139,7 +161,12 @@ export class CertificateError extends C8yError {
 
 /** DNS, TCP or timeout failure reaching the broker. Exit code 5. */
 export class NetworkError extends C8yError {
-  /** @param message What failed, naming host and port. @param options Code, hint, cause, stage. */
+  /**
+   * Creates the error.
+   *
+   * @param message What failed, naming host and port.
+   * @param options Code, hint, cause, stage.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "tcp", exitCode: ExitCode.NETWORK });
   }
@@ -147,7 +174,12 @@ export class NetworkError extends C8yError {
 
 /** TLS handshake failure, including a device certificate refused by the server. Exit code 6. */
 export class TlsError extends C8yError {
-  /** @param message What failed. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What failed.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "tls", exitCode: ExitCode.TLS });
   }
@@ -158,6 +190,8 @@ export class MqttError extends C8yError {
   /** CONNACK return code, when the refusal came as a CONNACK. */
   readonly returnCode: number | undefined;
   /**
+   * Creates the error.
+   *
    * @param message What the broker said.
    * @param options Code, hint, cause, stage, and the CONNACK return code.
    */
@@ -169,7 +203,12 @@ export class MqttError extends C8yError {
 
 /** No valid token arrived: no `71` reply after the retries, or a malformed one. Exit code 8. */
 export class TokenError extends C8yError {
-  /** @param message What went wrong. @param options Code, hint, cause. */
+  /**
+   * Creates the error.
+   *
+   * @param message What went wrong.
+   * @param options Code, hint, cause.
+   */
   constructor(message: string, options: C8yErrorOptions) {
     super(message, options, { stage: "token", exitCode: ExitCode.TOKEN });
   }

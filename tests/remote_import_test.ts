@@ -6,18 +6,21 @@ const fixtures = new URL("fixtures/", root);
 
 /** Serves the checkout's TypeScript sources read-only over HTTP on loopback. */
 function serveCheckout(): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    const path = new URL(req.url).pathname;
-    if (!/^\/(mod\.ts|lib\/[\w]+\.ts)$/.test(path)) {
-      return new Response("not found", { status: 404 });
-    }
-    try {
-      const body = await Deno.readFile(new URL(`.${path}`, root));
-      return new Response(body, { headers: { "content-type": "application/typescript" } });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
+  return Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen(): void {} },
+    async (req): Promise<Response> => {
+      const path = new URL(req.url).pathname;
+      if (!/^\/(mod\.ts|lib\/[\w]+\.ts)$/.test(path)) {
+        return new Response("not found", { status: 404 });
+      }
+      try {
+        const body = await Deno.readFile(new URL(`.${path}`, root));
+        return new Response(body, { headers: { "content-type": "application/typescript" } });
+      } catch {
+        return new Response("not found", { status: 404 });
+      }
+    },
+  );
 }
 
 Deno.test("mod.ts imported from a URL by a script without our deno.json fetches a token", async () => {

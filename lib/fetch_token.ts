@@ -1,0 +1,88 @@
+/**
+ * The one call another Deno script needs: a device identity in, a JWT session token out.
+ *
+ * @module
+ */
+
+import { parseBrokerUrl } from "./broker_url.ts";
+import { clientId as buildClientId } from "./client_id.ts";
+import { connect, type StageListener } from "./session.ts";
+import { tlsOptions } from "./tls_options.ts";
+import { type DeviceToken, requestToken } from "./token.ts";
+import type { DeviceIdentity, TrustAnchors } from "./types.ts";
+
+/** Options of {@linkcode fetchToken}. */
+export interface FetchTokenOptions {
+  /** The broker URL: `ssl://host:port`, `mqtts://`, `tls://` or `host[:port]`. */
+  url: string;
+  /** The device's key and chain (from `loadKeyStore`). */
+  identity: DeviceIdentity;
+  /** The CAs that may sign the server's certificate (from `loadTrustStore`). @default the system roots */
+  trust?: TrustAnchors;
+  /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
+  clientId?: string;
+  /**
+   * Time allowed for connecting (DNS to CONNACK) and for each token request, in milliseconds.
+   * @default 10000 for connecting, 20000 for each token request
+   */
+  timeoutMs?: number;
+  /** How many token requests to send before giving up. @default 3 */
+  attempts?: number;
+  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token`). */
+  onStage?: StageListener;
+}
+
+/**
+ * Connects as the device, requests a JWT session token and disconnects (also on failure).
+ *
+ * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
+ * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
+ * @throws {C8yError} `UsageError` for a bad URL or client id, `CertificateError` for a CN that
+ * cannot work, and the `NetworkError`, `TlsError`, `MqttError`, `TokenError` of `connect` and
+ * `requestToken`.
+ *
+ * @example Failures are classified (here: nothing listens on the port)
+ * ```ts
+ * import { fetchToken } from "./fetch_token.ts";
+ * import { C8yError } from "./errors.ts";
+ * import type { DeviceIdentity } from "./types.ts";
+ * // A stand-in identity: the connection fails before its key and certificate are used.
+ * const identity = {
+ *   privateKeyPem: "",
+ *   chain: [{ pem: "", summary: { commonName: "device-001" } }],
+ * } as unknown as DeviceIdentity;
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const url = `ssl://127.0.0.1:${listener.addr.port}`;
+ * listener.close();
+ * try {
+ *   await fetchToken({ url, identity, timeoutMs: 2000 });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof C8yError) || err.code !== "NETWORK_REFUSED") throw err;
+ * }
+ * ```
+ */
+export async function fetchToken(
+  options: FetchTokenOptions,
+): Promise<DeviceToken & { clientId: string }> {
+  const broker = parseBrokerUrl(options.url);
+  const id = buildClientId(options.identity, { explicit: options.clientId });
+  const tls = tlsOptions(options.identity, options.trust, broker);
+  const session = await connect({
+    broker,
+    tls,
+    clientId: id,
+    connectTimeoutMs: options.timeoutMs,
+    onStage: options.onStage,
+  });
+  try {
+    const token = await requestToken(session, {
+      attempts: options.attempts,
+      attemptTimeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: id };
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,859 @@
+/**
+ * An MQTT session over mutual TLS, with every failure classified into the stage it happened in.
+ *
+ * The connection is opened in steps this module runs itself (DNS lookup and TCP with
+ * `node:net`, then the TLS handshake with `node:tls` on that socket), and only the ready TLS socket
+ * is handed to MQTT.js (through its `streamBuilder`). Doing the TLS connect here, rather than
+ * letting MQTT.js call `tls.connect()`, is what makes each stage's time measurable and each error
+ * attributable: a refused port, an untrusted server and a refused device certificate look alike
+ * from inside MQTT.js (an `error` on its stream), but not from here.
+ *
+ * **The late rejection.** Under TLS 1.3 the client's handshake is complete before the server has
+ * judged the client certificate. A server that refuses the device certificate (Cumulocity,
+ * mosquitto) then sends an alert or just closes the connection, which the client sees only on its
+ * first read: after `secureConnect`, before the CONNACK. Such an error or close is reported as
+ * `TLS_CLIENT_CERT_REFUSED` in stage `tls`, and the `tls` stage's time is reported to `onStage`
+ * only once the CONNACK proves the server accepted the certificate.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { loadMqtt } from "./deps.ts";
+import type { BrokerAddress } from "./broker_url.ts";
+import {
+  type C8yError,
+  MqttError,
+  NetworkError,
+  PermissionError,
+  type Stage,
+  TlsError,
+} from "./errors.ts";
+import type { TlsConnectOptions } from "./tls_options.ts";
+
+/**
+ * Callbacks mirroring Paho's `MqttCallbackExtended` (the Java example's interface).
+ * Exceptions thrown by a callback are not caught.
+ */
+export interface SessionCallbacks {
+  /** A connection was established (`reconnect` is true after an automatic reconnect). */
+  connectComplete?(reconnect: boolean, url: string): void;
+  /** An established connection was lost (not called after `close()`). */
+  connectionLost?(cause: Error): void;
+  /** A message arrived on a subscribed topic. */
+  messageArrived?(topic: string, payload: Uint8Array): void;
+  /** A publish completed: QoS 0 written to the socket, QoS 1/2 acknowledged by the broker. */
+  deliveryComplete?(topic: string): void;
+}
+
+/** Reports the time one stage of the connection took, in milliseconds, once it succeeded. */
+export type StageListener = (stage: Stage, ms: number) => void;
+
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions {
+  /** The broker (from `parseBrokerUrl`). */
+  broker: BrokerAddress;
+  /** The TLS options (from `tlsOptions`). */
+  tls: TlsConnectOptions;
+  /** The MQTT client id (from `clientId`), e.g. `d:device-001`. */
+  clientId: string;
+  /** MQTT keepalive in seconds. @default 60 */
+  keepaliveSeconds?: number;
+  /** Time allowed from the DNS lookup to the CONNACK, in milliseconds. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Reconnect automatically after a lost connection (every second). @default false */
+  reconnect?: boolean;
+  /** Callbacks for connection events and messages. */
+  callbacks?: SessionCallbacks;
+  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`) once it has succeeded. */
+  onStage?: StageListener;
+}
+
+/** Options of {@linkcode Session.publish}. */
+export interface PublishOptions {
+  /** Quality of service. @default 0 */
+  qos?: 0 | 1 | 2;
+  /** Retain flag. @default false */
+  retain?: boolean;
+}
+
+/** Options of {@linkcode Session.subscribe}. */
+export interface SubscribeOptions {
+  /** Requested quality of service. @default 0 */
+  qos?: 0 | 1 | 2;
+}
+
+/** A connected MQTT session (MQTT 3.1.1, clean session). */
+export interface Session {
+  /** The client id the session connected with. */
+  readonly clientId: string;
+  /** The broker, as `mqtts://host:port`. */
+  readonly url: string;
+  /** Whether the connection is currently up. */
+  readonly connected: boolean;
+  /**
+   * Publishes a message.
+   * @throws {MqttError} `MQTT_NOT_CONNECTED` when the connection is down, `MQTT_PUBLISH_FAILED`.
+   */
+  publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): Promise<void>;
+  /**
+   * Subscribes to a topic and resolves with the granted QoS.
+   * @throws {MqttError} `MQTT_SUBSCRIBE_REFUSED` (stage `subscribe`) when the broker refuses it.
+   */
+  subscribe(topic: string, options?: SubscribeOptions): Promise<number>;
+  /** Adds callbacks (besides those given to `connect`); returns a function that removes them. */
+  listen(callbacks: SessionCallbacks): () => void;
+  /** Sends DISCONNECT and closes the connection; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** Time allowed for the broker to close its side after DISCONNECT before the socket is destroyed. */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Connects to an MQTT broker with mutual TLS: MQTT 3.1.1 (protocol level 4), clean session, no
+ * automatic reconnect unless `reconnect` is set, TCP no-delay.
+ *
+ * Every failure is a {@linkcode C8yError} whose `code` and `stage` say what went wrong:
+ * - `dns`: `DNS_NOT_FOUND`, `DNS_FAILED`, `NETWORK_TIMEOUT` ({@linkcode NetworkError});
+ * - `tcp`: `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED`;
+ * - `tls` ({@linkcode TlsError}): `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`,
+ *   `TLS_HOSTNAME_MISMATCH`, `TLS_CLIENT_CERT_REFUSED` (an alert about the device certificate, or
+ *   the TLS 1.3 late rejection), `TLS_CLIENT_CERT_REQUIRED`, `TLS_NOT_TLS`, `TLS_TIMEOUT`,
+ *   `TLS_HANDSHAKE_FAILED`;
+ * - `mqtt` ({@linkcode MqttError}): CONNACK 1 to 5 as `MQTT_UNACCEPTABLE_PROTOCOL`,
+ *   `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`,
+ *   `MQTT_NOT_AUTHORIZED` (with `returnCode`), `MQTT_CONNACK_TIMEOUT`, `MQTT_PROTOCOL`;
+ * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` flag;
+ *   `PERMISSION_ENV` when MQTT.js cannot load because environment access is denied (run with
+ *   `--ignore-env`).
+ *
+ * @param options Broker, TLS options, client id, timeouts, callbacks and a stage listener.
+ * @returns The connected session.
+ * @throws {C8yError} As listed above.
+ *
+ * @example A refused connection is classified
+ * ```ts
+ * import { connect } from "./session.ts";
+ * import { parseBrokerUrl } from "./broker_url.ts";
+ * import { C8yError } from "./errors.ts";
+ * // A port nothing listens on: TCP fails before the (here empty) key and certificate are used.
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const broker = parseBrokerUrl(`ssl://127.0.0.1:${listener.addr.port}`);
+ * listener.close();
+ * const tls = {
+ *   host: broker.host, port: broker.port, key: "", cert: "",
+ *   minVersion: "TLSv1.2", rejectUnauthorized: true,
+ * } as const;
+ * try {
+ *   await connect({ broker, tls, clientId: "d:device-001" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof C8yError) || err.code !== "NETWORK_REFUSED" || err.stage !== "tcp") {
+ *     throw err;
+ *   }
+ * }
+ * ```
+ *
+ * @example Publishing and receiving (needs a broker and a device identity, so not run here)
+ * ```ts ignore
+ * const session = await connect({
+ *   broker, tls: tlsOptions(identity, trust, broker), clientId: clientId(identity),
+ *   callbacks: { messageArrived: (topic, payload) => console.log(topic, payload.length) },
+ * });
+ * try {
+ *   await session.subscribe("s/ds");
+ *   await session.publish("s/us", "100,My device,c8y_MQTTDevice");
+ * } finally {
+ *   await session.close();
+ * }
+ * ```
+ */
+export async function connect(options: ConnectOptions): Promise<Session> {
+  const mqtt = await loadMqttClient();
+  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  const deadline = performance.now() + timeoutMs;
+  const { broker } = options;
+  const opened = await openTls(broker, options.tls, timeoutMs, options.onStage);
+  const listeners = new Set<SessionCallbacks>();
+  if (options.callbacks) listeners.add(options.callbacks);
+
+  let firstStream = true;
+  const client = new mqtt.MqttClient(() => {
+    if (firstStream) {
+      firstStream = false;
+      return opened.socket;
+    }
+    // An automatic reconnect: MQTT.js may write CONNECT at once; the TLS socket buffers it.
+    const socket = tls.connect(nodeTlsOptions(options.tls));
+    socket.setNoDelay(true);
+    return socket;
+  }, {
+    protocolId: "MQTT",
+    protocolVersion: 4,
+    clean: true,
+    clientId: options.clientId,
+    keepalive: options.keepaliveSeconds ?? 60,
+    reconnectPeriod: options.reconnect ? 1000 : 0,
+    connectTimeout: Math.max(1, Math.ceil(deadline - performance.now())) + 1000,
+    queueQoSZero: false,
+    resubscribe: true,
+  });
+
+  // Until the first CONNACK: classify whatever happens.
+  const mqttStart = performance.now();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let streamError: Error | undefined;
+      const timer = setTimeout(
+        () => finish(connackTimeout(broker, timeoutMs)),
+        Math.max(0, deadline - performance.now()),
+      );
+      const finish = (err?: Error): void => {
+        clearTimeout(timer);
+        client.removeListener("connect", onConnect);
+        client.removeListener("error", onError);
+        client.removeListener("close", onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onConnect = (): void => finish();
+      const onError = (err: Error & { code?: unknown }): void => {
+        if (typeof err.code === "number") {
+          finish(connackError(err.code, broker, options.clientId, err));
+        } else if (typeof err.code === "string") {
+          // An error of the TLS stream after the handshake: an alert or a reset means the server
+          // refused the device certificate; anything else is settled by the close that follows.
+          streamError ??= err;
+          if (isTlsAlert(err) || err.code === "ECONNRESET" || err.code === "EPIPE") {
+            finish(lateRejection(broker, err));
+          }
+        } else if (err.message === "connack timeout") {
+          finish(connackTimeout(broker, timeoutMs));
+        } else {
+          finish(
+            new MqttError(`${broker.url} sent something that is not MQTT: ${err.message}`, {
+              code: "MQTT_PROTOCOL",
+              hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
+              cause: err,
+            }),
+          );
+        }
+      };
+      const onClose = (): void => finish(lateRejection(broker, streamError));
+      client.on("connect", onConnect);
+      client.on("error", onError);
+      client.on("close", onClose);
+      if (opened.error !== undefined || opened.closed) {
+        finish(lateRejection(broker, opened.error));
+      }
+    });
+  } catch (err) {
+    await shutdown(client, opened.socket);
+    throw err;
+  }
+  const mqttMs = performance.now() - mqttStart;
+  options.onStage?.("tls", opened.tlsMs);
+  options.onStage?.("mqtt", mqttMs);
+
+  let connected = true;
+  let closing = false;
+  let closed = false;
+  let lastError: Error | undefined;
+  const each = (f: (l: SessionCallbacks) => void): void => {
+    for (const l of [...listeners]) f(l);
+  };
+
+  client.on("error", (err: Error) => {
+    lastError = err;
+  });
+  client.on("connect", () => {
+    connected = true;
+    lastError = undefined;
+    each((l) => l.connectComplete?.(true, broker.url));
+  });
+  client.on("close", () => {
+    if (!connected) return;
+    connected = false;
+    if (closing) return;
+    const cause = lastError ?? new Error("the connection was closed");
+    each((l) =>
+      l.connectionLost?.(
+        new NetworkError(`The connection to ${broker.url} was lost: ${cause.message}`, {
+          code: "CONNECTION_LOST",
+          hint: "The broker or the network closed the connection; connect again.",
+          cause,
+        }),
+      )
+    );
+  });
+  client.on("message", (topic: string, payload: Uint8Array) => {
+    const bytes = new Uint8Array(payload); // a copy: MQTT.js's buffers may share memory
+    each((l) => l.messageArrived?.(topic, bytes));
+  });
+
+  const session: Session = {
+    clientId: options.clientId,
+    url: broker.url,
+    get connected(): boolean {
+      return connected && !closing;
+    },
+    publish(topic, payload, publishOptions = {}): Promise<void> {
+      if (!connected || closing) return Promise.reject(notConnected(broker, "publish"));
+      const data = typeof payload === "string"
+        ? Buffer.from(payload, "utf8")
+        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      return new Promise((resolve, reject) => {
+        client.publish(
+          topic,
+          data,
+          { qos: publishOptions.qos ?? 0, retain: publishOptions.retain ?? false },
+          (err) => {
+            if (err) {
+              reject(
+                new MqttError(`Cannot publish to "${topic}" on ${broker.url}: ${err.message}`, {
+                  code: "MQTT_PUBLISH_FAILED",
+                  hint: "The connection failed while publishing; connect again.",
+                  cause: err,
+                }),
+              );
+            } else {
+              each((l) => l.deliveryComplete?.(topic));
+              resolve();
+            }
+          },
+        );
+      });
+    },
+    subscribe(topic, subscribeOptions = {}): Promise<number> {
+      if (!connected || closing) return Promise.reject(notConnected(broker, "subscribe"));
+      return new Promise((resolve, reject) => {
+        client.subscribe(topic, { qos: subscribeOptions.qos ?? 0 }, (err, granted) => {
+          const qos = granted?.[0]?.qos;
+          if (err || qos === undefined || qos >= 0x80) {
+            reject(
+              new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
+                code: "MQTT_SUBSCRIBE_REFUSED",
+                stage: "subscribe",
+                hint: "The broker does not allow this device to subscribe to the topic.",
+                cause: err ?? undefined,
+              }),
+            );
+          } else {
+            resolve(qos);
+          }
+        });
+      });
+    },
+    listen(callbacks): () => void {
+      listeners.add(callbacks);
+      return () => listeners.delete(callbacks);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      closing = true;
+      await shutdown(client, client.stream as unknown as net.Socket | undefined, true);
+      listeners.clear();
+    },
+  };
+  each((l) => l.connectComplete?.(false, broker.url));
+  return session;
+}
+
+/** Loads MQTT.js, turning a missing permission at load time into a {@linkcode PermissionError}. */
+async function loadMqttClient(): Promise<Awaited<ReturnType<typeof loadMqtt>>> {
+  try {
+    return await loadMqtt();
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied) {
+      throw new PermissionError(
+        "Cannot load the MQTT client: its dependencies read environment variables when they load, which Deno did not allow",
+        {
+          code: "PERMISSION_ENV",
+          hint: "Run Deno with --ignore-env (the reads then find nothing) or with --allow-env.",
+          cause,
+        },
+      );
+    }
+    throw cause;
+  }
+}
+
+interface OpenedTls {
+  socket: tls.TLSSocket;
+  tlsMs: number;
+  /** The first error of the socket after the handshake, if any. */
+  error?: Error;
+  /** Whether the socket has closed. */
+  closed: boolean;
+}
+
+/** DNS, TCP and TLS, each timed and each failure classified. */
+function openTls(
+  broker: BrokerAddress,
+  tlsOptions: TlsConnectOptions,
+  timeoutMs: number,
+  onStage: StageListener | undefined,
+): Promise<OpenedTls> {
+  return new Promise((resolve, reject) => {
+    let stage: Stage = broker.hostIsIp ? "tcp" : "dns";
+    let settled = false;
+    let raw: net.Socket | undefined;
+    let secure: tls.TLSSocket | undefined;
+    let mark = performance.now();
+    const lap = (): number => {
+      const now = performance.now();
+      const ms = now - mark;
+      mark = now;
+      return ms;
+    };
+
+    const fail = (err: C8yError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      Promise.all([destroyed(secure), destroyed(raw)]).then(() => reject(err));
+    };
+    const timer = setTimeout(() => {
+      fail(timeoutError(stage, broker, timeoutMs));
+    }, timeoutMs);
+
+    try {
+      raw = net.connect({ host: broker.host, port: broker.port });
+    } catch (cause) {
+      fail(classifyNetworkError(cause, stage, broker));
+      return;
+    }
+    raw.setNoDelay(true);
+    if (broker.hostIsIp) onStage?.("dns", 0);
+    raw.on("lookup", (err: Error | null) => {
+      if (err || settled) return; // the error event follows
+      onStage?.("dns", lap());
+      stage = "tcp";
+    });
+    raw.on("error", (err: Error) => {
+      if (stage === "tls") fail(classifyTlsError(err, broker, tlsOptions));
+      else fail(classifyNetworkError(err, stage, broker));
+    });
+    raw.on("connect", () => {
+      if (settled) return;
+      onStage?.("tcp", lap());
+      stage = "tls";
+      try {
+        secure = tls.connect({ ...nodeTlsOptions(tlsOptions), socket: raw });
+      } catch (cause) {
+        fail(classifyTlsError(cause, broker, tlsOptions));
+        return;
+      }
+      const onError = (err: Error): void => fail(classifyTlsError(err, broker, tlsOptions));
+      const onClose = (): void =>
+        fail(
+          new TlsError(`${broker.url} closed the connection during the TLS handshake`, {
+            code: "TLS_HANDSHAKE_FAILED",
+            hint:
+              "Check that the URL names the broker's MQTT over TLS port (8883); the server may also have refused the device certificate.",
+          }),
+        );
+      secure.on("error", onError);
+      secure.on("close", onClose);
+      secure.once("secureConnect", () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        secure!.removeListener("error", onError);
+        secure!.removeListener("close", onClose);
+        raw!.removeAllListeners("error");
+        // MQTT.js owns the socket from now on. Under TLS 1.3 a refusal can arrive in the same
+        // turn as the handshake's end, before MQTT.js listens: remember it for connect().
+        const opened: OpenedTls = { socket: secure!, tlsMs: lap(), closed: false };
+        raw!.on("error", (err: Error) => opened.error ??= err);
+        secure!.on("error", (err: Error) => opened.error ??= err);
+        secure!.once("close", () => opened.closed = true);
+        resolve(opened);
+      });
+    });
+  });
+}
+
+/** The options for `tls.connect()` (a fresh object: `node:tls` may modify what it is given). */
+function nodeTlsOptions(options: TlsConnectOptions): tls.ConnectionOptions {
+  const result: tls.ConnectionOptions = {
+    host: options.host,
+    port: options.port,
+    key: options.key,
+    cert: options.cert,
+    minVersion: options.minVersion,
+    rejectUnauthorized: options.rejectUnauthorized,
+  };
+  if (options.ca !== undefined) result.ca = [...options.ca];
+  if (options.servername !== undefined) result.servername = options.servername;
+  return result;
+}
+
+function destroyed(socket: net.Socket | undefined): Promise<void> {
+  if (socket === undefined || socket.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, CLOSE_GRACE_MS);
+    function done(): void {
+      clearTimeout(timer);
+      resolve();
+    }
+    socket.once("close", done);
+    socket.destroy();
+  });
+}
+
+/** Ends the MQTT client (DISCONNECT when `graceful`) and waits until its socket has closed. */
+async function shutdown(
+  // deno-lint-ignore no-explicit-any
+  client: any,
+  socket: net.Socket | undefined,
+  graceful = false,
+): Promise<void> {
+  const socketClosed = socket === undefined || socket.closed ? Promise.resolve() : new Promise<
+    void
+  >((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, CLOSE_GRACE_MS);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve()));
+  if (!graceful) socket?.destroy();
+  await socketClosed;
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function timeoutError(stage: Stage, broker: BrokerAddress, timeoutMs: number): C8yError {
+  const within = `within ${seconds(timeoutMs)}`;
+  if (stage === "dns") {
+    return new NetworkError(`Looking up "${broker.host}" did not finish ${within}`, {
+      code: "NETWORK_TIMEOUT",
+      stage: "dns",
+      hint: "Check the DNS configuration and the network connection.",
+    });
+  }
+  if (stage === "tcp") {
+    return new NetworkError(
+      `Could not connect to ${broker.host} port ${broker.port} ${within} (no answer)`,
+      {
+        code: "NETWORK_TIMEOUT",
+        stage: "tcp",
+        hint: "A firewall or proxy may drop traffic to this port; check that outgoing port " +
+          `${broker.port} is open, or try a longer --timeout.`,
+      },
+    );
+  }
+  return new TlsError(`The TLS handshake with ${broker.url} did not finish ${within}`, {
+    code: "TLS_TIMEOUT",
+    hint:
+      "Check that the URL names the broker's MQTT over TLS port (8883), not a plain MQTT port (1883).",
+  });
+}
+
+function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerAddress): C8yError {
+  const code = errorCode(err);
+  const where = `${broker.host} port ${broker.port}`;
+  if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
+    return new PermissionError(`Deno is not allowed to connect to ${where}`, {
+      code: "PERMISSION_NET",
+      hint: `Allow it with --allow-net=${broker.url.slice("mqtts://".length)}.`,
+      cause: err,
+    });
+  }
+  if (stage === "dns") {
+    if (code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA") {
+      return new NetworkError(
+        `The broker host "${broker.host}" does not exist (DNS lookup failed)`,
+        {
+          code: "DNS_NOT_FOUND",
+          stage: "dns",
+          hint:
+            "Check the spelling of the tenant domain in the URL, e.g. ssl://<tenant>.cumulocity.com:8883.",
+          cause: err,
+        },
+      );
+    }
+    return new NetworkError(
+      `Could not look up the broker host "${broker.host}" (${code ?? "DNS error"})`,
+      {
+        code: "DNS_FAILED",
+        stage: "dns",
+        hint: "Check the network connection and DNS servers, then try again.",
+        cause: err,
+      },
+    );
+  }
+  if (code === "ECONNREFUSED") {
+    return new NetworkError(`${where} refused the connection (nothing listens there)`, {
+      code: "NETWORK_REFUSED",
+      stage: "tcp",
+      hint: "Check the port (Cumulocity uses 8883) and that the broker is running.",
+      cause: err,
+    });
+  }
+  if (
+    code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EHOSTDOWN" ||
+    code === "ENETDOWN" || code === "EADDRNOTAVAIL"
+  ) {
+    return new NetworkError(`${where} is unreachable (${code})`, {
+      code: "NETWORK_UNREACHABLE",
+      stage: "tcp",
+      hint: "Check the network connection and routing (or the proxy/VPN) to the broker.",
+      cause: err,
+    });
+  }
+  if (code === "ETIMEDOUT") {
+    return new NetworkError(`Connecting to ${where} timed out`, {
+      code: "NETWORK_TIMEOUT",
+      stage: "tcp",
+      hint: "A firewall may drop traffic to this port; check that outgoing port " +
+        `${broker.port} is open.`,
+      cause: err,
+    });
+  }
+  return new NetworkError(`Could not connect to ${where}: ${messageOf(err)}`, {
+    code: "NETWORK_FAILED",
+    stage: "tcp",
+    hint: "Check the network connection to the broker.",
+    cause: err,
+  });
+}
+
+const ALERT_NAMES: Record<string, string> = {
+  UNKNOWN_CA: "unknown CA",
+  BAD_CERTIFICATE: "bad certificate",
+  CERTIFICATE_UNKNOWN: "certificate unknown",
+  UNSUPPORTED_CERTIFICATE: "unsupported certificate",
+  CERTIFICATE_EXPIRED: "certificate expired",
+  CERTIFICATE_REVOKED: "certificate revoked",
+  ACCESS_DENIED: "access denied",
+  DECRYPT_ERROR: "decrypt error",
+};
+// rustls names the same alerts in CamelCase in messages ("received fatal alert: UnknownCA").
+const ALERT_MESSAGE =
+  /fatal alert: (UnknownCA|BadCertificate|CertificateUnknown|UnsupportedCertificate|CertificateExpired|CertificateRevoked|AccessDenied|DecryptError)\b/;
+
+/** The name of an alert about the client's certificate, when `err` is one. */
+function clientCertAlert(err: unknown): string | undefined {
+  const code = errorCode(err) ?? "";
+  const m = /ALERT_([A-Z_]+)$/.exec(code);
+  if (m && m[1] in ALERT_NAMES) return ALERT_NAMES[m[1]];
+  const mm = ALERT_MESSAGE.exec(messageOf(err));
+  if (mm) {
+    return mm[1].replace(/([a-z])([A-Z])/g, "$1 $2").replace("CA", " CA").trim().toLowerCase();
+  }
+  return undefined;
+}
+
+function isTlsAlert(err: unknown): boolean {
+  return /ALERT/.test(errorCode(err) ?? "") || /fatal alert/.test(messageOf(err));
+}
+
+const REFUSED_HINT =
+  "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
+  "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
+
+function classifyTlsError(
+  err: unknown,
+  broker: BrokerAddress,
+  options: TlsConnectOptions,
+): C8yError {
+  const code = errorCode(err) ?? "";
+  const message = messageOf(err);
+  if (err instanceof Deno.errors.NotCapable) return classifyNetworkError(err, "tcp", broker);
+  if (
+    [
+      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      "UNABLE_TO_GET_ISSUER_CERT",
+      "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      "DEPTH_ZERO_SELF_SIGNED_CERT",
+      "CERT_UNTRUSTED",
+      "CERT_SIGNATURE_FAILURE",
+      "CERT_REJECTED",
+      "INVALID_CA",
+    ].includes(code) || /UnknownIssuer|unknown issuer|self[- ]signed/i.test(message)
+  ) {
+    return new TlsError(
+      `The server certificate of ${broker.url} is not trusted (${code || message})`,
+      {
+        code: "TLS_SERVER_UNTRUSTED",
+        hint: options.ca === undefined
+          ? "The system roots do not trust it: give --truststore with the CA that signed the server's certificate."
+          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave --truststore out to use the system roots.",
+        cause: err,
+      },
+    );
+  }
+  if (
+    code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID" ||
+    /Expired|NotValidYet/.test(message)
+  ) {
+    return new TlsError(
+      `The server certificate of ${broker.url} is ${
+        code === "CERT_NOT_YET_VALID" ? "not yet valid" : "expired"
+      }`,
+      {
+        code: "TLS_SERVER_EXPIRED",
+        hint:
+          "Check this machine's clock; if it is right, the server's certificate must be renewed.",
+        cause: err,
+      },
+    );
+  }
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /NotValidForName|altnames/.test(message)) {
+    const name = options.servername ?? options.host;
+    return new TlsError(
+      `The server certificate of ${broker.url} is not valid for "${name}"`,
+      {
+        code: "TLS_HOSTNAME_MISMATCH",
+        hint:
+          "Use the host name the server's certificate names (the tenant domain), not an alias or IP address.",
+        cause: err,
+      },
+    );
+  }
+  if (/CERTIFICATE_REQUIRED/.test(code) || /CertificateRequired/.test(message)) {
+    return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {
+      code: "TLS_CLIENT_CERT_REQUIRED",
+      hint: "Give the device keystore with its private key and certificate.",
+      cause: err,
+    });
+  }
+  const alert = clientCertAlert(err);
+  if (alert !== undefined) {
+    return new TlsError(
+      `${broker.url} refused the device certificate (TLS alert "${alert}")`,
+      { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause: err },
+    );
+  }
+  if (
+    code === "ERR_SSL_WRONG_VERSION_NUMBER" ||
+    /InvalidContentType|wrong version number|CorruptMessage/.test(message)
+  ) {
+    return new TlsError(`${broker.url} does not speak TLS`, {
+      code: "TLS_NOT_TLS",
+      hint:
+        "Check the port: Cumulocity's MQTT over TLS port is 8883 (1883 is plain MQTT, which certificates cannot use).",
+      cause: err,
+    });
+  }
+  return new TlsError(`The TLS handshake with ${broker.url} failed: ${message}`, {
+    code: "TLS_HANDSHAKE_FAILED",
+    hint: "Check the URL and port; the server may also have refused the device certificate.",
+    cause: err,
+  });
+}
+
+/** A close, reset or alert after the client's handshake and before the CONNACK. */
+function lateRejection(broker: BrokerAddress, cause: Error | undefined): TlsError {
+  const alert = cause === undefined ? undefined : clientCertAlert(cause);
+  if (cause !== undefined && /CERTIFICATE_REQUIRED/.test(errorCode(cause) ?? "")) {
+    return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {
+      code: "TLS_CLIENT_CERT_REQUIRED",
+      hint: "Give the device keystore with its private key and certificate.",
+      cause,
+    });
+  }
+  const how = alert !== undefined
+    ? `with TLS alert "${alert}"`
+    : cause !== undefined && isTlsAlert(cause)
+    ? `with a TLS alert (${messageOf(cause)})`
+    : "by closing the connection right after the TLS handshake, before answering MQTT CONNECT " +
+      "(how a server refuses a client certificate under TLS 1.3)";
+  return new TlsError(`${broker.url} did not accept the device certificate: it refused ${how}`, {
+    code: "TLS_CLIENT_CERT_REFUSED",
+    hint: REFUSED_HINT,
+    cause,
+  });
+}
+
+const CONNACK: Record<number, { code: string; meaning: string; hint: string }> = {
+  1: {
+    code: "MQTT_UNACCEPTABLE_PROTOCOL",
+    meaning: "unacceptable protocol version",
+    hint:
+      "Cumulocity supports MQTT 3.1.1 only (this tool sends 3.1.1; is the URL really Cumulocity?).",
+  },
+  2: {
+    code: "MQTT_IDENTIFIER_REJECTED",
+    meaning: "identifier rejected",
+    hint: "The client id is not accepted: use d:<certificate CN> (leave --client-id out).",
+  },
+  3: {
+    code: "MQTT_SERVER_UNAVAILABLE",
+    meaning: "server unavailable",
+    hint: "The MQTT service is temporarily unavailable; try again later.",
+  },
+  4: {
+    code: "MQTT_BAD_CREDENTIALS",
+    meaning: "bad user name or password",
+    hint:
+      "Cumulocity does not send this for certificate authentication: check that the URL is the right broker.",
+  },
+  5: {
+    code: "MQTT_NOT_AUTHORIZED",
+    meaning: "not authorized",
+    hint:
+      "The platform refused the certificate identity: the client id must be d:<CN>; auto-registration may have failed, or a device with this CN belongs to another tenant. It can be transient: retry a few times.",
+  },
+};
+
+function connackError(
+  returnCode: number,
+  broker: BrokerAddress,
+  clientId: string,
+  cause: Error,
+): MqttError {
+  const known = CONNACK[returnCode];
+  if (known === undefined) {
+    return new MqttError(`${broker.url} refused the MQTT connection (${cause.message})`, {
+      code: "MQTT_PROTOCOL",
+      hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
+      returnCode: Number.isInteger(returnCode) ? returnCode : undefined,
+      cause,
+    });
+  }
+  return new MqttError(
+    `${broker.url} refused the MQTT connection of "${clientId}": CONNACK ${returnCode}, ${known.meaning}`,
+    { code: known.code, hint: known.hint, returnCode, cause },
+  );
+}
+
+function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttError {
+  return new MqttError(
+    `${broker.url} accepted the TLS connection but sent no CONNACK within ${seconds(timeoutMs)}`,
+    {
+      code: "MQTT_CONNACK_TIMEOUT",
+      hint:
+        "Check that the port is the broker's MQTT over TLS port (8883) and that the broker is healthy; try a longer --timeout.",
+    },
+  );
+}
+
+function notConnected(broker: BrokerAddress, what: string): MqttError {
+  return new MqttError(`Cannot ${what}: the session with ${broker.url} is not connected`, {
+    code: "MQTT_NOT_CONNECTED",
+    hint: "Connect again.",
+  });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

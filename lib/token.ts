@@ -1,0 +1,232 @@
+/**
+ * The JWT session token over MQTT: subscribe to `s/dat`, publish an empty message with QoS 0 on
+ * `s/uat`, and take the `71,<JWT>` that arrives on `s/dat`, as Cumulocity documents it.
+ *
+ * @module
+ */
+
+import { loadJose } from "./deps.ts";
+import { TokenError } from "./errors.ts";
+import type { Session, StageListener } from "./session.ts";
+
+/** A JWT session token and the facts decoded from it (not verified: see {@linkcode decodeToken}). */
+export interface DeviceToken {
+  /** The compact JWT, for `Authorization: Bearer <token>`. Never log it. */
+  token: string;
+  /** All claims of the payload (`iss`, `aud`, `sub`, `ten`, `iat`, `nbf`, `exp`, `tci`, ...). */
+  claims: Record<string, unknown>;
+  /** `exp` as ISO 8601 (UTC), when present. */
+  expiresAt: string | undefined;
+  /** `iat` as ISO 8601 (UTC), when present. */
+  issuedAt: string | undefined;
+  /** The tenant id (`ten`), when present. */
+  tenant: string | undefined;
+  /** The issuer (`iss`, the tenant domain), when present. */
+  issuer: string | undefined;
+  /** The subject (`sub`, `device_<id>`), when present. */
+  subject: string | undefined;
+}
+
+/** Options of {@linkcode requestToken}. */
+export interface RequestTokenOptions {
+  /** How many requests to send on `s/uat` before giving up. @default 3 */
+  attempts?: number;
+  /** How long to wait for the `71` reply to each request, in milliseconds. @default 20000 */
+  attemptTimeoutMs?: number;
+  /** Called with the time of `subscribe` (the SUBACK) and `token` (the reply) once each succeeded. */
+  onStage?: StageListener;
+}
+
+/** The topic the platform answers on. */
+export const TOKEN_RESPONSE_TOPIC = "s/dat";
+/** The topic a token is requested on. */
+export const TOKEN_REQUEST_TOPIC = "s/uat";
+
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/**
+ * Decodes a compact JWT into a {@linkcode DeviceToken}.
+ *
+ * The signature is **not** checked: the device has no key to check it with (the platform does not
+ * publish one for device tokens), and it does not need to: the token is checked by the platform
+ * when the device uses it. The decoded claims are for display and for knowing when to renew.
+ *
+ * @param jwt The compact JWT (`header.payload.signature`).
+ * @returns The token and its decoded claims.
+ * @throws {TokenError} `TOKEN_MALFORMED` when it is not a JWT with a JSON payload.
+ *
+ * @example
+ * ```ts
+ * import { decodeToken } from "./token.ts";
+ * const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+ * const jwt = `${b64({ alg: "RS256" })}.${b64({ ten: "t123", exp: 1700000000, sub: "device_d1" })}.c2ln`;
+ * const token = await decodeToken(jwt);
+ * if (token.tenant !== "t123" || token.expiresAt !== "2023-11-14T22:13:20.000Z") {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export async function decodeToken(jwt: string): Promise<DeviceToken> {
+  const token = jwt.trim();
+  if (!JWT.test(token)) throw malformed("it is not a compact JWT (three base64url parts)");
+  const jose = await loadJose();
+  let claims: Record<string, unknown>;
+  try {
+    claims = jose.decodeJwt(token) as Record<string, unknown>;
+  } catch (cause) {
+    throw malformed("its payload is not a JSON object", cause);
+  }
+  return {
+    token,
+    claims,
+    expiresAt: isoTime(claims.exp),
+    issuedAt: isoTime(claims.iat),
+    tenant: text(claims.ten),
+    issuer: text(claims.iss),
+    subject: text(claims.sub),
+  };
+}
+
+/**
+ * Requests a JWT session token on a connected session: subscribes to `s/dat` (the exact topic,
+ * QoS 0), publishes an empty message with QoS 0 on `s/uat`, and takes the first `71,<JWT>` line
+ * that arrives on `s/dat`; other `s/dat` lines are ignored. When no reply arrives within
+ * `attemptTimeoutMs`, the request is sent again, up to `attempts` times (the platform can lose
+ * replies, and it sends nothing when it will not issue a token). A reply to an earlier request
+ * is still accepted while waiting for a later one.
+ *
+ * @param session A connected session (from `connect`).
+ * @param options Attempts, per-attempt timeout, stage listener.
+ * @returns The token, decoded (signature not checked: see {@linkcode decodeToken}).
+ * @throws {TokenError} `TOKEN_TIMEOUT` when no `71` arrived after all attempts,
+ * `TOKEN_MALFORMED` for a `71` line without a JWT, `TOKEN_CONNECTION_LOST` when the connection
+ * dropped while waiting.
+ * @throws {MqttError} When subscribing or publishing fails.
+ *
+ * @example With a stand-in session that answers like the platform
+ * ```ts
+ * import { requestToken } from "./token.ts";
+ * import type { Session, SessionCallbacks } from "./session.ts";
+ * const b64 = (o: unknown) => btoa(JSON.stringify(o)).replace(/=+$/, "");
+ * const jwt = `${b64({ alg: "RS256" })}.${b64({ ten: "t123", sub: "device_d1" })}.c2ln`;
+ * const listeners = new Set<SessionCallbacks>();
+ * const session: Session = {
+ *   clientId: "d:d1",
+ *   url: "mqtts://example.com:8883",
+ *   connected: true,
+ *   subscribe: () => Promise.resolve(0),
+ *   publish(topic) {
+ *     const reply = new TextEncoder().encode(`71,${jwt}`);
+ *     if (topic === "s/uat") setTimeout(() => listeners.forEach((l) => l.messageArrived?.("s/dat", reply)));
+ *     return Promise.resolve();
+ *   },
+ *   listen(callbacks) {
+ *     listeners.add(callbacks);
+ *     return () => listeners.delete(callbacks);
+ *   },
+ *   close: () => Promise.resolve(),
+ * };
+ * const token = await requestToken(session, { attempts: 3, attemptTimeoutMs: 1000 });
+ * if (token.tenant !== "t123" || token.subject !== "device_d1") throw new Error("unexpected");
+ * ```
+ */
+export async function requestToken(
+  session: Session,
+  options: RequestTokenOptions = {},
+): Promise<DeviceToken> {
+  const attempts = options.attempts ?? 3;
+  const attemptTimeoutMs = options.attemptTimeoutMs ?? 20_000;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new TypeError(`attempts must be a positive integer, got ${attempts}`);
+  }
+  const decoder = new TextDecoder();
+  let reply: string | undefined;
+  let lost: Error | undefined;
+  let wake: (() => void) | undefined;
+  const remove = session.listen({
+    messageArrived(topic, payload): void {
+      if (topic !== TOKEN_RESPONSE_TOPIC || reply !== undefined) return;
+      for (const line of decoder.decode(payload).split(/\r?\n/)) {
+        if (line === "71" || line.startsWith("71,")) {
+          reply = line;
+          wake?.();
+          return;
+        }
+      }
+    },
+    connectionLost(cause): void {
+      lost ??= cause;
+      wake?.();
+    },
+  });
+  try {
+    let mark = performance.now();
+    await session.subscribe(TOKEN_RESPONSE_TOPIC, { qos: 0 });
+    options.onStage?.("subscribe", performance.now() - mark);
+    mark = performance.now();
+    for (let attempt = 1; attempt <= attempts && reply === undefined; attempt++) {
+      throwIfLost(lost, session);
+      await session.publish(TOKEN_REQUEST_TOPIC, new Uint8Array(0), { qos: 0 });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, attemptTimeoutMs);
+        function done(): void {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+        if (reply !== undefined || lost !== undefined) done();
+      });
+    }
+    if (reply === undefined) {
+      throwIfLost(lost, session);
+      throw new TokenError(
+        `No token arrived on ${TOKEN_RESPONSE_TOPIC} from ${session.url} after ${attempts} request${
+          attempts === 1 ? "" : "s"
+        } on ${TOKEN_REQUEST_TOPIC} (${attemptTimeoutMs / 1000} s each)`,
+        {
+          code: "TOKEN_TIMEOUT",
+          hint:
+            "The platform sends nothing when it will not issue a token: check that the device " +
+            "is registered in the tenant (device user device_<CN>) and that the broker supports " +
+            "JWT retrieval on s/uat (Cumulocity does; a generic MQTT broker does not).",
+        },
+      );
+    }
+    const jwt = reply.slice(3).trim().replace(/^"(.*)"$/, "$1");
+    const token = await decodeToken(jwt);
+    options.onStage?.("token", performance.now() - mark);
+    return token;
+  } finally {
+    remove();
+  }
+}
+
+function throwIfLost(lost: Error | undefined, session: Session): void {
+  if (lost === undefined) return;
+  throw new TokenError(`The connection to ${session.url} was lost while waiting for the token`, {
+    code: "TOKEN_CONNECTION_LOST",
+    hint:
+      "The broker closed the connection after the token request; check the broker's log, then try again.",
+    cause: lost,
+  });
+}
+
+function malformed(why: string, cause?: unknown): TokenError {
+  return new TokenError(`The token reply (71) is malformed: ${why}`, {
+    code: "TOKEN_MALFORMED",
+    hint:
+      "The broker answered on s/dat, but not with 71,<JWT>; check that the URL is Cumulocity's MQTT endpoint.",
+    cause,
+  });
+}
+
+function isoTime(seconds: unknown): string | undefined {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return undefined;
+  const date = new Date(seconds * 1000);
+  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}

@@ -1,0 +1,113 @@
+/**
+ * c8y-mqtt-cert: connect a device to Cumulocity IoT over MQTT with its X.509 certificate and
+ * fetch its JWT session token, straight from a Java keystore (JKS or PKCS#12) or PEM files.
+ *
+ * The functions take bytes and return plain objects; none reads files, the environment or
+ * arguments, and importing this module needs no permission. Connecting needs
+ * `--allow-net=<host>:<port>` and `--ignore-env` (the MQTT client's dependencies look up
+ * environment variables when they load).
+ *
+ * Every failure is a {@linkcode C8yError} with a stable `code`, the `stage` it happened in and a
+ * `hint`; nothing in a message is a password, a key or a token.
+ *
+ * @example Reading a keystore and working out the client id (offline)
+ * ```ts ignore
+ * import { clientId, diagnose, loadKeyStore } from "./mod.ts";
+ *
+ * const identity = await loadKeyStore(await Deno.readFile("device.p12"), {
+ *   password: "changeit",
+ *   name: "device.p12",
+ * });
+ * console.log(clientId(identity)); // "d:<CN of the device certificate>"
+ * for (const problem of diagnose({ identity })) console.log(problem.severity, problem.message);
+ * ```
+ *
+ * @example Fetching a token
+ * ```ts ignore
+ * import { fetchToken, loadKeyStore, loadTrustStore } from "./mod.ts";
+ *
+ * const identity = await loadKeyStore(await Deno.readFile("device.jks"), { password: "changeit" });
+ * const trust = await loadTrustStore(await Deno.readFile("truststore.jks"));
+ * const { token, expiresAt } = await fetchToken({
+ *   url: "ssl://mytenant.cumulocity.com:8883",
+ *   identity,
+ *   trust,
+ * });
+ * ```
+ *
+ * @example Runnable: broker URLs and client ids
+ * ```ts
+ * import { parseBrokerUrl, parseClientId } from "./mod.ts";
+ *
+ * const broker = parseBrokerUrl("ssl://example.cumulocity.com");
+ * if (broker.url !== "mqtts://example.cumulocity.com:8883") throw new Error(broker.url);
+ * const id = parseClientId("d:device-001:template-1");
+ * if (id.deviceIdentifier !== "device-001") throw new Error(id.deviceIdentifier);
+ * ```
+ *
+ * @module
+ */
+
+export { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
+export type { LoadKeyStoreOptions, LoadTrustStoreOptions } from "./lib/keystore.ts";
+export { certificatesFromPem, parseCertificate } from "./lib/certificate.ts";
+export type { ParseCertificateOptions } from "./lib/certificate.ts";
+export { diagnose, hasErrors } from "./lib/diagnose.ts";
+export type { DiagnoseInput } from "./lib/diagnose.ts";
+export { clientId, parseClientId } from "./lib/client_id.ts";
+export type { ClientIdOptions, ClientIdParts } from "./lib/client_id.ts";
+export { DEFAULT_PORT, parseBrokerUrl } from "./lib/broker_url.ts";
+export type { BrokerAddress } from "./lib/broker_url.ts";
+export { tlsOptions } from "./lib/tls_options.ts";
+export type { TlsConnectOptions, TlsOptionsExtra } from "./lib/tls_options.ts";
+export { connect } from "./lib/session.ts";
+export type {
+  ConnectOptions,
+  PublishOptions,
+  Session,
+  SessionCallbacks,
+  StageListener,
+  SubscribeOptions,
+} from "./lib/session.ts";
+export {
+  decodeToken,
+  requestToken,
+  TOKEN_REQUEST_TOPIC,
+  TOKEN_RESPONSE_TOPIC,
+} from "./lib/token.ts";
+export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
+export { fetchToken } from "./lib/fetch_token.ts";
+export type { FetchTokenOptions } from "./lib/fetch_token.ts";
+export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
+export type {
+  ChainVerdict,
+  Emulator,
+  EmulatorEvent,
+  EmulatorEventKind,
+  EmulatorOptions,
+  VerifyDeviceChainOptions,
+} from "./lib/emulator.ts";
+export {
+  C8yError,
+  CertificateError,
+  ExitCode,
+  MqttError,
+  NetworkError,
+  PermissionError,
+  StoreError,
+  TlsError,
+  TokenError,
+  UsageError,
+} from "./lib/errors.ts";
+export type { C8yErrorOptions, Stage } from "./lib/errors.ts";
+export type {
+  Certificate,
+  CertificateSummary,
+  DeviceIdentity,
+  KeyType,
+  Problem,
+  Severity,
+  StoreFormat,
+  TrustAnchors,
+  TrustedCertificate,
+} from "./lib/types.ts";

@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { fetchToken } from "../lib/fetch_token.ts";
+import { connect, type Session } from "../lib/session.ts";
+import { parseBrokerUrl } from "../lib/broker_url.ts";
+import { tlsOptions } from "../lib/tls_options.ts";
+import { startEmulator } from "../lib/emulator.ts";
+import { loadJose } from "../lib/deps.ts";
+import { CertificateError, TlsError, TokenError, UsageError } from "../lib/errors.ts";
+import type { Stage } from "../lib/errors.ts";
+import {
+  fixtureIdentity,
+  fixtureText,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "./mosquitto.ts";
+
+const rsa = await fixtureIdentity("devices/rsa");
+const ec256 = await fixtureIdentity("devices/ec256");
+const serverCa = await fixtureTrust("ca/server-ca.pem");
+
+Deno.test("fetchToken() gets a verifiable token from the emulator, reporting every stage", async () => {
+  const emulator = await startEmulator({
+    serverCertPem: await fixtureText("server/server.pem"),
+    serverKeyPem: await fixtureText("server/server.key"),
+    trustedCaPems: [await fixtureText("ca/device-root-ca.pem")],
+  });
+  try {
+    for (const identity of [rsa, ec256]) {
+      const stages: Stage[] = [];
+      const token = await fetchToken({
+        url: `ssl://localhost:${emulator.port}`,
+        identity,
+        trust: serverCa,
+        timeoutMs: 5000,
+        onStage: (stage) => stages.push(stage),
+      });
+      const cn = identity.chain[0].summary.commonName;
+      assert.equal(token.clientId, `d:${cn}`);
+      assert.equal(token.subject, `device_${cn}`);
+      assert.equal(token.tenant, emulator.tenant);
+      assert.deepEqual(stages, ["dns", "tcp", "tls", "mqtt", "subscribe", "token"]);
+      // The token really is the emulator's: its signature verifies with the emulator's key.
+      const jose = await loadJose();
+      const key = await jose.importJWK(emulator.publicKeyJwk, "RS256");
+      const { payload } = await jose.jwtVerify(token.token, key, { issuer: emulator.issuer });
+      assert.equal(payload.sub, `device_${cn}`);
+      assert.ok(Date.parse(token.expiresAt!) > Date.now());
+    }
+  } finally {
+    await emulator.close();
+  }
+});
+
+mosquittoTest("fetchToken() takes the token from s/dat and disconnects cleanly", async () => {
+  const mosquitto = await startMosquitto();
+  let responder: Session | undefined;
+  try {
+    const jose = await loadJose();
+    const { privateKey } = await jose.generateKeyPair("RS256");
+    const jwt = await new jose.SignJWT({ ten: "t999" }).setProtectedHeader({ alg: "RS256" })
+      .setSubject("device_device-rsa-001").setExpirationTime("1h").sign(privateKey);
+    const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
+    responder = await connect({
+      broker,
+      tls: tlsOptions(ec256, serverCa, broker),
+      clientId: "d:device-ec256-001",
+    });
+    const r = responder;
+    r.listen({
+      messageArrived(topic): void {
+        if (topic === "s/uat") r.publish("s/dat", `71,${jwt}`).catch(() => {});
+      },
+    });
+    await r.subscribe("s/uat");
+    const token = await fetchToken({
+      url: `localhost:${mosquitto.port}`,
+      identity: rsa,
+      trust: serverCa,
+      clientId: "device-rsa-001",
+    });
+    assert.equal(token.token, jwt);
+    assert.equal(token.clientId, "d:device-rsa-001");
+    assert.equal(token.tenant, "t999");
+    assert.match(await mosquitto.log(), /Received DISCONNECT from d:device-rsa-001/);
+  } finally {
+    await responder?.close();
+    await mosquitto.stop();
+  }
+});
+
+mosquittoTest("fetchToken() disconnects also when no token arrives (TOKEN_TIMEOUT)", async () => {
+  const mosquitto = await startMosquitto();
+  try {
+    await assert.rejects(
+      fetchToken({
+        url: `ssl://localhost:${mosquitto.port}`,
+        identity: rsa,
+        trust: serverCa,
+        timeoutMs: 300,
+        attempts: 1,
+      }),
+      (err: unknown) => err instanceof TokenError && err.code === "TOKEN_TIMEOUT",
+    );
+    assert.match(await mosquitto.log(), /Received DISCONNECT from d:device-rsa-001/);
+  } finally {
+    await mosquitto.stop();
+  }
+});
+
+mosquittoTest(
+  "fetchToken() passes on a refused device certificate as TLS_CLIENT_CERT_REFUSED",
+  async () => {
+    const mosquitto = await startMosquitto();
+    try {
+      await assert.rejects(
+        fetchToken({
+          url: `ssl://localhost:${mosquitto.port}`,
+          identity: await fixtureIdentity("bad/unknown-ca"),
+          trust: serverCa,
+        }),
+        (err: unknown) => err instanceof TlsError && err.code === "TLS_CLIENT_CERT_REFUSED",
+      );
+    } finally {
+      await mosquitto.stop();
+    }
+  },
+);
+
+Deno.test("fetchToken() refuses a WebSocket URL and a client id for another CN before connecting", async () => {
+  await assert.rejects(
+    fetchToken({ url: "wss://example.com/mqtt", identity: rsa }),
+    (err: unknown) => err instanceof UsageError && err.code === "URL_WEBSOCKET",
+  );
+  await assert.rejects(
+    fetchToken({ url: "ssl://example.com:8883", identity: rsa, clientId: "d:someone-else" }),
+    (err: unknown) => err instanceof CertificateError && err.code === "CLIENT_ID_MISMATCH",
+  );
+});

@@ -1,0 +1,272 @@
+import assert from "node:assert/strict";
+import { decodeToken, requestToken } from "../lib/token.ts";
+import { connect, type Session, type SessionCallbacks } from "../lib/session.ts";
+import { parseBrokerUrl } from "../lib/broker_url.ts";
+import { tlsOptions } from "../lib/tls_options.ts";
+import { clientId } from "../lib/client_id.ts";
+import { loadJose } from "../lib/deps.ts";
+import { NetworkError, TokenError } from "../lib/errors.ts";
+import type { Stage } from "../lib/errors.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+
+const jose = await loadJose();
+const { privateKey } = await jose.generateKeyPair("RS256");
+
+/** A JWT signed like the platform's (RS256, its claims). */
+async function platformJwt(claims: Record<string, unknown> = {}): Promise<string> {
+  return await new jose.SignJWT({ ten: "t12345", tci: "6b1c3f", xsrfToken: "x", ...claims })
+    .setProtectedHeader({ alg: "RS256" })
+    .setIssuer("t12345.example.com")
+    .setAudience("t12345.example.com")
+    .setSubject("device_device-rsa-001")
+    .setIssuedAt(1_700_000_000)
+    .setNotBefore(1_700_000_000)
+    .setExpirationTime(1_700_003_600)
+    .sign(privateKey);
+}
+
+Deno.test("decodeToken() decodes a platform-like RS256 JWT without checking its signature", async () => {
+  const jwt = await platformJwt();
+  const token = await decodeToken(jwt);
+  assert.equal(token.token, jwt);
+  assert.equal(token.tenant, "t12345");
+  assert.equal(token.issuer, "t12345.example.com");
+  assert.equal(token.subject, "device_device-rsa-001");
+  assert.equal(token.issuedAt, "2023-11-14T22:13:20.000Z");
+  assert.equal(token.expiresAt, "2023-11-14T23:13:20.000Z");
+  assert.equal(token.claims.tci, "6b1c3f");
+  assert.equal(token.claims.aud, "t12345.example.com");
+  // A tampered signature decodes the same: the device cannot and does not check it.
+  const tampered = jwt.slice(0, jwt.lastIndexOf(".") + 1) + "AAAA";
+  assert.equal((await decodeToken(tampered)).tenant, "t12345");
+});
+
+Deno.test("decodeToken() leaves absent or mistyped claims undefined", async () => {
+  const token = await decodeToken(await platformJwt({ ten: 42 }));
+  assert.equal(token.tenant, undefined);
+  const bare = await new jose.SignJWT({}).setProtectedHeader({ alg: "RS256" }).sign(privateKey);
+  const decoded = await decodeToken(bare);
+  assert.equal(decoded.expiresAt, undefined);
+  assert.equal(decoded.issuedAt, undefined);
+  assert.equal(decoded.subject, undefined);
+});
+
+for (
+  const bad of ["", "abc", "a.b", "a.b.c.d", "a b.c.d", "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.sig"]
+) {
+  Deno.test(`decodeToken() refuses "${bad}" with TOKEN_MALFORMED, not repeating it`, async () => {
+    await assert.rejects(decodeToken(bad), (err: unknown) => {
+      assert.ok(err instanceof TokenError);
+      assert.equal(err.code, "TOKEN_MALFORMED");
+      assert.equal(err.exitCode, 8);
+      if (bad.length > 3) assert.ok(!err.message.includes(bad));
+      return true;
+    });
+  });
+}
+
+// --- requestToken() with a stand-in session ---------------------------------------------------
+
+interface Stub {
+  session: Session;
+  requests: Array<{ topic: string; payload: Uint8Array; qos: number | undefined }>;
+  subscriptions: Array<{ topic: string; qos: number | undefined }>;
+  deliver(topic: string, text: string): void;
+  drop(): void;
+  listeners: Set<SessionCallbacks>;
+}
+
+/** A session whose `publish` on s/uat calls `onRequest` with the request's number (1, 2, ...). */
+function stubSession(onRequest: (n: number, stub: Stub) => void): Stub {
+  const listeners = new Set<SessionCallbacks>();
+  const stub: Stub = {
+    requests: [],
+    subscriptions: [],
+    listeners,
+    deliver(topic, text): void {
+      for (const l of [...listeners]) l.messageArrived?.(topic, new TextEncoder().encode(text));
+    },
+    drop(): void {
+      for (const l of [...listeners]) {
+        l.connectionLost?.(new NetworkError("gone", { code: "CONNECTION_LOST" }));
+      }
+    },
+    session: {
+      clientId: "d:device-rsa-001",
+      url: "mqtts://stub:8883",
+      connected: true,
+      subscribe(topic, options): Promise<number> {
+        stub.subscriptions.push({ topic, qos: options?.qos });
+        return Promise.resolve(0);
+      },
+      publish(topic, payload, options): Promise<void> {
+        const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+        stub.requests.push({ topic, payload: bytes, qos: options?.qos });
+        if (topic === "s/uat") onRequest(stub.requests.length, stub);
+        return Promise.resolve();
+      },
+      listen(callbacks): () => void {
+        listeners.add(callbacks);
+        return () => listeners.delete(callbacks);
+      },
+      close: () => Promise.resolve(),
+    },
+  };
+  return stub;
+}
+
+Deno.test("requestToken() subscribes s/dat, publishes an empty QoS 0 message on s/uat, takes the 71 line", async () => {
+  const jwt = await platformJwt();
+  const stub = stubSession((_, s) => {
+    setTimeout(() => s.deliver("s/dat", `42,not a token\n71,${jwt}`));
+  });
+  const stages: Stage[] = [];
+  const token = await requestToken(stub.session, { onStage: (stage) => stages.push(stage) });
+  assert.equal(token.token, jwt);
+  assert.equal(token.tenant, "t12345");
+  assert.deepEqual(stub.subscriptions, [{ topic: "s/dat", qos: 0 }]);
+  assert.equal(stub.requests.length, 1);
+  assert.deepEqual(stub.requests[0], { topic: "s/uat", payload: new Uint8Array(0), qos: 0 });
+  assert.deepEqual(stages, ["subscribe", "token"]);
+  assert.equal(stub.listeners.size, 0, "its listener is removed");
+});
+
+Deno.test("requestToken() ignores other topics and other s/dat lines", async () => {
+  const jwt = await platformJwt();
+  const stub = stubSession((_, s) => {
+    setTimeout(() => {
+      s.deliver("s/ds", `71,not-from-s-dat`);
+      s.deliver("s/dat/x", `71,not-from-s-dat`);
+      s.deliver("s/dat", "711,x\n7,1");
+      s.deliver("s/dat", `71,${jwt}`);
+    });
+  });
+  assert.equal((await requestToken(stub.session)).token, jwt);
+});
+
+Deno.test("requestToken() asks again after a timeout and takes a later reply", async () => {
+  const jwt = await platformJwt();
+  const stub = stubSession((n, s) => {
+    if (n === 2) setTimeout(() => s.deliver("s/dat", `71,${jwt}`), 10);
+  });
+  const token = await requestToken(stub.session, { attempts: 3, attemptTimeoutMs: 100 });
+  assert.equal(token.token, jwt);
+  assert.equal(stub.requests.length, 2);
+});
+
+Deno.test("requestToken() gives up with TOKEN_TIMEOUT after the attempts", async () => {
+  const stub = stubSession(() => {});
+  const started = performance.now();
+  await assert.rejects(
+    requestToken(stub.session, { attempts: 3, attemptTimeoutMs: 50 }),
+    (err: unknown) => {
+      assert.ok(err instanceof TokenError);
+      assert.equal(err.code, "TOKEN_TIMEOUT");
+      assert.match(err.message, /after 3 requests/);
+      assert.match(err.hint, /sends nothing/);
+      assert.match(err.hint, /registered/);
+      return true;
+    },
+  );
+  assert.equal(stub.requests.length, 3);
+  assert.ok(performance.now() - started >= 140);
+});
+
+Deno.test("requestToken() refuses a malformed 71 reply with TOKEN_MALFORMED at once", async () => {
+  for (const line of ["71,not-a-jwt", "71,", "71"]) {
+    const stub = stubSession((_, s) => setTimeout(() => s.deliver("s/dat", line)));
+    await assert.rejects(
+      requestToken(stub.session, { attempts: 3, attemptTimeoutMs: 2000 }),
+      (err: unknown) => err instanceof TokenError && err.code === "TOKEN_MALFORMED",
+    );
+    assert.equal(stub.requests.length, 1, line);
+  }
+});
+
+Deno.test("requestToken() stops with TOKEN_CONNECTION_LOST when the connection drops", async () => {
+  const stub = stubSession((_, s) => setTimeout(() => s.drop()));
+  await assert.rejects(
+    requestToken(stub.session, { attempts: 3, attemptTimeoutMs: 5000 }),
+    (err: unknown) =>
+      err instanceof TokenError && err.code === "TOKEN_CONNECTION_LOST" &&
+      err.cause instanceof NetworkError,
+  );
+  assert.equal(stub.requests.length, 1);
+});
+
+Deno.test("requestToken() refuses attempts below 1 with a TypeError", async () => {
+  await assert.rejects(requestToken(stubSession(() => {}).session, { attempts: 0 }), TypeError);
+});
+
+// --- requestToken() over a real broker --------------------------------------------------------
+
+const serverCa = await fixtureTrust("ca/server-ca.pem");
+
+async function connectAs(port: number, device: string): Promise<Session> {
+  const identity = await fixtureIdentity(`devices/${device}`);
+  const broker = parseBrokerUrl(`ssl://localhost:${port}`);
+  return await connect({
+    broker,
+    tls: tlsOptions(identity, serverCa, broker),
+    clientId: clientId(identity),
+  });
+}
+
+mosquittoTest(
+  "requestToken() against mosquitto, which never answers s/uat, ends with TOKEN_TIMEOUT",
+  async () => {
+    const mosquitto = await startMosquitto();
+    let session: Session | undefined;
+    try {
+      session = await connectAs(mosquitto.port, "rsa");
+      await assert.rejects(
+        requestToken(session, { attempts: 2, attemptTimeoutMs: 200 }),
+        (err: unknown) => err instanceof TokenError && err.code === "TOKEN_TIMEOUT",
+      );
+      await session.close();
+      // On the wire: two empty QoS 0 publishes on s/uat and an exact s/dat subscription.
+      const log = await mosquitto.log();
+      assert.match(log, /d:device-rsa-001 0 s\/dat/);
+      const requests = log.match(
+        /Received PUBLISH from d:device-rsa-001 \(d0, q0, r0, m0, 's\/uat', \.\.\. \(0 bytes\)\)/g,
+      );
+      assert.equal(requests?.length, 2, log);
+    } finally {
+      await session?.close();
+      await mosquitto.stop();
+    }
+  },
+);
+
+mosquittoTest(
+  "requestToken() over mosquitto takes the 71 line a responder publishes on s/dat",
+  async () => {
+    const mosquitto = await startMosquitto();
+    let device: Session | undefined;
+    let responder: Session | undefined;
+    try {
+      const jwt = await platformJwt();
+      responder = await connectAs(mosquitto.port, "ec256");
+      const r = responder;
+      let requests = 0;
+      r.listen({
+        messageArrived(topic, payload): void {
+          if (topic !== "s/uat") return;
+          requests++;
+          assert.equal(payload.length, 0);
+          r.publish("s/dat", `42,unrelated\n71,${jwt}`).catch(() => {});
+        },
+      });
+      await r.subscribe("s/uat");
+      device = await connectAs(mosquitto.port, "rsa");
+      const token = await requestToken(device, { attempts: 2, attemptTimeoutMs: 2000 });
+      assert.equal(token.token, jwt);
+      assert.equal(token.subject, "device_device-rsa-001");
+      assert.equal(requests, 1);
+    } finally {
+      await device?.close();
+      await responder?.close();
+      await mosquitto.stop();
+    }
+  },
+);
