@@ -782,7 +782,10 @@ async function tokenCommand(ctx: Context): Promise<number> {
     ctx,
     `✓ keystore ${stores.keystorePath}: ${identity.format}, ${id} (${ms(stores.timings.keystore)})`,
   );
-  for (const p of problems) progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
+  // Errors and warnings only: `inspect` and `check` show the informational findings.
+  for (const p of problems) {
+    if (p.severity !== "info") progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
+  }
   const blocking = firstError(problems);
   if (blocking && !ctx.values.force) throw blocking;
   const timings: Partial<Record<Stage, number>> = {
@@ -824,6 +827,10 @@ async function tokenCommand(ctx: Context): Promise<number> {
     ctx.io.out(token.token);
   }
   return ExitCode.OK;
+}
+
+function plural(n: number, prefix: string, noun: string): string {
+  return `${prefix}${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function ms(value: number | undefined): string {
@@ -875,7 +882,7 @@ async function checkCommand(ctx: Context): Promise<number> {
         "truststore",
         true,
         stores.timings.truststore ?? 0,
-        `${stores.trust.format}, ${stores.trust.certificates.length} certificate(s)`,
+        plural(stores.trust.certificates.length, `${stores.trust.format}, `, "certificate"),
       );
     }
     current = "certificates";
@@ -887,16 +894,14 @@ async function checkCommand(ctx: Context): Promise<number> {
       const n = problems.filter((p) => p.severity === s).length;
       return n ? `${n} ${s}${n === 1 ? "" : "s"}` : "";
     }).filter(Boolean).join(", ");
-    if (!ctx.json) {
-      for (const p of problems) ctx.io.out(`    ${MARK[p.severity]} ${p.message}`);
-    }
     if (blocking && !ctx.values.force) throw blocking;
     report(
       "certificates",
       true,
       performance.now() - stageStart,
-      `${id}; ${counts || "no problems"}`,
+      `${id}; ${counts || "no errors or warnings"}`,
     );
+    printStageProblems(ctx, problems);
     const { fetchToken } = await import("./lib/fetch_token.ts");
     current = "dns";
     stageStart = performance.now();
@@ -937,11 +942,20 @@ async function checkCommand(ctx: Context): Promise<number> {
     const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : current;
     const label = stage === "store" ? current : stage === "certificate" ? "certificates" : stage;
     report(label, false, performance.now() - stageStart, errorMessage(error));
+    if (label === "certificates") {
+      printStageProblems(ctx, problems.filter((p) => p.message !== errorMessage(error)));
+    }
     if (error instanceof C8yError) {
       (error as C8yError & { checkStages?: StageReport[] }).checkStages = stages;
     }
     throw error;
   }
+}
+
+/** Lists the offline problems under the certificates stage of `check`. */
+function printStageProblems(ctx: Context, problems: Problem[]): void {
+  if (ctx.json) return;
+  for (const p of problems) ctx.io.out(`    ${MARK[p.severity]} ${p.code}: ${p.message}`);
 }
 
 function nextStage(stage: Stage): string {

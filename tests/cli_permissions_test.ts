@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { denoFlags, ROOT, runCli } from "./cli_helpers.ts";
+import type { CliPermissions } from "./cli_helpers.ts";
+
+const KS = "fixtures/devices/rsa.openssl3.p12";
+const TS = "fixtures/server/server-truststore.p12";
+const PWFILE = "fixtures/password.txt";
+
+/** Drops one permission from a full set, for the "each flag missing in turn" cases. */
+function without(
+  all: Required<CliPermissions>,
+  kind: keyof CliPermissions,
+  item: string,
+): Required<CliPermissions> {
+  return { ...all, [kind]: all[kind].filter((x) => x !== item) };
+}
+
+Deno.test("inspect works under exactly its flags and names each one left out", async (t) => {
+  const args = [
+    "inspect",
+    "--keystore",
+    KS,
+    "--keystore-password",
+    `file:${PWFILE}`,
+    "--truststore",
+    TS,
+    "--truststore-password",
+    "env:TS_PW",
+  ];
+  const all = { read: [KS, TS, PWFILE], net: [], env: ["TS_PW"] };
+  const env = { TS_PW: "changeit" };
+  const ok = await runCli(args, all, { env });
+  assert.equal(ok.code, 0, ok.stderr);
+  for (
+    const [kind, item, flag] of [
+      ["read", KS, `--allow-read=${KS}`],
+      ["read", TS, `--allow-read=${TS}`],
+      ["read", PWFILE, `--allow-read=${PWFILE}`],
+      ["env", "TS_PW", "--allow-env=TS_PW"],
+    ] as const
+  ) {
+    await t.step(`without ${flag}`, async () => {
+      const r = await runCli(args, without(all, kind, item), { env });
+      assert.equal(r.code, 9, r.stderr);
+      assert.match(r.stderr, /^error: /);
+      assert.ok(r.stderr.split("\n")[0]!.includes(flag), r.stderr);
+      assert.ok(r.stderr.includes(`--allow-read=${KS},${TS},${PWFILE}`), "the hint has every flag");
+    });
+  }
+});
+
+Deno.test("check without --allow-net names host:port before reading anything", async () => {
+  const r = await runCli(
+    ["check", "--url", "ssl://127.0.0.1:1884", "--keystore", KS, "--keystore-password", "pass:x"],
+    { read: [KS] },
+  );
+  assert.equal(r.code, 9, r.stderr);
+  assert.ok(r.stderr.includes("--allow-net=127.0.0.1:1884"), r.stderr);
+  assert.ok(!r.stderr.includes("pass:x"), "the password is masked in the suggested command");
+});
+
+const EMU = {
+  trust: "fixtures/ca/device-root-ca.pem",
+  cert: "fixtures/server/server.pem",
+  key: "fixtures/server/server.key",
+};
+const emulateArgs = [
+  "emulate",
+  "--port",
+  "0",
+  "--trust",
+  EMU.trust,
+  "--server-cert",
+  EMU.cert,
+  "--server-key",
+  EMU.key,
+];
+const emulateAll = { read: [EMU.trust, EMU.cert, EMU.key], net: ["127.0.0.1"], env: [] };
+
+Deno.test("emulate names each permission left out", async (t) => {
+  for (
+    const [kind, item] of [
+      ["read", EMU.trust],
+      ["read", EMU.cert],
+      ["read", EMU.key],
+      ["net", "127.0.0.1"],
+    ] as const
+  ) {
+    await t.step(`without ${kind} ${item}`, async () => {
+      const r = await runCli(emulateArgs, without(emulateAll, kind, item));
+      assert.equal(r.code, 9, r.stderr);
+      assert.ok(r.stderr.split("\n")[0]!.includes(`--allow-${kind}=${item}`), r.stderr);
+    });
+  }
+});
+
+Deno.test("emulate under exactly its flags prints its mqtts:// URL and stops on SIGTERM", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...denoFlags(emulateAll), "cli.ts", ...emulateArgs, "--quiet"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let seen = "";
+    while (!/mqtts:\/\/127\.0\.0\.1:\d+/.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    assert.match(seen, /mqtts:\/\/127\.0\.0\.1:\d+/);
+  } finally {
+    child.kill("SIGTERM");
+    await reader.cancel();
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(await new Response(child.stderr).arrayBuffer());
+    assert.equal(status.code, 0, stderr);
+  }
+});
