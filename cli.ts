@@ -25,7 +25,7 @@ import { parsePasswordSpec } from "./lib/password_spec.ts";
 import type { PasswordSpec } from "./lib/password_spec.ts";
 import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
-import { clientId as deviceClientId } from "./lib/client_id.ts";
+import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
 import { parseBrokerUrl } from "./lib/broker_url.ts";
 import type {
   CertificateSummary,
@@ -286,6 +286,32 @@ function seconds(value: string | undefined, option: string, fallback: number): n
   return n;
 }
 
+/**
+ * Checks option values that need no file or network, so that a usage error is reported as one
+ * (exit 2) before permissions are checked or anything is read.
+ */
+function validate(command: Command, values: Values): void {
+  if (command === "token" || command === "check") {
+    required(values, "url", command);
+    required(values, "keystore", command);
+    seconds(values.timeout, "--timeout", 20);
+  }
+  storeType(values["keystore-type"], "--keystore-type");
+  storeType(values["truststore-type"], "--truststore-type");
+  storeType(values["trust-type"], "--trust-type");
+  if (values["client-id"] !== undefined) parseClientId(values["client-id"]);
+  const stdin = passwordSpecs(values, command).filter(([, spec]) => spec.kind === "stdin");
+  if (stdin.length > 1) {
+    throw new UsageError(
+      `${stdin.map(([option]) => option).join(" and ")} cannot both read from stdin`,
+      {
+        code: "PASSWORD_SOURCE",
+        hint: "Give one of them as env:NAME or file:PATH.",
+      },
+    );
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Permissions: worked out from the arguments and checked before any work.
 
@@ -358,10 +384,21 @@ function denoRunLine(needs: Needs, args: string[]): string {
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;
-  const shown = args.map((arg, i) =>
-    /password$/.test(args[i - 1] ?? "") && !/^(env|file):|^stdin$/.test(arg) ? "'***'" : arg
-  ).map((arg) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`);
+  const shown = args.map((arg, i) => {
+    // Password values never appear, not even in the suggested command line.
+    const inline = arg.match(/^(--[\w-]*password)=(.*)$/);
+    if (inline) return `${inline[1]}=${maskPassword(inline[2]!)}`;
+    return /^--[\w-]*password$/.test(args[i - 1] ?? "") ? maskPassword(arg) : shellQuote(arg);
+  });
   return ["deno run", ...flags, main, ...shown].join(" ");
+}
+
+function maskPassword(spec: string): string {
+  return /^(env|file):|^stdin$/.test(spec) ? shellQuote(spec) : "'***'";
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
 function relativeToCwd(path: string): string {
@@ -783,11 +820,11 @@ async function tokenCommand(ctx: Context): Promise<number> {
     `✓ keystore ${stores.keystorePath}: ${identity.format}, ${id} (${ms(stores.timings.keystore)})`,
   );
   // Errors and warnings only: `inspect` and `check` show the informational findings.
+  const blocking = ctx.values.force ? undefined : firstError(problems);
+  if (blocking) throw blocking;
   for (const p of problems) {
     if (p.severity !== "info") progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
   }
-  const blocking = firstError(problems);
-  if (blocking && !ctx.values.force) throw blocking;
   const timings: Partial<Record<Stage, number>> = {
     store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
   };
@@ -1058,6 +1095,7 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
     for (const [, spec] of passwordSpecs(values, command)) {
       if (spec.kind === "pass") secrets.add(spec.value);
     }
+    validate(command, values);
     await checkPermissions(command, values, args);
     const ctx: Context = { io: safeIo, values, json, quiet: values.quiet ?? false };
     switch (command) {

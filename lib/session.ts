@@ -96,11 +96,14 @@ export interface Session {
   /**
    * Publishes a message.
    * @throws {MqttError} `MQTT_NOT_CONNECTED` when the connection is down, `MQTT_PUBLISH_FAILED`.
+   * @throws {NetworkError} `CONNECTION_LOST` (stage `mqtt`) when the connection closes meanwhile.
    */
   publish(topic: string, payload: string | Uint8Array, options?: PublishOptions): Promise<void>;
   /**
    * Subscribes to a topic and resolves with the granted QoS.
    * @throws {MqttError} `MQTT_SUBSCRIBE_REFUSED` (stage `subscribe`) when the broker refuses it.
+   * @throws {NetworkError} `CONNECTION_LOST` (stage `subscribe`) when the connection closes before
+   * the broker answered.
    */
   subscribe(topic: string, options?: SubscribeOptions): Promise<number>;
   /** Adds callbacks (besides those given to `connect`); returns a function that removes them. */
@@ -108,6 +111,9 @@ export interface Session {
   /** Sends DISCONNECT and closes the connection; safe to call twice. */
   close(): Promise<void>;
 }
+
+/** The longest delay `setTimeout` honours (2^31-1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Time allowed for the broker to close its side after DISCONNECT before the socket is destroyed. */
 const CLOSE_GRACE_MS = 2000;
@@ -173,7 +179,8 @@ const CLOSE_GRACE_MS = 2000;
  */
 export async function connect(options: ConnectOptions): Promise<Session> {
   const mqtt = await loadMqttClient();
-  const timeoutMs = options.connectTimeoutMs ?? 10_000;
+  // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
+  const timeoutMs = Math.min(options.connectTimeoutMs ?? 10_000, MAX_TIMER_MS);
   const deadline = performance.now() + timeoutMs;
   const { broker } = options;
   const opened = await openTls(broker, options.tls, timeoutMs, options.onStage);
@@ -197,7 +204,10 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     clientId: options.clientId,
     keepalive: options.keepaliveSeconds ?? 60,
     reconnectPeriod: options.reconnect ? 1000 : 0,
-    connectTimeout: Math.max(1, Math.ceil(deadline - performance.now())) + 1000,
+    connectTimeout: Math.min(
+      Math.max(1, Math.ceil(deadline - performance.now())) + 1000,
+      MAX_TIMER_MS,
+    ),
     queueQoSZero: false,
     resubscribe: true,
   });
@@ -213,9 +223,13 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       );
       const finish = (err?: Error): void => {
         clearTimeout(timer);
+        // After a failure the client is shut down; until then it may still emit errors (the
+        // rest of a garbage reply), which must not become uncaught exceptions.
+        if (err) client.on("error", () => {});
         client.removeListener("connect", onConnect);
         client.removeListener("error", onError);
         client.removeListener("close", onClose);
+        opened.socket.removeListener("data", onData);
         if (err) reject(err);
         else resolve();
       };
@@ -243,6 +257,19 @@ export async function connect(options: ConnectOptions): Promise<Session> {
         }
       };
       const onClose = (): void => finish(lateRejection(broker, streamError));
+      // The first bytes of a broker's answer are a CONNACK (0x20 0x02). Anything else (an HTTP
+      // reply, random bytes) is not MQTT, even when it never forms a whole packet for MQTT.js.
+      // MQTT.js has piped the socket already, so this listener sees the same bytes; it goes first
+      // so that the message shows what arrived rather than MQTT.js's parser error about it.
+      let firstChunk = true;
+      const onData = (chunk: Uint8Array): void => {
+        if (!firstChunk || chunk.length === 0) return;
+        firstChunk = false;
+        if (chunk[0] !== 0x20 || (chunk.length > 1 && chunk[1] !== 0x02)) {
+          finish(notMqtt(broker, chunk));
+        }
+      };
+      opened.socket.prependListener("data", onData);
       client.on("connect", onConnect);
       client.on("error", onError);
       client.on("close", onClose);
@@ -311,7 +338,9 @@ export async function connect(options: ConnectOptions): Promise<Session> {
           data,
           { qos: publishOptions.qos ?? 0, retain: publishOptions.retain ?? false },
           (err) => {
-            if (err) {
+            if (err && connectionGone(client, err)) {
+              reject(lostWhile(broker, `publishing to "${topic}"`, "mqtt", err));
+            } else if (err) {
               reject(
                 new MqttError(`Cannot publish to "${topic}" on ${broker.url}: ${err.message}`, {
                   code: "MQTT_PUBLISH_FAILED",
@@ -332,7 +361,10 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       return new Promise((resolve, reject) => {
         client.subscribe(topic, { qos: subscribeOptions.qos ?? 0 }, (err, granted) => {
           const qos = granted?.[0]?.qos;
-          if (err || qos === undefined || qos >= 0x80) {
+          if (err && connectionGone(client, err)) {
+            // Not a refusal: MQTT.js fails pending requests this way when the stream closes.
+            reject(lostWhile(broker, `subscribing to "${topic}"`, "subscribe", err));
+          } else if (err || qos === undefined || qos >= 0x80) {
             reject(
               new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
                 code: "MQTT_SUBSCRIBE_REFUSED",
@@ -836,6 +868,26 @@ function connackError(
   );
 }
 
+/** The broker answered CONNECT with bytes that are not a CONNACK. */
+function notMqtt(broker: BrokerAddress, chunk: Uint8Array): MqttError {
+  const head = chunk.subarray(0, 8);
+  const hex = Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  // An HTTP or other text reply is shown as text (its first line, shortened); other bytes in hex.
+  const line = new TextDecoder().decode(chunk.subarray(0, 64)).split(/\r?\n/)[0] ?? "";
+  const textual = line.length >= 4 && /^[\x20-\x7e]+$/.test(line);
+  const shown = textual
+    ? `"${line.slice(0, 40)}"`
+    : `bytes ${hex}${chunk.length > 8 ? " ..." : ""}`;
+  return new MqttError(
+    `${broker.url} answered MQTT CONNECT with something that is not MQTT (${shown})`,
+    {
+      code: "MQTT_PROTOCOL",
+      hint:
+        "Check that the URL names Cumulocity's MQTT over TLS port (8883), not an HTTPS or other TLS service.",
+    },
+  );
+}
+
 function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttError {
   return new MqttError(
     `${broker.url} accepted the TLS connection but sent no CONNACK within ${seconds(timeoutMs)}`,
@@ -845,6 +897,36 @@ function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttError {
         "Check that the port is the broker's MQTT over TLS port (8883) and that the broker is healthy; try a longer --timeout.",
     },
   );
+}
+
+/**
+ * Whether a failed subscribe/publish failed because the connection went away (MQTT.js fails
+ * pending requests with "Connection closed" when its stream closes, before it emits `close`),
+ * rather than because the broker refused it (a numeric reason code).
+ */
+function connectionGone(
+  // deno-lint-ignore no-explicit-any
+  client: any,
+  err: Error & { code?: unknown },
+): boolean {
+  if (typeof err.code === "number") return false;
+  const stream = client.stream as { destroyed?: boolean } | undefined;
+  return stream?.destroyed === true || !client.connected ||
+    /connection closed|disconnect/i.test(err.message);
+}
+
+function lostWhile(
+  broker: BrokerAddress,
+  what: string,
+  stage: Stage,
+  cause: Error,
+): NetworkError {
+  return new NetworkError(`The connection to ${broker.url} was lost while ${what}`, {
+    code: "CONNECTION_LOST",
+    stage,
+    hint: "The broker closed the connection; check the broker's log, then connect again.",
+    cause,
+  });
 }
 
 function notConnected(broker: BrokerAddress, what: string): MqttError {

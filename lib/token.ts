@@ -100,7 +100,7 @@ export async function decodeToken(jwt: string): Promise<DeviceToken> {
  * @returns The token, decoded (signature not checked: see {@linkcode decodeToken}).
  * @throws {TokenError} `TOKEN_TIMEOUT` when no `71` arrived after all attempts,
  * `TOKEN_MALFORMED` for a `71` line without a JWT, `TOKEN_CONNECTION_LOST` when the connection
- * dropped while waiting.
+ * dropped while subscribing (stage `subscribe`), requesting or waiting (stage `token`).
  * @throws {MqttError} When subscribing or publishing fails.
  *
  * @example With a stand-in session that answers like the platform
@@ -135,7 +135,8 @@ export async function requestToken(
   options: RequestTokenOptions = {},
 ): Promise<DeviceToken> {
   const attempts = options.attempts ?? 3;
-  const attemptTimeoutMs = options.attemptTimeoutMs ?? 20_000;
+  // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
+  const attemptTimeoutMs = Math.min(options.attemptTimeoutMs ?? 20_000, 2 ** 31 - 1);
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new TypeError(`attempts must be a positive integer, got ${attempts}`);
   }
@@ -161,12 +162,20 @@ export async function requestToken(
   });
   try {
     let mark = performance.now();
-    await session.subscribe(TOKEN_RESPONSE_TOPIC, { qos: 0 });
+    try {
+      await session.subscribe(TOKEN_RESPONSE_TOPIC, { qos: 0 });
+    } catch (err) {
+      throw lostError(err, session, "subscribe") ?? err;
+    }
     options.onStage?.("subscribe", performance.now() - mark);
     mark = performance.now();
     for (let attempt = 1; attempt <= attempts && reply === undefined; attempt++) {
       throwIfLost(lost, session);
-      await session.publish(TOKEN_REQUEST_TOPIC, new Uint8Array(0), { qos: 0 });
+      try {
+        await session.publish(TOKEN_REQUEST_TOPIC, new Uint8Array(0), { qos: 0 });
+      } catch (err) {
+        throw lostError(err, session, "token") ?? err;
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, attemptTimeoutMs);
         function done(): void {
@@ -209,6 +218,29 @@ function throwIfLost(lost: Error | undefined, session: Session): void {
     hint:
       "The broker closed the connection after the token request; check the broker's log, then try again.",
     cause: lost,
+  });
+}
+
+/**
+ * A subscribe or publish that failed because the connection went away (not because the broker
+ * refused it) as `TOKEN_CONNECTION_LOST` in the stage it happened; `undefined` for other errors.
+ */
+function lostError(
+  err: unknown,
+  session: Session,
+  stage: "subscribe" | "token",
+): TokenError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code !== "CONNECTION_LOST" && code !== "MQTT_NOT_CONNECTED") return undefined;
+  const what = stage === "subscribe"
+    ? `subscribing to ${TOKEN_RESPONSE_TOPIC}`
+    : "requesting the token";
+  return new TokenError(`The connection to ${session.url} was lost while ${what}`, {
+    code: "TOKEN_CONNECTION_LOST",
+    stage,
+    hint:
+      "The broker closed the connection after accepting it; check the broker's log (does it allow this device to use s/dat and s/uat?), then try again.",
+    cause: err,
   });
 }
 
