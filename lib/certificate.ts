@@ -3,8 +3,8 @@
  * {@linkcode CertificateSummary}).
  *
  * Most fields come from `node:crypto` `X509Certificate`. Two do not, and are read from the DER
- * with a small reader of DER tag-length-value headers (below) so that parsing stays synchronous
- * and needs no third-party code:
+ * with the project's small bounds-checked DER reader (`der.ts`, which says why it is not a
+ * library), so that parsing stays synchronous and needs no third-party code:
  * - the X.509 **version**, which `X509Certificate` does not expose at all;
  * - the **extended key usage**: Node's `keyUsage` returns EKU OIDs, but Deno 2.9.6 returns the
  *   plain *key usage* bits there (`["DigitalSignature", "KeyEncipherment"]`), so it cannot be
@@ -15,6 +15,16 @@
  */
 
 import { X509Certificate } from "node:crypto";
+import {
+  children,
+  DerError,
+  expectTag,
+  explicit,
+  readDer,
+  readOid,
+  readSmallInt,
+  readString,
+} from "./der.ts";
 import { StoreError } from "./errors.ts";
 import { pemBlocks, toPem } from "./pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
@@ -141,8 +151,7 @@ function toDer(input: Uint8Array | string): Uint8Array {
   );
   if (!block) throw new SyntaxError("no CERTIFICATE block");
   // OpenSSL's TRUSTED CERTIFICATE appends trust settings after the certificate.
-  const first = readTlv(block.der, 0);
-  return block.der.subarray(0, first.end);
+  return readDer(block.der, { allowTrailing: true }).raw;
 }
 
 const CURVE_BITS: Record<string, number> = {
@@ -161,6 +170,10 @@ const CURVE_BITS: Record<string, number> = {
 
 function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
   const tbs = readTbs(der);
+  // Deno 2.9.6 gives `undefined` (instead of throwing) for a Name it cannot decode.
+  if (typeof x509.subject !== "string" || typeof x509.issuer !== "string") {
+    throw new DerError("the subject or issuer name cannot be decoded");
+  }
   const subject = x509.subject.split("\n").join(", ");
   const issuer = x509.issuer.split("\n").join(", ");
   const key = x509.publicKey;
@@ -225,118 +238,44 @@ export function toKeyType(type: string | undefined): KeyType {
   }
 }
 
-// ---- A minimal DER reader -------------------------------------------------------------------
-// Only tag/length headers are decoded; it is enough to reach the version, the subject's CN and
-// the extensions of a TBSCertificate. Using node-forge's ASN.1 parser instead would make
-// parseCertificate asynchronous (forge loads through a dynamic import) for three fields.
-
-interface Tlv {
-  tag: number;
-  /** Offset of the contents. */
-  start: number;
-  /** Offset just past the contents. */
-  end: number;
-}
-
-function readTlv(der: Uint8Array, offset: number, limit = der.length): Tlv {
-  if (offset + 2 > limit) throw new RangeError("DER: truncated header");
-  const tag = der[offset];
-  if ((tag & 0x1f) === 0x1f) throw new RangeError("DER: multi-byte tags unsupported");
-  let len = der[offset + 1];
-  let start = offset + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || start + n > limit) throw new RangeError("DER: bad length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[start + i];
-    start += n;
-  }
-  if (start + len > limit) throw new RangeError("DER: truncated contents");
-  return { tag, start, end: start + len };
-}
-
-function children(der: Uint8Array, parent: Tlv): Tlv[] {
-  const out: Tlv[] = [];
-  for (let off = parent.start; off < parent.end;) {
-    const t = readTlv(der, off, parent.end);
-    out.push(t);
-    off = t.end;
-  }
-  return out;
-}
-
-function oid(der: Uint8Array, t: Tlv): string {
-  const b = der.subarray(t.start, t.end);
-  if (b.length === 0) return "";
-  const parts: number[] = [Math.floor(b[0] / 40), b[0] % 40];
-  if (b[0] >= 80) parts.splice(0, 2, 2, b[0] - 80);
-  let v = 0;
-  for (let i = 1; i < b.length; i++) {
-    v = v * 128 + (b[i] & 0x7f);
-    if (!(b[i] & 0x80)) {
-      parts.push(v);
-      v = 0;
-    }
-  }
-  return parts.join(".");
-}
-
-function decodeString(der: Uint8Array, t: Tlv): string {
-  const b = der.subarray(t.start, t.end);
-  if (t.tag === 0x1e) { // BMPString: UTF-16BE
-    let s = "";
-    for (let i = 0; i + 1 < b.length; i += 2) s += String.fromCharCode(b[i] * 256 + b[i + 1]);
-    return s;
-  }
-  if (t.tag === 0x1c) { // UniversalString: UTF-32BE
-    let s = "";
-    for (let i = 0; i + 3 < b.length; i += 4) {
-      s += String.fromCodePoint(
-        ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0,
-      );
-    }
-    return s;
-  }
-  return new TextDecoder().decode(b); // UTF8String, PrintableString, IA5String, T61 (as UTF-8)
-}
+// ---- Fields node:crypto does not give ------------------------------------------------------
 
 const OID_CN = "2.5.4.3";
 const OID_EKU = "2.5.29.37";
 
+/** Reads the version, the subject's first CN and the extended key usage from the DER. */
 function readTbs(
   der: Uint8Array,
 ): { version: number; commonName: string | undefined; extendedKeyUsage: string[] | undefined } {
-  const cert = readTlv(der, 0);
-  const tbs = children(der, cert)[0];
-  const fields = children(der, tbs);
+  const [tbs] = children(readDer(der, { what: "the certificate" }));
+  if (tbs === undefined) throw new DerError("empty certificate");
+  const fields = children(tbs);
   let i = 0;
   let version = 1;
-  if (fields[0]?.tag === 0xa0) { // [0] EXPLICIT Version
-    const v = children(der, fields[0])[0];
-    version = der[v.end - 1] + 1;
+  if (fields[0]?.tag === 0xa0) { // [0] EXPLICIT Version DEFAULT v1
+    version = readSmallInt(explicit(fields[0], 0)) + 1;
     i = 1;
   }
   // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
   const subject = fields[i + 4];
+  if (subject === undefined) throw new DerError("the certificate has no subject");
   let commonName: string | undefined;
-  for (const rdn of children(der, subject)) {
-    for (const atv of children(der, rdn)) {
-      const [type, value] = children(der, atv);
-      if (commonName === undefined && oid(der, type) === OID_CN) {
-        commonName = decodeString(der, value);
-      }
+  for (const rdn of children(expectTag(subject, 0x30, "the subject Name"))) {
+    for (const atv of children(expectTag(rdn, 0x31, "a SET (RelativeDistinguishedName)"))) {
+      const [type, value] = children(expectTag(atv, 0x30, "an AttributeTypeAndValue"));
+      if (value === undefined) throw new DerError("an attribute of the subject has no value");
+      if (commonName === undefined && readOid(type) === OID_CN) commonName = readString(value);
     }
   }
   let extendedKeyUsage: string[] | undefined;
-  const extsTagged = fields.slice(i + 6).find((f) => f.tag === 0xa3);
-  if (extsTagged) {
-    const exts = children(der, extsTagged)[0];
-    for (const ext of children(der, exts)) {
-      const parts = children(der, ext);
-      if (oid(der, parts[0]) !== OID_EKU) continue;
-      const octets = parts[parts.length - 1];
-      const seq = readTlv(der, octets.start, octets.end);
-      extendedKeyUsage = children(der, seq).map((t) => oid(der, t));
+  const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
+  if (extensions) {
+    for (const ext of children(explicit(extensions, 3))) {
+      const parts = children(ext);
+      if (parts.length < 2 || readOid(parts[0]) !== OID_EKU) continue;
+      const extnValue = parts[parts.length - 1];
+      const seq = readDer(extnValue.content, { allowTrailing: true });
+      extendedKeyUsage = children(seq).map(readOid);
     }
   }
   return { version, commonName, extendedKeyUsage };
