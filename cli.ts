@@ -1051,11 +1051,12 @@ async function emulateCommand(ctx: Context): Promise<number> {
       ctx.io.err(`emulator: ${kind} ${fields}`.trimEnd());
     },
   });
-  ctx.io.out(`c8y-mqtt-cert emulator listening on ${emulator.url} (Ctrl-C stops it)`);
+  // Listen for the signals before announcing the URL: whoever waits for it may stop us at once.
   const stopped = Promise.withResolvers<void>();
-  const stop = () => stopped.resolve();
+  const stop = (): void => stopped.resolve();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  ctx.io.out(`c8y-mqtt-cert emulator listening on ${emulator.url} (Ctrl-C stops it)`);
   await stopped.promise;
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGTERM", stop);
