@@ -12,6 +12,7 @@
  * @module
  */
 
+import { readDer } from "./der.ts";
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { StoreError } from "./errors.ts";
 import type { RawEntry, RawStore } from "./types.ts";
@@ -269,15 +270,9 @@ function decryptKey(block: PemBlock, password: string | undefined, name: string)
  * by trust settings). Returns `der` unchanged when it cannot be measured.
  */
 function firstElement(der: Uint8Array): Uint8Array {
-  if (der.length < 2 || der[0] !== 0x30) return der;
-  let len = der[1];
-  let off = 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || der.length < 2 + n) return der;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[2 + i];
-    off += n;
+  try {
+    return readDer(der, { allowTrailing: true }).raw;
+  } catch {
+    return der; // Not DER: the certificate parser names the problem.
   }
-  return off + len <= der.length ? der.subarray(0, off + len) : der;
 }
