@@ -464,30 +464,19 @@ function formatBytes(n: number): string {
 let stdinLine: Promise<string> | undefined;
 
 async function readStdinLine(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  const reader = Deno.stdin.readable.getReader();
+  let text = "";
+  const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
   try {
-    while (true) {
+    while (!text.includes("\n")) {
       const { value, done } = await reader.read();
       if (done) break;
-      chunks.push(value);
-      if (value.includes(10)) break;
+      text += value;
     }
   } finally {
-    reader.releaseLock();
+    // Standard input is read once per run (the line is shared), so it can be closed here.
+    await reader.cancel();
   }
-  const text = new TextDecoder().decode(concat(chunks));
   return text.split(/\r?\n/)[0] ?? "";
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 async function resolvePassword(spec: PasswordSpec, option: string): Promise<string> {

@@ -163,41 +163,7 @@ Deno.test({
   });
 });
 
-const PAHO = `
-import sys, ssl, threading
-import paho.mqtt.client as mqtt
-port, ca, cert, key, client_id = sys.argv[1:6]
-kwargs = dict(client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
-try:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION1, **kwargs)
-except AttributeError:
-    client = mqtt.Client(**kwargs)
-client.tls_set(ca_certs=ca, certfile=cert, keyfile=key, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-result = {}
-def on_connect(c, userdata, flags, rc):
-    if rc != 0:
-        result["error"] = "CONNACK %d" % rc
-        c.disconnect()
-        return
-    c.subscribe("s/dat", qos=0)
-def on_subscribe(c, userdata, mid, granted_qos):
-    c.publish("s/uat", b"", qos=0)
-def on_message(c, userdata, msg):
-    result["token"] = msg.payload.decode()
-    c.disconnect()
-client.on_connect = on_connect
-client.on_subscribe = on_subscribe
-client.on_message = on_message
-timer = threading.Timer(10, client.disconnect)
-timer.start()
-client.connect("localhost", int(port), keepalive=30)
-client.loop_forever()
-timer.cancel()
-if "token" not in result:
-    print(result.get("error", "no token"), file=sys.stderr)
-    sys.exit(1)
-print(result["token"])
-`;
+const PAHO = new URL("../tools/paho_token.py", import.meta.url).pathname;
 
 Deno.test({
   name: "the emulator gives the Eclipse Paho Python client a token",
@@ -206,8 +172,8 @@ Deno.test({
 }, async () => {
   await withEmulator(async (emulator) => {
     const out = await run(python!, [
-      "-c",
       PAHO,
+      "localhost",
       String(emulator.port),
       path("ca/server-ca.pem"),
       path("devices/ec256.chain.pem"),
