@@ -35,8 +35,10 @@
  *    subscription matching `s/dat` (as MQTT requires); otherwise an `error` event says so.
  * 3. **No routing at all.** Nothing a device publishes reaches any other client (on the platform
  *    the topics are per device as well). Retained messages and wills are never delivered.
- * 4. **Sessions are always clean.** `cleanSession: false` is accepted (the platform accepts it
- *    too) but nothing is kept between connections; the `connect` event has `cleanSession: false`.
+ * 4. **Sessions are always clean.** `cleanSession: false` is accepted but nothing is kept between
+ *    connections; the `connect` event has `cleanSession: false`. The platform documents that the
+ *    clean session flag must be true; whether it refuses `false` is *unverified* (thin-edge once
+ *    received a stale token over a persistent session, which suggests it does not).
  * 5. **Not checked**: `pathLenConstraint`, key usage and extended key usage, revocation, the
  *    uniqueness of trust anchor fingerprints, auto-registration and bulk registration (every device
  *    with a valid chain is accepted), and tenant-wide uniqueness of the device id. Client ids
