@@ -19,7 +19,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, createPrivateKey } from "node:crypto";
-import { loadJks } from "./deps.ts";
+import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
@@ -117,8 +117,8 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     }
   }
 
-  let parsed: ReturnType<Awaited<ReturnType<typeof loadJks>>["parseJks"]>;
-  let jks: Awaited<ReturnType<typeof loadJks>>;
+  let parsed: ReturnType<JksJs["parseJks"]>;
+  let jks: JksJs;
   try {
     jks = await loadJks();
     // Digest already checked above: an empty password makes jks-js skip its own check.
@@ -163,7 +163,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
 }
 
 function recoverKey(
-  jks: Awaited<ReturnType<typeof loadJks>>,
+  jks: JksJs,
   protectedKey: Uint8Array,
   password: string,
   ctx: { name: string; alias: string; distinct: boolean },
