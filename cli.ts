@@ -12,6 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
+import config from "./deno.json" with { type: "json" };
 import {
   C8yError,
   CertificateError,
@@ -35,8 +36,8 @@ import type {
   TrustAnchors,
 } from "./lib/types.ts";
 
-/** The tool's version, kept equal to `deno.json`'s. */
-export const VERSION = "0.1.0";
+/** The tool's version: `deno.json`'s. */
+export const VERSION: string = config.version;
 
 const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
 type Command = typeof COMMANDS[number];
