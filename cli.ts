@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --ignore-env --allow-read --allow-net
+#!/usr/bin/env -S deno run --allow-read --allow-net --allow-env
 /**
  * The `c8y-mqtt-cert` command line: the only module that reads arguments, files, the terminal
  * and the environment, prints, and exits. Everything else is the functional core in `lib/`.
@@ -167,7 +167,8 @@ EMULATOR OPTIONS
 OUTPUT
   --json                  One JSON object on stdout (errors too: {"ok": false, "error": {...}}).
   -q, --quiet             No progress lines on stderr.
-  -v, --verbose           Add the underlying error and a stack trace to failures (never secrets).
+  -v, --verbose           Add the underlying errors (with stack traces, or their messages under
+                          --json) to failures; never secrets.
   -h, --help              This text.   -V, --version   The version.
 
 PASSWORD SPEC (as openssl's -passin)
@@ -178,13 +179,16 @@ PASSWORD SPEC (as openssl's -passin)
   anything else is taken literally.
 
 PERMISSIONS (deno run)
-  token/check: deno run --ignore-env --allow-read=<keystore>,<truststore> \\
+  token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
-  inspect:     deno run --ignore-env --allow-read=<keystore>,<truststore> cli.ts inspect ...
+  inspect:     deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
+                 cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
                  cli.ts emulate ...
   Add --allow-env=NAME for env:NAME passwords and the file of a file: password to --allow-read.
   A missing permission is reported with the exact flag to add (exit 9).
+  Installed or compiled: deno install --global --name c8y-mqtt-cert --allow-read --allow-net \\
+                 --allow-env cli.ts
 
 ${EXIT_TABLE}
 `;
@@ -202,13 +206,21 @@ const consoleIo: Io = {
   err: (line) => console.error(line),
 };
 
-/** Secrets seen in this run: every output line is scrubbed of them. */
+/**
+ * Passwords seen in this run. The tool's own messages never contain them; error reports are
+ * scrubbed of them all the same, because a dependency's error text may quote its input. Normal
+ * output is not touched (a short password would garble a token). Passwords shorter than
+ * {@linkcode MIN_SCRUBBED} characters are not scrubbed: replacing them would garble messages and
+ * reveal the password.
+ */
 const secrets = new Set<string>();
+
+const MIN_SCRUBBED = 4;
 
 function scrub(text: string): string {
   let result = text;
   for (const secret of secrets) {
-    if (secret.length > 0) result = result.split(secret).join("***");
+    if (secret.length >= MIN_SCRUBBED) result = result.split(secret).join("***");
   }
   return result;
 }
@@ -300,7 +312,16 @@ function validate(command: Command, values: Values): void {
   storeType(values["keystore-type"], "--keystore-type");
   storeType(values["truststore-type"], "--truststore-type");
   storeType(values["trust-type"], "--trust-type");
-  if (values["client-id"] !== undefined) parseClientId(values["client-id"]);
+  const explicitId = values["client-id"];
+  if (explicitId !== undefined && parseClientId(explicitId).connectionType !== "d") {
+    // Certificates are for devices: the connection type is part of the command line's syntax.
+    throw new UsageError(
+      `Client id "${explicitId}" has connection type "${
+        parseClientId(explicitId).connectionType
+      }", but a device with a certificate connects as "d"`,
+      { code: "CLIENT_ID_TYPE", hint: "Use d:<CN>, or leave --client-id out." },
+    );
+  }
   const stdin = passwordSpecs(values, command).filter(([, spec]) => spec.kind === "stdin");
   if (stdin.length > 1) {
     throw new UsageError(
@@ -415,10 +436,36 @@ function relativeToCwd(path: string): string {
 // ---------------------------------------------------------------------------------------------
 // Reading files and passwords.
 
+/**
+ * Reads at most `limit + 1` bytes of a file through one handle, so that a FIFO, `/dev/zero` or a
+ * file that grows after a size check cannot make the tool read without end.
+ */
+async function readBounded(path: string, limit: number): Promise<Uint8Array> {
+  using file = await Deno.open(path, { read: true });
+  const info = await file.stat();
+  if (info.isDirectory) throw new IsADirectory();
+  const out = new Uint8Array(Math.min(limit + 1, info.isFile ? info.size + 1 : limit + 1));
+  let filled = 0;
+  while (filled < out.length) {
+    const n = await file.read(out.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  if (filled > limit) throw new TooLarge(info.isFile ? info.size : undefined, limit);
+  return out.subarray(0, filled);
+}
+
+class IsADirectory extends Error {}
+
+class TooLarge extends Error {
+  constructor(readonly size: number | undefined, limit: number) {
+    super(`the file is larger than ${formatBytes(limit)}`);
+  }
+}
+
 async function readStoreFile(path: string, what: string): Promise<Uint8Array> {
-  let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    return await readBounded(path, MAX_STORE_BYTES);
   } catch (cause) {
     if (cause instanceof Deno.errors.NotFound) {
       throw new StoreError(`The ${what} "${path}" does not exist`, {
@@ -427,28 +474,24 @@ async function readStoreFile(path: string, what: string): Promise<Uint8Array> {
         cause,
       });
     }
-    throw new StoreError(`Cannot read the ${what} "${path}": ${errorMessage(cause)}`, {
-      code: "STORE_UNREADABLE",
-      cause,
-    });
-  }
-  if (info.isDirectory) {
-    throw new StoreError(`The ${what} "${path}" is a directory, not a file`, {
-      code: "STORE_IS_DIRECTORY",
-      hint: "Give the path of the keystore file itself.",
-    });
-  }
-  if (info.size > MAX_STORE_BYTES) {
-    throw new StoreError(
-      `The ${what} "${path}" is ${formatBytes(info.size)}, more than the ${
-        formatBytes(MAX_STORE_BYTES)
-      } a keystore can sensibly be`,
-      { code: "STORE_TOO_LARGE", hint: "Check that this is the right file." },
-    );
-  }
-  try {
-    return await Deno.readFile(path);
-  } catch (cause) {
+    if (cause instanceof IsADirectory) {
+      throw new StoreError(`The ${what} "${path}" is a directory, not a file`, {
+        code: "STORE_IS_DIRECTORY",
+        hint: "Give the path of the keystore file itself.",
+      });
+    }
+    if (cause instanceof TooLarge) {
+      const size = cause.size === undefined ? "larger" : `${formatBytes(cause.size)}, more`;
+      throw new StoreError(
+        `The ${what} "${path}" is ${size} than the ${
+          formatBytes(MAX_STORE_BYTES)
+        } a keystore can sensibly be`,
+        { code: "STORE_TOO_LARGE", hint: "Check that this is the right file." },
+      );
+    }
+    if (cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied) {
+      throw cause;
+    }
     throw new StoreError(`Cannot read the ${what} "${path}": ${errorMessage(cause)}`, {
       code: "STORE_UNREADABLE",
       cause,
@@ -461,6 +504,9 @@ function formatBytes(n: number): string {
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${n} bytes`;
 }
+
+/** A password file is read up to this size (its first line is the password). */
+const MAX_PASSWORD_FILE = 64 * 1024;
 
 let stdinLine: Promise<string> | undefined;
 
@@ -499,7 +545,7 @@ async function resolvePassword(spec: PasswordSpec, option: string): Promise<stri
     }
     case "file": {
       try {
-        const text = await Deno.readTextFile(spec.path);
+        const text = new TextDecoder().decode(await readBounded(spec.path, MAX_PASSWORD_FILE));
         password = text.split(/\r?\n/)[0] ?? "";
       } catch (cause) {
         throw new UsageError(`${option} file:${spec.path}: ${errorMessage(cause)}`, {
@@ -592,7 +638,15 @@ async function storePassword(
   return await promptPassword(`Password for "${path}"`, `--${option}`);
 }
 
-async function loadStores(values: Values, command: Command): Promise<LoadedStores> {
+/**
+ * Loads the stores the arguments name; `onLoaded` hears of each as soon as it is loaded (the
+ * keystore first), so that `check` can report them as separate stages.
+ */
+async function loadStores(
+  values: Values,
+  command: Command,
+  onLoaded?: (kind: "keystore" | "truststore", stores: LoadedStores) => void,
+): Promise<LoadedStores> {
   const result: LoadedStores = { timings: {} };
   if (values.keystore) {
     const path = values.keystore;
@@ -620,6 +674,7 @@ async function loadStores(values: Values, command: Command): Promise<LoadedStore
     });
     result.keystorePath = path;
     result.timings.keystore = performance.now() - started;
+    onLoaded?.("keystore", result);
   } else if (command !== "inspect") {
     required(values, "keystore", command);
   }
@@ -634,6 +689,7 @@ async function loadStores(values: Values, command: Command): Promise<LoadedStore
     result.trust = await loadTrustStore(bytes, { password, type, name: path });
     result.truststorePath = path;
     result.timings.truststore = performance.now() - started;
+    onLoaded?.("truststore", result);
   }
   if (command === "inspect" && !result.identity && !result.trust) {
     throw new UsageError("The inspect command needs --keystore or --truststore (or both)", {
@@ -790,6 +846,21 @@ async function offline(
   return { stores, identity, problems };
 }
 
+/**
+ * The client id to connect with. With `--force` it is the one given, or `d:<CN>`, even when the
+ * offline checks object to it: the user wants to see what the broker says.
+ */
+function connectClientId(
+  identity: DeviceIdentity,
+  explicit: string | undefined,
+  force: boolean | undefined,
+): string {
+  if (!force) return deviceClientId(identity, { explicit });
+  if (explicit !== undefined) return explicit;
+  const cn = identity.chain[0]?.summary.commonName;
+  return cn === undefined ? deviceClientId(identity) : `d:${cn}`;
+}
+
 function firstError(problems: Problem[]): CertificateError | undefined {
   const p = problems.find((x) => x.severity === "error");
   if (!p) return undefined;
@@ -804,14 +875,14 @@ async function tokenCommand(ctx: Context): Promise<number> {
   const broker = parseBrokerUrl(url);
   const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
   const { stores, identity, problems } = await offline(ctx, "token");
-  const id = deviceClientId(identity, { explicit: ctx.values["client-id"] });
+  const blocking = ctx.values.force ? undefined : firstError(problems);
+  if (blocking) throw blocking;
+  const id = connectClientId(identity, ctx.values["client-id"], ctx.values.force);
   progress(
     ctx,
     `✓ keystore ${stores.keystorePath}: ${identity.format}, ${id} (${ms(stores.timings.keystore)})`,
   );
   // Errors and warnings only: `inspect` and `check` show the informational findings.
-  const blocking = ctx.values.force ? undefined : firstError(problems);
-  if (blocking) throw blocking;
   for (const p of problems) {
     if (p.severity !== "info") progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
   }
@@ -830,7 +901,6 @@ async function tokenCommand(ctx: Context): Promise<number> {
       progress(ctx, `✓ ${stage} (${ms(elapsed)})`);
     },
   });
-  secrets.delete(token.token);
   if (ctx.json) {
     ctx.io.out(JSON.stringify(
       {
@@ -893,35 +963,41 @@ async function checkCommand(ctx: Context): Promise<number> {
   let current = "keystore";
   let stageStart = performance.now();
   try {
-    const stores = await loadStores(ctx.values, "check");
+    const stores = await loadStores(ctx.values, "check", (kind, loaded) => {
+      if (kind === "keystore") {
+        const { identity } = loaded;
+        const leaf = identity!.chain[0]?.summary;
+        report(
+          "keystore",
+          true,
+          loaded.timings.keystore ?? 0,
+          `${identity!.format}${identity!.alias ? ` alias "${identity!.alias}"` : ""}, ${
+            leaf ? describeKey(leaf) : identity!.keyType
+          }, chain of ${identity!.chain.length}`,
+        );
+        current = "truststore";
+      } else {
+        const trust = loaded.trust!;
+        report(
+          "truststore",
+          true,
+          loaded.timings.truststore ?? 0,
+          plural(trust.certificates.length, `${trust.format}, `, "certificate"),
+        );
+      }
+      stageStart = performance.now();
+    });
     const identity = stores.identity!;
-    const leaf = identity.chain[0]?.summary;
-    report(
-      "keystore",
-      true,
-      stores.timings.keystore ?? 0,
-      `${identity.format}${identity.alias ? ` alias "${identity.alias}"` : ""}, ${
-        leaf ? describeKey(leaf) : identity.keyType
-      }, chain of ${identity.chain.length}`,
-    );
-    if (stores.trust) {
-      report(
-        "truststore",
-        true,
-        stores.timings.truststore ?? 0,
-        plural(stores.trust.certificates.length, `${stores.trust.format}, `, "certificate"),
-      );
-    }
     current = "certificates";
     stageStart = performance.now();
     problems = diagnose({ identity, trust: stores.trust, clientId: ctx.values["client-id"] });
-    const id = deviceClientId(identity, { explicit: ctx.values["client-id"] });
     const blocking = firstError(problems);
     const counts = ["error", "warning"].map((s) => {
       const n = problems.filter((p) => p.severity === s).length;
       return n ? `${n} ${s}${n === 1 ? "" : "s"}` : "";
     }).filter(Boolean).join(", ");
     if (blocking && !ctx.values.force) throw blocking;
+    const id = connectClientId(identity, ctx.values["client-id"], ctx.values.force);
     report(
       "certificates",
       true,
@@ -968,7 +1044,7 @@ async function checkCommand(ctx: Context): Promise<number> {
   } catch (error) {
     const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : current;
     const label = stage === "store" ? current : stage === "certificate" ? "certificates" : stage;
-    report(label, false, performance.now() - stageStart, errorMessage(error));
+    report(label, false, performance.now() - stageStart, scrub(errorMessage(error)));
     if (label === "certificates") {
       printStageProblems(ctx, problems.filter((p) => p.message !== errorMessage(error)));
     }
@@ -1065,30 +1141,32 @@ async function emulateCommand(ctx: Context): Promise<number> {
  * @returns The exit code (see the table in the README).
  */
 export async function run(args: string[], io: Io = consoleIo): Promise<number> {
-  const json = args.includes("--json");
-  const verbose = args.includes("--verbose") || args.includes("-v");
-  const safeIo: Io = { out: (l) => io.out(scrub(l)), err: (l) => io.err(scrub(l)) };
+  // Until the arguments parse, take the output flags from the raw words.
+  let json = args.includes("--json");
+  let verbose = args.includes("--verbose") || args.includes("-v");
   try {
     const { command, values } = parse(args);
+    json = values.json ?? false;
+    verbose = values.verbose ?? false;
     if (values.version) {
-      safeIo.out(`c8y-mqtt-cert ${VERSION}`);
+      io.out(`c8y-mqtt-cert ${VERSION}`);
       return ExitCode.OK;
     }
     if (values.help || command === undefined) {
       if (command === undefined && !values.help) {
-        safeIo.err(HELP);
+        io.err(HELP);
         return ExitCode.USAGE;
       }
-      safeIo.out(HELP);
+      io.out(HELP);
       return ExitCode.OK;
     }
-    // Secrets given on the command line never appear in any output.
+    // Passwords given on the command line are scrubbed from error reports.
     for (const [, spec] of passwordSpecs(values, command)) {
       if (spec.kind === "pass") secrets.add(spec.value);
     }
     validate(command, values);
     await checkPermissions(command, values, args);
-    const ctx: Context = { io: safeIo, values, json, quiet: values.quiet ?? false };
+    const ctx: Context = { io, values, json, quiet: values.quiet ?? false };
     switch (command) {
       case "inspect":
         return await inspectCommand(ctx);
@@ -1100,6 +1178,7 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
         return await emulateCommand(ctx);
     }
   } catch (error) {
+    const safeIo: Io = { out: (l) => io.out(scrub(l)), err: (l) => io.err(scrub(l)) };
     return reportError(error, safeIo, { json, verbose });
   }
 }
