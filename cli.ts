@@ -24,7 +24,7 @@ import {
 import type { Stage } from "./lib/errors.ts";
 import { parsePasswordSpec } from "./lib/password_spec.ts";
 import type { PasswordSpec } from "./lib/password_spec.ts";
-import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
+import { loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
 import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
 import { parseBrokerUrl } from "./lib/broker_url.ts";
@@ -566,9 +566,12 @@ async function resolvePassword(spec: PasswordSpec, option: string): Promise<stri
 }
 
 /** Asks for a password on the terminal without echo; fails when there is no terminal. */
+// deno-lint-ignore no-control-regex
+const ESCAPES = /\x1b(\[[0-9;]*[A-Za-z~]|O[A-Za-z]|.)?/g;
+
 async function promptPassword(question: string, option: string): Promise<string> {
   if (!Deno.stdin.isTerminal()) {
-    throw new UsageError(`${question} and there is no terminal to ask on`, {
+    throw new UsageError(`${question} is needed and there is no terminal to ask for it`, {
       code: "PASSWORD_REQUIRED",
       hint: `Give ${option} pass:VALUE, env:NAME, file:PATH or stdin.`,
     });
@@ -576,26 +579,28 @@ async function promptPassword(question: string, option: string): Promise<string>
   const encoder = new TextEncoder();
   await Deno.stderr.write(encoder.encode(`${question}: `));
   Deno.stdin.setRaw(true);
-  const bytes: number[] = [];
+  let typed = "";
+  const decoder = new TextDecoder();
   const buffer = new Uint8Array(64);
   try {
     outer: while (true) {
       const n = await Deno.stdin.read(buffer);
       if (n === null) break;
-      for (const byte of buffer.subarray(0, n)) {
-        if (byte === 13 || byte === 10) break outer;
-        if (byte === 3) throw new UsageError("Cancelled", { code: "PASSWORD_REQUIRED" });
-        if (byte === 127 || byte === 8) bytes.pop();
-        else bytes.push(byte);
+      // Escape sequences (arrow keys and the like) are not part of a password.
+      const text = decoder.decode(buffer.subarray(0, n), { stream: true }).replace(ESCAPES, "");
+      for (const char of text) {
+        if (char === "\r" || char === "\n" || char === "\x04") break outer; // Enter, Ctrl-D
+        if (char === "\x03") throw new UsageError("Cancelled", { code: "PASSWORD_REQUIRED" });
+        if (char === "\x7f" || char === "\b") typed = [...typed].slice(0, -1).join("");
+        else if (char >= " ") typed += char;
       }
     }
   } finally {
     Deno.stdin.setRaw(false);
     await Deno.stderr.write(encoder.encode("\n"));
   }
-  const password = new TextDecoder().decode(new Uint8Array(bytes));
-  secrets.add(password);
-  return password;
+  secrets.add(typed);
+  return typed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,28 +619,65 @@ function passwordOption(values: Values, name: string): PasswordSpec | undefined 
   return typeof raw === "string" ? parsePasswordSpec(raw, `--${name}`) : undefined;
 }
 
-/** A store needs a password when it is JKS/PKCS#12, or a PEM holding an encrypted key. */
-function needsPassword(bytes: Uint8Array, type: StoreFormat | undefined): boolean {
-  const format = type ?? detectFormat(bytes);
-  if (format === "pem") {
-    const text = new TextDecoder().decode(bytes);
-    return text.includes("ENCRYPTED");
-  }
-  return format === "jks" || format === "pkcs12";
+/** The password an option gives, resolved; `undefined` when the option is absent. */
+async function givenPassword(values: Values, name: string): Promise<string | undefined> {
+  const spec = passwordOption(values, name);
+  return spec ? await resolvePassword(spec, `--${name}`) : undefined;
 }
 
-async function storePassword(
+/** The passwords of one store: its own, and its key's when that differs. */
+interface StorePasswords {
+  store?: string;
+  key?: string;
+}
+
+/** What to ask on the terminal, and which option would have given it: `[question, option]`. */
+type Prompt = [question: string, option: string];
+
+/**
+ * Runs `load` with the passwords given on the command line. When the store turns out to need a
+ * password that was not given (`KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD_REQUIRED`), asks for
+ * it on the terminal (or fails with a usage error when there is none) and runs `load` again. So a
+ * store without a password (a MAC-less PKCS#12, a JKS truststore, a plain PEM key) never prompts.
+ */
+async function withPasswords<T>(
+  passwords: StorePasswords,
+  prompts: { store: Prompt; key?: Prompt },
+  load: (passwords: StorePasswords) => Promise<T>,
+): Promise<T> {
+  for (let asked = 0;; asked++) {
+    try {
+      return await load(passwords);
+    } catch (error) {
+      if (!(error instanceof StoreError) || asked >= 2) throw error;
+      const forKey = error.code === "KEY_PASSWORD_REQUIRED" && prompts.key !== undefined;
+      const forStore = !forKey &&
+        (error.code === "KEYSTORE_PASSWORD_REQUIRED" || error.code === "KEY_PASSWORD_REQUIRED");
+      if (forKey && passwords.key === undefined) {
+        passwords.key = await promptPassword(...prompts.key!);
+      } else if (forStore && passwords.store === undefined) {
+        passwords.store = await promptPassword(...prompts.store);
+      } else {
+        throw error;
+      }
+    }
+  }
+}
+
+/** Reads a truststore (`--truststore`, or `--trust` of the emulator) with its password option. */
+async function readTrustStore(
   values: Values,
-  option: string,
   path: string,
-  bytes: Uint8Array,
-  type: StoreFormat | undefined,
-  optional = false,
-): Promise<string | undefined> {
-  const spec = passwordOption(values, option);
-  if (spec) return await resolvePassword(spec, `--${option}`);
-  if (optional || !needsPassword(bytes, type)) return undefined;
-  return await promptPassword(`Password for "${path}"`, `--${option}`);
+  what: string,
+  options: { type: StoreFormat | undefined; passwordOption: string },
+): Promise<TrustAnchors> {
+  const bytes = await readStoreFile(path, what);
+  const passwords = { store: await givenPassword(values, options.passwordOption) };
+  return await withPasswords(
+    passwords,
+    { store: [`Password for "${path}"`, `--${options.passwordOption}`] },
+    ({ store }) => loadTrustStore(bytes, { password: store, type: options.type, name: path }),
+  );
 }
 
 /**
@@ -655,23 +697,27 @@ async function loadStores(
     const type = storeType(values["keystore-type"], "--keystore-type");
     let key: Uint8Array | undefined;
     if (values.key) key = await readStoreFile(values.key, "key file");
-    const password = await storePassword(values, "keystore-password", path, bytes, type);
-    const keyPasswordSpec = passwordOption(values, "key-password");
-    let keyPassword: string | undefined;
-    if (keyPasswordSpec) keyPassword = await resolvePassword(keyPasswordSpec, "--key-password");
-    else if (key && needsPassword(key, "pem")) {
-      keyPassword = password ??
-        await promptPassword(`Password for the key "${values.key}"`, "--key-password");
-    }
-    result.identity = await loadKeyStore(bytes, {
-      password,
-      keyPassword,
-      alias: values.alias,
-      type,
-      name: path,
-      key,
-      keyName: values.key,
-    });
+    const passwords = {
+      store: await givenPassword(values, "keystore-password"),
+      key: await givenPassword(values, "key-password"),
+    };
+    result.identity = await withPasswords(
+      passwords,
+      {
+        store: [`Password for "${path}"`, "--keystore-password"],
+        key: values.key ? [`Password for the key "${values.key}"`, "--key-password"] : undefined,
+      },
+      ({ store, key: keyPassword }) =>
+        loadKeyStore(bytes, {
+          password: store,
+          keyPassword,
+          alias: values.alias,
+          type,
+          name: path,
+          key,
+          keyName: values.key,
+        }),
+    );
     result.keystorePath = path;
     result.timings.keystore = performance.now() - started;
     onLoaded?.("keystore", result);
@@ -681,12 +727,11 @@ async function loadStores(
   if (values.truststore) {
     const path = values.truststore;
     const started = performance.now();
-    const bytes = await readStoreFile(path, "truststore");
     const type = storeType(values["truststore-type"], "--truststore-type");
-    // A JKS truststore opens without a password (its integrity is then unchecked).
-    const jks = (type ?? detectFormat(bytes)) === "jks";
-    const password = await storePassword(values, "truststore-password", path, bytes, type, jks);
-    result.trust = await loadTrustStore(bytes, { password, type, name: path });
+    result.trust = await readTrustStore(values, path, "truststore", {
+      type,
+      passwordOption: "truststore-password",
+    });
     result.truststorePath = path;
     result.timings.truststore = performance.now() - started;
     onLoaded?.("truststore", result);
@@ -1090,10 +1135,10 @@ async function emulateCommand(ctx: Context): Promise<number> {
   const trustedCaPems: string[] = [];
   const type = storeType(ctx.values["trust-type"], "--trust-type");
   for (const path of trustPaths) {
-    const bytes = await readStoreFile(path, "trust store");
-    const jks = (type ?? detectFormat(bytes)) === "jks";
-    const password = await storePassword(ctx.values, "trust-password", path, bytes, type, jks);
-    const anchors = await loadTrustStore(bytes, { password, type, name: path });
+    const anchors = await readTrustStore(ctx.values, path, "trust store", {
+      type,
+      passwordOption: "trust-password",
+    });
     for (const c of anchors.certificates) trustedCaPems.push(c.pem);
   }
   const serverCertPem = new TextDecoder().decode(

@@ -110,6 +110,16 @@ Deno.test("inspect reports an error problem and exits 4 for an expired certifica
   assert.match(expired?.message ?? "", /device-expired/);
 });
 
+Deno.test("inspect opens stores that have no password without asking for one", async () => {
+  const nomac = "fixtures/devices/rsa.nomac.p12";
+  const jks = "fixtures/server/server-truststore.jks";
+  const r = await runCli(["inspect", "--keystore", nomac, "--truststore", jks, "--json"], {
+    read: [nomac, jks],
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).clientId, "d:device-rsa-001");
+});
+
 Deno.test("inspect takes the password from stdin", async () => {
   const path = "fixtures/devices/ec256.openssl3.p12";
   const r = await runCli(
@@ -225,6 +235,14 @@ const badCases: BadCase[] = [
     exit: 3,
     code: "STORE_TOO_LARGE",
     names: "huge.p12",
+  },
+  {
+    name: "a device file that never ends (/dev/zero)",
+    args: ["--keystore", "/dev/zero", ...pw],
+    read: ["/dev/zero"],
+    exit: 3,
+    code: "STORE_TOO_LARGE",
+    names: "/dev/zero",
   },
   {
     name: "a truststore given as keystore",

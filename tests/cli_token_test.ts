@@ -126,6 +126,35 @@ Deno.test("token --json prints one object with claims, expiry and timings", asyn
   });
 });
 
+Deno.test("token output is never altered by password scrubbing, even for a one-letter password", async () => {
+  await withEmulator(async (emulator) => {
+    const chain = "fixtures/devices/rsa.chain.pem";
+    const key = "fixtures/devices/rsa.key";
+    // The PEM key is not encrypted, so the (unused) password "e" must not touch the token.
+    const r = await runCli(
+      [
+        "token",
+        "--url",
+        emulator.url,
+        "--keystore",
+        chain,
+        "--key",
+        key,
+        "--keystore-password",
+        "pass:e",
+        "--truststore",
+        TRUST,
+        "--json",
+      ],
+      { read: [chain, key, TRUST], net: [`127.0.0.1:${emulator.port}`] },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.match(out.token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.equal(out.clientId, "d:device-rsa-001");
+  });
+});
+
 Deno.test("check reports every stage with a mark and a time", async () => {
   await withEmulator(async (emulator) => {
     const ks = "fixtures/devices/rsa.jks";
