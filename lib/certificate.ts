@@ -24,10 +24,25 @@ import {
   readOid,
   readSmallInt,
   readString,
+  type Tlv,
 } from "./der.ts";
 import { StoreError } from "./errors.ts";
-import { pemBlocks, toPem } from "./pem.ts";
+import { certificateDer, pemBlocks, toPem } from "./pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
+
+/**
+ * The most certificates a device chain may have: Cumulocity public cloud: at most 10
+ * certificates, see c8y-facts ("Maximum chain length in the public cloud: 10"; other instances
+ * may differ). The offline checks and the emulator both use it.
+ *
+ * @example
+ * ```ts
+ * import { MAX_CHAIN_LENGTH } from "./certificate.ts";
+ * const chain = new Array(11).fill("certificate");
+ * if (chain.length <= MAX_CHAIN_LENGTH) throw new Error("11 certificates are too many");
+ * ```
+ */
+export const MAX_CHAIN_LENGTH = 10;
 
 /** Options of {@linkcode parseCertificate} and {@linkcode certificatesFromPem}. */
 export interface ParseCertificateOptions {
@@ -99,7 +114,8 @@ export function parseCertificate(
 }
 
 /**
- * Parses every `CERTIFICATE` block of a PEM text, in order.
+ * Parses every certificate block of a PEM text (`CERTIFICATE`, `X509 CERTIFICATE`, and OpenSSL's
+ * `TRUSTED CERTIFICATE`, whose trust settings are dropped), in order; other blocks are skipped.
  *
  * @param text PEM text (a chain file or a bundle of CAs).
  * @param options The label used in error messages (`name #2` for the second block).
@@ -123,9 +139,9 @@ export function certificatesFromPem(
   } catch (cause) {
     throw parseError(name, cause);
   }
-  return blocks.filter((b) => b.label === "CERTIFICATE" || b.label === "X509 CERTIFICATE")
-    .map((b, i, all) =>
-      parseCertificate(b.der, { name: all.length > 1 ? `${name} #${i + 1}` : name })
+  return blocks.map(certificateDer).filter((der) => der !== undefined)
+    .map((der, i, all) =>
+      parseCertificate(der, { name: all.length > 1 ? `${name} #${i + 1}` : name })
     );
 }
 
@@ -146,12 +162,10 @@ function toDer(input: Uint8Array | string): Uint8Array {
     if (!head.includes("-----BEGIN ")) return input;
     text = new TextDecoder().decode(input);
   }
-  const block = pemBlocks(text).find((b) =>
-    b.label === "CERTIFICATE" || b.label === "X509 CERTIFICATE" || b.label === "TRUSTED CERTIFICATE"
-  );
-  if (!block) throw new SyntaxError("no CERTIFICATE block");
-  // OpenSSL's TRUSTED CERTIFICATE appends trust settings after the certificate.
-  return readDer(block.der, { allowTrailing: true }).raw;
+  const der = pemBlocks(text).map(certificateDer).find((d) => d !== undefined);
+  if (!der) throw new SyntaxError("no CERTIFICATE block");
+  // Only the certificate itself, without anything after it.
+  return readDer(der, { allowTrailing: true }).raw;
 }
 
 const CURVE_BITS: Record<string, number> = {
@@ -212,6 +226,91 @@ function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
 }
 
 /**
+ * Tells whether `parent` issued `child`: `child` names `parent` as its issuer (node:crypto's
+ * `checkIssued`) and `parent`'s public key verifies `child`'s signature. Give a certificate the
+ * same object twice to ask whether it is self-issued. The one "who issued whom" test of the
+ * project: chain ordering (keystore), the offline checks (diagnose) and the emulator use it.
+ *
+ * @param child The certificate that may have been issued, parsed or as node:crypto object.
+ * @param parent The possible issuer, parsed or as node:crypto object.
+ * @returns `true` when both tests pass; `false` otherwise, also when either certificate cannot be
+ *   read by node:crypto. Never throws.
+ *
+ * @example A self-signed certificate issued itself
+ * ```ts
+ * import { issuedBy, parseCertificate } from "./certificate.ts";
+ * const ca = parseCertificate(`-----BEGIN CERTIFICATE-----
+ * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
+ * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN
+ * MjYxMTI3MTczMjMyWhgPMjEyNjExMDMxNzMyMzJaMCsxEDAOBgNVBAoMB0V4YW1w
+ * bGUxFzAVBgNVBAMMDmV4YW1wbGUtZGV2aWNlMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+ * AQcDQgAEoy6HToHXkhOvitVec/vfnADgeb+EzhfcJo7KILMtYSDlgvcrW75paNne
+ * E/KMtznGNf79MlWJDtiIvldn40Y4TaNTMFEwHQYDVR0OBBYEFOCfAynSYPquIT4L
+ * 9zVZ4MrVl0oyMB8GA1UdIwQYMBaAFOCfAynSYPquIT4L9zVZ4MrVl0oyMA8GA1Ud
+ * EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgTNKF9V/yqEHT78HSQKg0nt3N
+ * hxlKUi3uNAfdRxrgYqwCIQCk7iNeEmu6q3tSWiGjARKJl3VXLs00snm2+tC/Qf0w
+ * gg==
+ * -----END CERTIFICATE-----`);
+ * if (!issuedBy(ca, ca)) throw new Error("a self-signed certificate issued itself");
+ * const broken = { ...ca, der: new Uint8Array([0x30, 0x00]) };
+ * if (issuedBy(broken, ca)) throw new Error("an unreadable certificate is issued by nobody");
+ * ```
+ */
+export function issuedBy(
+  child: Certificate | X509Certificate,
+  parent: Certificate | X509Certificate,
+): boolean {
+  try {
+    const c = toX509(child);
+    const p = parent === child ? c : toX509(parent);
+    return c.checkIssued(p) && c.verify(p.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function toX509(cert: Certificate | X509Certificate): X509Certificate {
+  return cert instanceof X509Certificate ? cert : new X509Certificate(cert.der);
+}
+
+/**
+ * The issuer and subject Names of a certificate as DER, read without node:crypto: comparing them
+ * byte for byte tells which certificate names which as its issuer, even for certificates
+ * node:crypto cannot parse.
+ *
+ * @param der The certificate, DER.
+ * @returns The issuer and subject Names (each a DER `SEQUENCE`, tag and length included).
+ * @throws {DerError} When the DER is not a certificate.
+ *
+ * @example A self-signed certificate names itself as issuer
+ * ```ts
+ * import { certificateNames } from "./certificate.ts";
+ * import { pemBlocks } from "./pem.ts";
+ * const [block] = pemBlocks(`-----BEGIN CERTIFICATE-----
+ * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
+ * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN
+ * MjYxMTI3MTczMjMyWhgPMjEyNjExMDMxNzMyMzJaMCsxEDAOBgNVBAoMB0V4YW1w
+ * bGUxFzAVBgNVBAMMDmV4YW1wbGUtZGV2aWNlMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+ * AQcDQgAEoy6HToHXkhOvitVec/vfnADgeb+EzhfcJo7KILMtYSDlgvcrW75paNne
+ * E/KMtznGNf79MlWJDtiIvldn40Y4TaNTMFEwHQYDVR0OBBYEFOCfAynSYPquIT4L
+ * 9zVZ4MrVl0oyMB8GA1UdIwQYMBaAFOCfAynSYPquIT4L9zVZ4MrVl0oyMA8GA1Ud
+ * EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgTNKF9V/yqEHT78HSQKg0nt3N
+ * hxlKUi3uNAfdRxrgYqwCIQCk7iNeEmu6q3tSWiGjARKJl3VXLs00snm2+tC/Qf0w
+ * gg==
+ * -----END CERTIFICATE-----
+ * `);
+ * const { issuer, subject } = certificateNames(block.der);
+ * if (issuer.length !== subject.length || !issuer.every((b, i) => b === subject[i])) {
+ *   throw new Error("expected the issuer to be the subject");
+ * }
+ * ```
+ */
+export function certificateNames(der: Uint8Array): { issuer: Uint8Array; subject: Uint8Array } {
+  const { issuer, subject } = tbsFields(der);
+  return { issuer: issuer.raw, subject: subject.raw };
+}
+
+/**
  * Maps `KeyObject.asymmetricKeyType` to a {@linkcode KeyType}.
  *
  * @param type The `asymmetricKeyType` of a key (`rsa`, `rsa-pss`, `ec`, ...).
@@ -243,22 +342,40 @@ export function toKeyType(type: string | undefined): KeyType {
 const OID_CN = "2.5.4.3";
 const OID_EKU = "2.5.29.37";
 
+/** The parts of a TBSCertificate that are read from the DER. */
+interface TbsFields {
+  /** The `[0] EXPLICIT Version` element; absent for v1 (its default). */
+  version: Tlv | undefined;
+  issuer: Tlv;
+  subject: Tlv;
+  /** The `[3] EXPLICIT Extensions` element, when there is one. */
+  extensions: Tlv | undefined;
+}
+
+/** Walks the TBSCertificate: the one reader of its layout. */
+function tbsFields(der: Uint8Array): TbsFields {
+  const [tbs] = children(readDer(der, { what: "the certificate" }));
+  if (tbs === undefined) throw new DerError("empty certificate");
+  const fields = children(tbs);
+  const version = fields[0]?.tag === 0xa0 ? fields[0] : undefined; // DEFAULT v1
+  const i = version ? 1 : 0;
+  // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
+  const issuer = fields[i + 2];
+  const subject = fields[i + 4];
+  if (issuer === undefined || subject === undefined) {
+    throw new DerError("the certificate has no subject");
+  }
+  const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
+  return { version, issuer, subject, extensions };
+}
+
 /** Reads the version, the subject's first CN and the extended key usage from the DER. */
 function readTbs(
   der: Uint8Array,
 ): { version: number; commonName: string | undefined; extendedKeyUsage: string[] | undefined } {
-  const [tbs] = children(readDer(der, { what: "the certificate" }));
-  if (tbs === undefined) throw new DerError("empty certificate");
-  const fields = children(tbs);
-  let i = 0;
-  let version = 1;
-  if (fields[0]?.tag === 0xa0) { // [0] EXPLICIT Version DEFAULT v1
-    version = readSmallInt(explicit(fields[0], 0)) + 1;
-    i = 1;
-  }
-  // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
-  const subject = fields[i + 4];
-  if (subject === undefined) throw new DerError("the certificate has no subject");
+  const fields = tbsFields(der);
+  const version = fields.version ? readSmallInt(explicit(fields.version, 0)) + 1 : 1;
+  const { subject, extensions } = fields;
   let commonName: string | undefined;
   for (const rdn of children(expectTag(subject, 0x30, "the subject Name"))) {
     for (const atv of children(expectTag(rdn, 0x31, "a SET (RelativeDistinguishedName)"))) {
@@ -268,7 +385,6 @@ function readTbs(
     }
   }
   let extendedKeyUsage: string[] | undefined;
-  const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
   if (extensions) {
     for (const ext of children(explicit(extensions, 3))) {
       const parts = children(ext);

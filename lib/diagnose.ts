@@ -43,6 +43,9 @@
  */
 
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
+import { parseClientId } from "./client_id.ts";
+import { UsageError } from "./errors.ts";
 import type {
   Certificate,
   DeviceIdentity,
@@ -76,7 +79,6 @@ export interface DiagnoseInput {
 
 const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 const OID_ANY_EKU = "2.5.29.37.0";
-const MAX_CHAIN = 10;
 const MIN_RSA_BITS = 2048;
 /** A start date closer than this is more likely a wrong clock than a wrong certificate. */
 const CLOCK_SKEW_MS = 2 * 24 * 3600_000;
@@ -199,12 +201,12 @@ function checkIdentity(
     label: `certificate ${i + 1} (${nameOf(cert)})`,
   }));
 
-  if (chain.length > MAX_CHAIN) {
+  if (chain.length > MAX_CHAIN_LENGTH) {
     out.push({
       code: "CHAIN_TOO_LONG",
       severity: "error",
       message: `The device chain has ${chain.length} certificates; the platform accepts at most ` +
-        `${MAX_CHAIN}.`,
+        `${MAX_CHAIN_LENGTH} in the public cloud.`,
       hint: "Send a shorter chain: the leaf and the intermediates up to a CA the tenant trusts.",
     });
   }
@@ -316,7 +318,8 @@ function checkVersionAndKeySize(node: Node, out: Problem[]): void {
       severity: "error",
       message: `${cap(node.label)} is an X.509 version ${s.version} certificate: ` +
         "TLS stacks based on rustls/webpki refuse it (UnsupportedCertVersion), and the " +
-        "platform requires version 3 for CA certificates.",
+        "platform requires version 3 for trusted CA certificates. Whether Cumulocity itself " +
+        "refuses a v1 device or intermediate certificate is unverified.",
       hint: "Reissue it as X.509 v3 with extensions (openssl x509 -req ... -extfile FILE " +
         "-extensions SECTION).",
     });
@@ -351,23 +354,18 @@ function checkLeaf(leaf: Node, clientId: string | undefined, out: Problem[]): vo
         "the parts of the MQTT client id, so the CN cannot be the device identifier.",
       hint: "Reissue the certificate with a CN without ':' (for example with '-' instead).",
     });
-  } else if (clientId !== undefined) {
-    const device = deviceIdentifier(clientId);
-    if (device === undefined) {
-      out.push({
-        code: "CLIENT_ID_MISMATCH",
-        severity: "error",
-        message: `The client id "${clientId}" is not of the form <id>, d:<id> or ` +
-          `d:<id>:<template>, so it cannot match ${leaf.label}.`,
-        hint: `Use --client-id d:${cn}, or leave --client-id out.`,
-      });
-    } else if (device !== cn) {
+  }
+  if (clientId !== undefined) {
+    const usableCn = cn === undefined || cn === "" || cn.includes(":") ? undefined : cn;
+    // An id that names no device is wrong whatever the certificate says: reported in any case.
+    const device = deviceOfClientId(clientId, leaf, usableCn, out);
+    if (usableCn !== undefined && device !== undefined && device !== usableCn) {
       out.push({
         code: "CLIENT_ID_MISMATCH",
         severity: "error",
         message: `The client id "${clientId}" names device "${device}", but ${leaf.label} is ` +
-          `for "${cn}": the platform requires them to be equal.`,
-        hint: `Use --client-id d:${cn}, or leave --client-id out.`,
+          `for "${usableCn}": the platform requires them to be equal.`,
+        hint: `Use --client-id d:${usableCn}, or leave --client-id out.`,
       });
     }
   }
@@ -378,17 +376,43 @@ function checkLeaf(leaf: Node, clientId: string | undefined, out: Problem[]): vo
       severity: "error",
       message: `The device ${leaf.label} has an extended key usage without clientAuth ` +
         `(${eku.length ? eku.map(ekuName).join(", ") : "empty"}): it may not be used as a TLS ` +
-        "client certificate.",
+        "client certificate. OpenSSL-based servers refuse it (unsuitable certificate purpose); " +
+        "whether Cumulocity does is unverified.",
       hint: "Reissue it with extendedKeyUsage = clientAuth (or without the extension).",
     });
   }
 }
 
-/** The device identifier of `id`, `d:id` or `d:id:template`; `undefined` for other forms. */
-function deviceIdentifier(clientId: string): string | undefined {
-  const parts = clientId.split(":");
-  if (parts.length === 1) return parts[0];
-  if (parts.length <= 3 && parts[0] === "d") return parts[1];
+/**
+ * The device identifier of a client id (`<id>`, `d:<id>` or `d:<id>:<template>`, read by
+ * `parseClientId`). For any other id, pushes `CLIENT_ID_MISMATCH` and returns `undefined`.
+ */
+function deviceOfClientId(
+  clientId: string,
+  leaf: Node,
+  cn: string | undefined,
+  out: Problem[],
+): string | undefined {
+  const hint = cn === undefined
+    ? "Leave --client-id out to use d:<certificate CN>, or give d:<CN>."
+    : `Use --client-id d:${cn}, or leave --client-id out.`;
+  let why: string;
+  try {
+    const parts = parseClientId(clientId);
+    if (parts.connectionType === "d") return parts.deviceIdentifier;
+    why = `its connection type "${parts.connectionType}" is not "d", the type of a device ` +
+      "with a certificate";
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    why = "it is empty, has an empty part or more than three parts";
+  }
+  out.push({
+    code: "CLIENT_ID_MISMATCH",
+    severity: "error",
+    message: `The client id "${clientId}" is not of the form <id>, d:<id> or d:<id>:<template> ` +
+      `(${why}), so it cannot match ${leaf.label}.`,
+    hint,
+  });
   return undefined;
 }
 
@@ -550,15 +574,10 @@ function reachesTrust(nodes: Node[], path: number[], trust: TrustAnchors): boole
   return trust.certificates.some((c) => issuedBy(end, { cert: c, x509: toX509(c), label: "" }));
 }
 
-/** Whether `child` names `parent` as issuer and `parent`'s key verifies `child`'s signature. */
+/** Whether `parent` issued `child` (see certificate.ts); never for an unreadable certificate. */
 function issuedBy(child: Node, parent: Node): boolean {
-  if (!child.x509 || !parent.x509) return false;
-  if (child.cert.summary.issuer !== parent.cert.summary.subject) return false;
-  try {
-    return child.x509.verify(parent.x509.publicKey);
-  } catch {
-    return false;
-  }
+  return child.x509 !== undefined && parent.x509 !== undefined &&
+    certIssuedBy(child.x509, parent.x509);
 }
 
 // ---- truststores -----------------------------------------------------------------------------

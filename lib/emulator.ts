@@ -69,7 +69,12 @@ import { createPrivateKey, randomUUID, X509Certificate } from "node:crypto";
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket } from "node:tls";
-import { certificatesFromPem, parseCertificate } from "./certificate.ts";
+import {
+  certificatesFromPem,
+  issuedBy,
+  MAX_CHAIN_LENGTH,
+  parseCertificate,
+} from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
 import { loadAedes, loadJose } from "./deps.ts";
 import { NetworkError, UsageError } from "./errors.ts";
@@ -193,8 +198,6 @@ export interface VerifyDeviceChainOptions {
   now?: Date;
 }
 
-/** The platform's maximum chain length (public cloud). */
-const MAX_CHAIN = 10;
 /** The platform's minimum token lifetime in seconds. */
 const MIN_LIFETIME = 300;
 
@@ -222,14 +225,6 @@ function validityProblem(cert: Cert, now: Date, role: string): string | undefine
   if (now < from) return `${role} "${cert.name}" is not valid before ${from.toISOString()}`;
   if (now > to) return `${role} "${cert.name}" expired on ${to.toISOString()}`;
   return undefined;
-}
-
-function issues(child: Cert, parent: Cert): boolean {
-  try {
-    return child.x509.checkIssued(parent.x509) && child.x509.verify(parent.x509.publicKey);
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -271,22 +266,24 @@ export function verifyDeviceChain(
   const trusted = options.trusted.map((der, i) => toCert(der, `trusted CA #${i + 1}`));
   const leaf = certs[0];
   const refuse = (reason: string): ChainVerdict => ({ ok: false, commonName: leaf.name, reason });
-  if (certs.length > MAX_CHAIN) {
-    return refuse(`the chain has ${certs.length} certificates; at most ${MAX_CHAIN} are allowed`);
+  if (certs.length > MAX_CHAIN_LENGTH) {
+    return refuse(
+      `the chain has ${certs.length} certificates; at most ${MAX_CHAIN_LENGTH} are allowed`,
+    );
   }
   const leafProblem = validityProblem(leaf, now, "device certificate");
   if (leafProblem) return refuse(leafProblem);
 
   const used = new Set<string>([leaf.fingerprint]);
   let current = leaf;
-  for (let depth = 0; depth < MAX_CHAIN; depth++) {
-    const anchor = trusted.find((t) => issues(current, t));
+  for (let depth = 0; depth < MAX_CHAIN_LENGTH; depth++) {
+    const anchor = trusted.find((t) => issuedBy(current.x509, t.x509));
     if (anchor) {
       const problem = validityProblem(anchor, now, "trusted CA");
       if (problem) return refuse(problem);
       return { ok: true, commonName: leaf.name, trustedBy: anchor.name };
     }
-    const issuer = certs.find((c) => !used.has(c.fingerprint) && issues(current, c));
+    const issuer = certs.find((c) => !used.has(c.fingerprint) && issuedBy(current.x509, c.x509));
     if (!issuer) {
       const named = certs.find((c) => !used.has(c.fingerprint) && current.x509.checkIssued(c.x509));
       if (named) {
@@ -306,7 +303,7 @@ export function verifyDeviceChain(
     used.add(issuer.fingerprint);
     current = issuer;
   }
-  return refuse(`the path to a trusted CA is longer than ${MAX_CHAIN} certificates`);
+  return refuse(`the path to a trusted CA is longer than ${MAX_CHAIN_LENGTH} certificates`);
 }
 
 /**
@@ -340,12 +337,12 @@ interface PeerCertificateLike {
   issuerCertificate?: PeerCertificateLike;
 }
 
-/** The DER certificates a TLS peer presented, leaf first (at most MAX_CHAIN + 1). */
+/** The DER certificates a TLS peer presented, leaf first (at most MAX_CHAIN_LENGTH + 1). */
 function presentedChain(socket: TLSSocket): Uint8Array[] {
   const out: Uint8Array[] = [];
   const seen = new Set<string>();
   let cert = socket.getPeerCertificate(true) as PeerCertificateLike | undefined;
-  while (cert?.raw && out.length <= MAX_CHAIN) {
+  while (cert?.raw && out.length <= MAX_CHAIN_LENGTH) {
     const key = cert.fingerprint256 ?? String(out.length);
     if (seen.has(key)) break;
     seen.add(key);

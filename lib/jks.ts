@@ -58,7 +58,10 @@ const DIGEST_LEN = 20;
  *   certificate entries with one certificate and no key.
  * @throws {StoreError} `STORE_JCEKS`, `STORE_FORMAT` (no JKS magic), `STORE_CORRUPT`
  *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `KEY_PASSWORD` (a key
- *   entry does not decrypt), `KEYSTORE_PASSWORD_REQUIRED` (key entries and no password).
+ *   entry does not decrypt), `KEYSTORE_PASSWORD_REQUIRED` (key entries and no password),
+ *   `DEPENDENCY_LOAD` (`npm:jks-js` cannot be loaded).
+ * @throws {Deno.errors.NotCapable} Or `PermissionDenied`, unchanged, when Deno's permissions
+ *   stop `npm:jks-js` from loading.
  *
  * @example A JCEKS store is refused with the conversion command
  * ```ts
@@ -117,10 +120,9 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     }
   }
 
+  const jks = await loadDependency(name);
   let parsed: ReturnType<JksJs["parseJks"]>;
-  let jks: JksJs;
   try {
-    jks = await loadJks();
     // Digest already checked above: an empty password makes jks-js skip its own check.
     parsed = jks.parseJks(Buffer.from(bytes.subarray(0, bodyEnd + DIGEST_LEN)), "");
   } catch (cause) {
@@ -160,6 +162,26 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     }
   }
   return { format: "jks", entries };
+}
+
+/**
+ * Loads jks-js. A failure to load it is not the store's fault: it becomes `DEPENDENCY_LOAD`,
+ * except Deno's permission errors, which are re-thrown unchanged for the caller to map.
+ */
+async function loadDependency(name: string): Promise<JksJs> {
+  try {
+    return await loadJks();
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied) {
+      throw cause;
+    }
+    throw new StoreError(`Cannot load jks-js, which is needed to read the JKS keystore "${name}"`, {
+      code: "DEPENDENCY_LOAD",
+      hint: "Let Deno fetch npm:jks-js once (network access or a filled DENO_DIR cache), or " +
+        "convert the store to PKCS#12 with keytool -importkeystore.",
+      cause,
+    });
+  }
 }
 
 function recoverKey(

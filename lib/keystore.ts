@@ -17,7 +17,8 @@
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { parseCertificate, toKeyType } from "./certificate.ts";
+import { equalBytes, hex } from "./bytes.ts";
+import { issuedBy, parseCertificate, toKeyType } from "./certificate.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
 import { readJks } from "./jks.ts";
 import { readPem, toPem } from "./pem.ts";
@@ -489,14 +490,6 @@ function orderChain(certificates: Certificate[], privateKey: KeyObject): Certifi
   return order.map((i) => certificates[i]);
 }
 
-function issuedBy(child: X509Certificate, issuer: X509Certificate): boolean {
-  try {
-    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
-  } catch {
-    return false;
-  }
-}
-
 function isSelfIssued(x: X509Certificate): boolean {
   return issuedBy(x, x);
 }
@@ -510,16 +503,6 @@ function spkiHex(key: KeyObject): string {
 }
 
 // ---- Small helpers -------------------------------------------------------------------------
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 function dedupe(ders: Uint8Array[]): Uint8Array[] {
   const seen = new Set<string>();

@@ -124,6 +124,32 @@ export function toPem(der: Uint8Array, label = "CERTIFICATE"): string {
 
 /** Labels of blocks holding an X.509 certificate. */
 const CERT_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"]);
+
+/**
+ * The certificate of a PEM block, when the block holds one: `CERTIFICATE`, `X509 CERTIFICATE`,
+ * or OpenSSL's `TRUSTED CERTIFICATE` (the certificate followed by trust settings, which are
+ * dropped here). Every reader of certificates from PEM goes through this, so they all accept the
+ * same blocks.
+ *
+ * @param block A block from {@linkcode pemBlocks}.
+ * @returns The certificate's DER, or `undefined` for a block of another kind (a key, a CRL).
+ *   A body that is not DER is returned unchanged, for the certificate parser to name the problem.
+ *
+ * @example
+ * ```ts
+ * import { certificateDer, pemBlocks, toPem } from "./pem.ts";
+ * // A TRUSTED CERTIFICATE is an element (here the stand-in 30 00) followed by trust settings.
+ * const text = toPem(new Uint8Array([0x30, 0x00, 0x30, 0x00]), "TRUSTED CERTIFICATE") +
+ *   toPem(new Uint8Array([1]), "PRIVATE KEY");
+ * const [trusted, key] = pemBlocks(text);
+ * if (certificateDer(trusted)?.length !== 2) throw new Error("trust settings expected dropped");
+ * if (certificateDer(key) !== undefined) throw new Error("a key is no certificate");
+ * ```
+ */
+export function certificateDer(block: PemBlock): Uint8Array | undefined {
+  if (!CERT_LABELS.has(block.label)) return undefined;
+  return block.label === "TRUSTED CERTIFICATE" ? firstElement(block.der) : block.der;
+}
 /** Labels of blocks holding a private key. */
 const KEY_LABELS = new Set([
   "PRIVATE KEY",
@@ -189,9 +215,7 @@ export function readPem(text: string, options: ReadPemOptions = {}): RawStore {
       hint: 'A PEM file has lines like "-----BEGIN CERTIFICATE-----"; check the file and its type.',
     });
   }
-  const certificates = blocks.filter((b) => CERT_LABELS.has(b.label)).map((b) =>
-    b.label === "TRUSTED CERTIFICATE" ? firstElement(b.der) : b.der
-  );
+  const certificates = blocks.map(certificateDer).filter((der) => der !== undefined);
   const keys = (options.keys ?? true) ? blocks.filter((b) => KEY_LABELS.has(b.label)) : [];
   if (keys.length > 1) {
     throw new StoreError(`"${name}" holds ${keys.length} private keys; expected one`, {

@@ -27,6 +27,8 @@ import {
   type Tlv,
 } from "./der.ts";
 import { loadForge, loadNobleHashes, type NobleHashes } from "./deps.ts";
+import { equalBytes, hex } from "./bytes.ts";
+import { certificateNames } from "./certificate.ts";
 import { StoreError } from "./errors.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
@@ -58,8 +60,11 @@ const MAX_PBKDF2_ITERATIONS = 10_000_000;
 const MAX_PKCS12_KDF_ITERATIONS = 1_000_000;
 /** Deepest nesting of SafeContents bags inside each other. */
 const MAX_BAG_NESTING = 4;
-/** Longest chain assembled for one key entry. */
-const MAX_CHAIN = 16;
+/**
+ * The most certificates `group` puts into one key entry's chain when it assembles chains by
+ * issuer name (a bound on that loop, not the platform's chain limit).
+ */
+const MAX_ASSEMBLED_CHAIN_CERTS = 16;
 
 const OID = {
   data: "1.2.840.113549.1.7.1",
@@ -531,7 +536,7 @@ function group(bags: Bags): RawEntry[] {
     const pendingNames = pending.map((c) => certNames(c.der));
     for (const entry of keys) {
       let current = entry.certs.at(-1);
-      while (current && entry.certs.length < MAX_CHAIN) {
+      while (current && entry.certs.length < MAX_ASSEMBLED_CHAIN_CERTS) {
         const issuer = certNames(current.der)?.issuer;
         if (!issuer) break;
         const inChain = new Set(entry.certs.map((c) => hex(c.der)));
@@ -569,12 +574,7 @@ function group(bags: Bags): RawEntry[] {
 /** The raw issuer and subject Names of a certificate, or `undefined` if it does not parse. */
 function certNames(der: Uint8Array): { issuer: Uint8Array; subject: Uint8Array } | undefined {
   try {
-    const tbs = children(children(readDer(der, { what: "Certificate" }))[0]);
-    const offset = tbs[0].tag === 0xa0 ? 1 : 0; // [0] version
-    const issuer = tbs[offset + 2];
-    const subject = tbs[offset + 4];
-    if (!issuer || !subject) return undefined;
-    return { issuer: issuer.raw, subject: subject.raw };
+    return certificateNames(der);
   } catch {
     return undefined;
   }
@@ -942,18 +942,6 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     offset += chunk.length;
   }
   return out;
-}
-
-function equalBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
-  if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const byte of bytes) s += byte.toString(16).padStart(2, "0");
-  return s;
 }
 
 /** Bytes to a forge "binary string" (one char per byte). */

@@ -245,7 +245,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
           // refused the device certificate; anything else is settled by the close that follows.
           streamError ??= err;
           if (isTlsAlert(err) || err.code === "ECONNRESET" || err.code === "EPIPE") {
-            finish(lateRejection(broker, err));
+            finish(lateRejection(broker, err, opened.socket));
           }
         } else if (err.message === "connack timeout") {
           finish(connackTimeout(broker, timeoutMs));
@@ -259,7 +259,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
           );
         }
       };
-      const onClose = (): void => finish(lateRejection(broker, streamError));
+      const onClose = (): void => finish(lateRejection(broker, streamError, opened.socket));
       // The first bytes of a broker's answer are a CONNACK (0x20 0x02). Anything else (an HTTP
       // reply, random bytes) is not MQTT, even when it never forms a whole packet for MQTT.js.
       // MQTT.js has piped the socket already, so this listener sees the same bytes; it goes first
@@ -277,7 +277,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       client.on("error", onError);
       client.on("close", onClose);
       if (opened.error !== undefined || opened.closed) {
-        finish(lateRejection(broker, opened.error));
+        finish(lateRejection(broker, opened.error, opened.socket));
       }
     });
   } catch (err) {
@@ -797,7 +797,18 @@ function classifyTlsError(
 }
 
 /** A close, reset or alert after the client's handshake and before the CONNACK. */
-function lateRejection(broker: BrokerAddress, cause: Error | undefined): TlsError {
+/**
+ * Classifies an error or close of the TLS stream after the handshake and before the CONNACK.
+ * An alert names the reason. A bare close under TLS 1.3 is, most likely, the server refusing the
+ * device certificate (it judges it after the client considers the handshake done). Under TLS 1.2
+ * the server has accepted the certificate before the handshake ends, so a bare close there is
+ * the MQTT side hanging up.
+ */
+function lateRejection(
+  broker: BrokerAddress,
+  cause: Error | undefined,
+  socket: tls.TLSSocket,
+): TlsError | MqttError {
   const alert = cause === undefined ? undefined : clientCertAlert(cause);
   if (cause !== undefined && /CERTIFICATE_REQUIRED/.test(errorCode(cause) ?? "")) {
     return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {
@@ -806,17 +817,42 @@ function lateRejection(broker: BrokerAddress, cause: Error | undefined): TlsErro
       cause,
     });
   }
-  const how = alert !== undefined
-    ? `with TLS alert "${alert}"`
-    : cause !== undefined && isTlsAlert(cause)
-    ? `with a TLS alert (${messageOf(cause)})`
-    : "by closing the connection right after the TLS handshake, before answering MQTT CONNECT " +
-      "(how a server refuses a client certificate under TLS 1.3)";
-  return new TlsError(`${broker.url} did not accept the device certificate: it refused ${how}`, {
-    code: "TLS_CLIENT_CERT_REFUSED",
-    hint: REFUSED_HINT,
-    cause,
-  });
+  if (alert !== undefined || (cause !== undefined && isTlsAlert(cause))) {
+    const how = alert !== undefined ? `TLS alert "${alert}"` : `a TLS alert (${messageOf(cause!)})`;
+    return new TlsError(
+      `${broker.url} did not accept the device certificate: it refused with ${how}`,
+      {
+        code: "TLS_CLIENT_CERT_REFUSED",
+        hint: REFUSED_HINT,
+        cause,
+      },
+    );
+  }
+  if (safeProtocol(socket) === "TLSv1.2") {
+    return new MqttError(
+      `${broker.url} closed the connection after the TLS handshake, before answering MQTT CONNECT`,
+      {
+        code: "MQTT_CONNECTION_CLOSED",
+        hint: "Under TLS 1.2 the server had accepted the device certificate: check that the URL " +
+          "names Cumulocity's MQTT port (8883) and try again; the broker may be overloaded.",
+        cause,
+      },
+    );
+  }
+  return new TlsError(
+    `${broker.url} most likely did not accept the device certificate: it closed the connection ` +
+      "right after the TLS 1.3 handshake, before answering MQTT CONNECT (how a server refuses a " +
+      "client certificate under TLS 1.3)",
+    { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause },
+  );
+}
+
+function safeProtocol(socket: tls.TLSSocket): string | null {
+  try {
+    return socket.getProtocol();
+  } catch {
+    return null;
+  }
 }
 
 const CONNACK: Record<number, { code: string; meaning: string; hint: string }> = {
@@ -824,7 +860,7 @@ const CONNACK: Record<number, { code: string; meaning: string; hint: string }> =
     code: "MQTT_UNACCEPTABLE_PROTOCOL",
     meaning: "unacceptable protocol version",
     hint:
-      "Cumulocity supports MQTT 3.1.1 only (this tool sends 3.1.1; is the URL really Cumulocity?).",
+      "Cumulocity supports MQTT 3.1 and 3.1.1 (this tool sends 3.1.1; is the URL really Cumulocity?).",
   },
   2: {
     code: "MQTT_IDENTIFIER_REJECTED",

@@ -47,9 +47,9 @@ const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 /**
  * Decodes a compact JWT into a {@linkcode DeviceToken}.
  *
- * The signature is **not** checked: the device has no key to check it with (the platform does not
- * publish one for device tokens), and it does not need to: the token is checked by the platform
- * when the device uses it. The decoded claims are for display and for knowing when to renew.
+ * The signature is **not** checked: the device has no key to check it with (no documented source
+ * of the platform's signing key for device tokens was found: *unverified*), and it does not need
+ * to: the token is checked by the platform when the device uses it. The decoded claims are for display and for knowing when to renew.
  *
  * @param jwt The compact JWT (`header.payload.signature`).
  * @returns The token and its decoded claims.
@@ -92,8 +92,8 @@ export async function decodeToken(jwt: string): Promise<DeviceToken> {
  * QoS 0), publishes an empty message with QoS 0 on `s/uat`, and takes the first `71,<JWT>` line
  * that arrives on `s/dat`; other `s/dat` lines are ignored. When no reply arrives within
  * `attemptTimeoutMs`, the request is sent again, up to `attempts` times (the platform can lose
- * replies, and it sends nothing when it will not issue a token). A reply to an earlier request
- * is still accepted while waiting for a later one.
+ * replies, and no error reply for a refused request is documented: *unverified*). A reply to an
+ * earlier request is still accepted while waiting for a later one.
  *
  * @param session A connected session (from `connect`).
  * @param options Attempts, per-attempt timeout, stage listener.
@@ -195,8 +195,7 @@ export async function requestToken(
         } on ${TOKEN_REQUEST_TOPIC} (${attemptTimeoutMs / 1000} s each)`,
         {
           code: "TOKEN_TIMEOUT",
-          hint:
-            "The platform sends nothing when it will not issue a token: check that the device " +
+          hint: "No error reply is documented for a refused token request: check that the device " +
             "is registered in the tenant (device user device_<CN>) and that the broker supports " +
             "JWT retrieval on s/uat (Cumulocity does; a generic MQTT broker does not).",
         },

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { createHash, X509Certificate } from "node:crypto";
-import { certificatesFromPem, parseCertificate, toKeyType } from "../lib/certificate.ts";
+import {
+  certificateNames,
+  certificatesFromPem,
+  issuedBy,
+  MAX_CHAIN_LENGTH,
+  parseCertificate,
+  toKeyType,
+} from "../lib/certificate.ts";
 import { StoreError } from "../lib/errors.ts";
-import { pemBlocks } from "../lib/pem.ts";
+import { pemBlocks, toPem } from "../lib/pem.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
@@ -203,4 +210,72 @@ Deno.test("toKeyType() maps node:crypto key types", () => {
   assert.equal(toKeyType("ec"), "ec");
   assert.equal(toKeyType("ed25519"), "ed25519");
   assert.equal(toKeyType(undefined), "unknown");
+});
+
+Deno.test({
+  name: "certificatesFromPem() reads an OpenSSL TRUSTED CERTIFICATE like parseCertificate() does",
+  permissions: read,
+  fn(): void {
+    const der = parseCertificate(text("ca/device-root-ca.pem")).der;
+    // openssl x509 -trustout: the certificate followed by its trust settings (here serverAuth).
+    const trust = new Uint8Array([0x30, 0x0a, 0x30, 0x08, 0x06, 0x06, 0x2b, 6, 1, 5, 5, 7]);
+    const trustedPem = toPem(new Uint8Array([...der, ...trust]), "TRUSTED CERTIFICATE");
+    const bundle = text("devices/rsa.pem") + trustedPem;
+    const all = certificatesFromPem(bundle, { name: "bundle.pem" });
+    assert.equal(all.length, 2);
+    assert.deepEqual(all[1].der, der);
+    assert.equal(all[1].summary.commonName, "c8y-mqtt-cert Test Device Root CA");
+    assert.deepEqual(parseCertificate(trustedPem).der, der);
+  },
+});
+
+Deno.test({
+  name: "issuedBy() follows a chain by name and signature, and never throws",
+  permissions: read,
+  fn(): void {
+    const [leaf, intermediate, root] = certificatesFromPem(text("devices/rsa.fullchain.pem"));
+    assert.equal(issuedBy(leaf, intermediate), true);
+    assert.equal(issuedBy(intermediate, root), true);
+    assert.equal(issuedBy(root, root), true);
+    assert.equal(issuedBy(leaf, root), false);
+    assert.equal(issuedBy(intermediate, leaf), false);
+    assert.equal(issuedBy(leaf, leaf), false);
+    // node:crypto objects and parsed certificates mix.
+    assert.equal(issuedBy(new X509Certificate(leaf.der), intermediate), true);
+    assert.equal(issuedBy(leaf, new X509Certificate(intermediate.der)), true);
+    assert.equal(issuedBy(leaf, parseCertificate(text("ca/unknown-ca.pem"))), false);
+    // An issuer that is no CA still issued (diagnose reports CA_FLAG_MISSING from this).
+    const [noca, nocaIssuer] = certificatesFromPem(text("bad/noca.chain.pem"));
+    assert.equal(nocaIssuer.summary.isCA, false);
+    assert.equal(issuedBy(noca, nocaIssuer), true);
+    // Unreadable DER gives false, not an exception.
+    const broken = { ...leaf, der: new Uint8Array([0x30, 0x03, 1, 2, 3]) };
+    assert.equal(issuedBy(broken, intermediate), false);
+    assert.equal(issuedBy(leaf, broken), false);
+  },
+});
+
+Deno.test({
+  name: "certificateNames() gives the issuer and subject Names as DER",
+  permissions: read,
+  fn(): void {
+    const [leaf, intermediate] = certificatesFromPem(text("devices/rsa.chain.pem"));
+    const l = certificateNames(leaf.der);
+    const i = certificateNames(intermediate.der);
+    assert.deepEqual(l.issuer, i.subject);
+    assert.notDeepEqual(l.subject, l.issuer);
+    assert.equal(l.subject[0], 0x30);
+    // A v1 certificate has no version field: the Names are found all the same.
+    const v1 = parseCertificate(text("bad/v1.pem"));
+    assert.equal(v1.summary.version, 1);
+    const names = certificateNames(v1.der);
+    const x509 = new X509Certificate(v1.der);
+    assert.ok(new TextDecoder().decode(names.subject).includes("device-v1"));
+    assert.ok(x509.subject.includes("device-v1"));
+    assert.throws(() => certificateNames(new Uint8Array([0x30, 0x00])), SyntaxError);
+  },
+});
+
+Deno.test("MAX_CHAIN_LENGTH is the public cloud's limit of 10 certificates", () => {
+  assert.equal(MAX_CHAIN_LENGTH, 10);
 });

@@ -225,6 +225,7 @@ Deno.test({ name: "diagnose() refuses an X.509 v1 certificate as an error", perm
   assert.equal(p.severity, "error");
   assert.match(p.message, /^Certificate 1 \(CN=device-v1\) is an X\.509 version 1 certificate/);
   assert.match(p.message, /rustls/);
+  assert.match(p.message, /Whether Cumulocity itself refuses .* is unverified/);
   assert.match(p.hint!, /v3/);
   assert.deepEqual(codes(problems, "error"), ["CERT_V1"]);
 });
@@ -271,6 +272,8 @@ Deno.test({
   assert.equal(p.severity, "error");
   assert.match(p.message, /certificate 1 \(CN=device-serverauth\)/);
   assert.match(p.message, /\(serverAuth\)/);
+  assert.match(p.message, /OpenSSL-based servers refuse it/);
+  assert.match(p.message, /whether Cumulocity does is unverified/);
   assert.deepEqual(codes(problems, "error"), ["EKU_NO_CLIENT_AUTH"]);
 });
 
@@ -421,7 +424,10 @@ Deno.test({ name: "diagnose() refuses a chain longer than 10 certificates", perm
   const problems = run({ identity: identity([...chain, ...padding], "devices/rsa.key") });
   const p = only(problems, "CHAIN_TOO_LONG");
   assert.equal(p.severity, "error");
-  assert.match(p.message, /has 11 certificates; the platform accepts at most 10/);
+  assert.match(
+    p.message,
+    /has 11 certificates; the platform accepts at most 10 in the public cloud/,
+  );
   // The server CA copies are not part of the device's chain: one warning lists them.
   const extra = only(problems, "CHAIN_ORDER");
   assert.match(
@@ -490,6 +496,32 @@ Deno.test({
     const p = only(run({ identity: id, clientId }), "CLIENT_ID_MISMATCH");
     assert.match(p.message, /is not of the form <id>, d:<id> or d:<id>:<template>/);
   }
+});
+
+Deno.test({
+  name: "diagnose() refuses a client id that parseClientId() cannot read, whatever the CN",
+  permissions,
+}, () => {
+  const id = device("ec256");
+  for (const clientId of ["", "d::x", "d:", ":device-ec256-001", "d:device-ec256-001:"]) {
+    const p = only(run({ identity: id, clientId }), "CLIENT_ID_MISMATCH");
+    assert.equal(p.severity, "error");
+    assert.equal(
+      p.message,
+      `The client id "${clientId}" is not of the form <id>, d:<id> or d:<id>:<template> ` +
+        "(it is empty, has an empty part or more than three parts), so it cannot match " +
+        "certificate 1 (CN=device-ec256-001).",
+    );
+    assert.equal(p.hint, "Use --client-id d:device-ec256-001, or leave --client-id out.");
+  }
+  const typed = only(run({ identity: id, clientId: "x:device-ec256-001" }), "CLIENT_ID_MISMATCH");
+  assert.match(typed.message, /its connection type "x" is not "d"/);
+  // Without a usable CN the id is still refused (next to CN_MISSING), with a generic hint.
+  const leaf = id.chain[0];
+  const noCn = { ...leaf, summary: { ...leaf.summary, commonName: undefined } };
+  const problems = run({ identity: { ...id, chain: [noCn, ...id.chain.slice(1)] }, clientId: "" });
+  assert.deepEqual(codes(problems, "error"), ["CN_MISSING", "CLIENT_ID_MISMATCH"]);
+  assert.match(only(problems, "CLIENT_ID_MISMATCH").hint!, /Leave --client-id out/);
 });
 
 // ---- truststores ----------------------------------------------------------------------------

@@ -221,3 +221,42 @@ Deno.test({
     assert.ok(checked.entries.every((e) => e.privateKeyPkcs8 === undefined));
   },
 });
+
+Deno.test({
+  name: "readJks() reports a jks-js that cannot be loaded as DEPENDENCY_LOAD, not a bad store",
+  permissions: { read: true, write: true, run: true },
+}, async () => {
+  // A Deno with an empty module cache that may not download anything cannot load npm:jks-js.
+  const dir = await Deno.makeTempDir({ prefix: "jks-dep-" });
+  try {
+    const script = `${dir}/read.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { readJks } from ${JSON.stringify(new URL("../lib/jks.ts", import.meta.url).href)};
+const bytes = await Deno.readFile(${JSON.stringify(new URL("devices/rsa.jks", fixtures).pathname)});
+try {
+  await readJks(bytes, { password: "${PASSWORD}", name: "rsa.jks" });
+  console.log(JSON.stringify({ ok: true }));
+} catch (err) {
+  console.log(JSON.stringify({ name: err.name, code: err.code, message: err.message, hint: err.hint }));
+}
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--cached-only", "--no-config", "--no-lock", "-A", script],
+      cwd: dir,
+      env: { DENO_DIR: `${dir}/deno_dir`, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const result = JSON.parse(stdout);
+    assert.equal(result.name, "StoreError");
+    assert.equal(result.code, "DEPENDENCY_LOAD");
+    assert.match(result.message, /Cannot load jks-js, .* "rsa\.jks"/);
+    assert.match(result.hint, /npm:jks-js/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

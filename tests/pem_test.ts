@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
 import { StoreError } from "../lib/errors.ts";
-import { pemBlocks, readPem, toPem } from "../lib/pem.ts";
+import { certificateDer, pemBlocks, readPem, toPem } from "../lib/pem.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
@@ -207,4 +207,29 @@ Deno.test("readPem() reports a damaged unencrypted key as KEY_INVALID", () => {
     code: "KEY_INVALID",
     name: "bad.key",
   });
+});
+
+Deno.test({
+  name: "certificateDer() takes certificates from CERTIFICATE, X509 and TRUSTED blocks only",
+  permissions: read,
+  fn(): void {
+    const [cert] = pemBlocks(text("devices/rsa.pem"));
+    const der = cert.der;
+    // openssl x509 -trustout appends trust settings (a SEQUENCE) after the certificate.
+    const trust = new Uint8Array([0x30, 0x0a, 0x30, 0x08, 0x06, 0x06, 0x2b, 6, 1, 5, 5, 7]);
+    const text3 = toPem(der, "CERTIFICATE") + toPem(der, "X509 CERTIFICATE") +
+      toPem(new Uint8Array([...der, ...trust]), "TRUSTED CERTIFICATE") +
+      text("devices/rsa.key");
+    const blocks = pemBlocks(text3);
+    assert.equal(blocks.length, 4);
+    assert.deepEqual(blocks.slice(0, 3).map(certificateDer), [der, der, der]);
+    assert.equal(certificateDer(blocks[3]), undefined);
+    // readPem() goes through the same helper: three certificates and the key.
+    const store = readPem(text3, { name: "mixed.pem" });
+    assert.deepEqual(store.entries[0].certificates, [der, der, der]);
+    assert.deepEqual(store.entries[0].privateKeyPkcs8, pkcs8("devices/rsa.key"));
+    // A TRUSTED CERTIFICATE body that is not DER is handed on unchanged.
+    const [junk] = pemBlocks(toPem(new Uint8Array([1, 2, 3]), "TRUSTED CERTIFICATE"));
+    assert.deepEqual(certificateDer(junk), new Uint8Array([1, 2, 3]));
+  },
 });

@@ -163,7 +163,7 @@ Deno.test("requestToken() gives up with TOKEN_TIMEOUT after the attempts", async
       assert.ok(err instanceof TokenError);
       assert.equal(err.code, "TOKEN_TIMEOUT");
       assert.match(err.message, /after 3 requests/);
-      assert.match(err.hint, /sends nothing/);
+      assert.match(err.hint, /No error reply is documented/);
       assert.match(err.hint, /registered/);
       return true;
     },

@@ -86,6 +86,8 @@ try {
     console.log(text);
     console.error(`token failed with exit code ${token.code}`);
   }
+} catch (error) {
+  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
 } finally {
   emulator.kill("SIGTERM");
   await emulator.status;
@@ -97,10 +99,15 @@ Deno.exit(exitCode);
 async function readUrl(stream: ReadableStream<Uint8Array>): Promise<string> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
-  const deadline = setTimeout(() => reader.cancel("timeout"), 30_000);
+  let timedOut = false;
+  const deadline = setTimeout(() => {
+    timedOut = true;
+    reader.cancel("timeout");
+  }, 30_000);
   try {
     while (true) {
       const { value, done } = await reader.read();
+      if (done && timedOut) throw new Error("The emulator was not ready after 30 s");
       if (done) throw new Error("The emulator stopped before it was ready");
       buffer += value;
       const match = buffer.match(/mqtts:\/\/[^\s)]+/);
