@@ -17,7 +17,7 @@ export interface FetchTokenOptions {
   url: string;
   /** The device's key and chain (from `loadKeyStore`). */
   identity: DeviceIdentity;
-  /** The CAs that may sign the server's certificate (from `loadTrustStore`). @default the system roots */
+  /** The CAs that may sign the server's certificate (from `loadTrustStore`). @default the default root CAs */
   trust?: TrustAnchors;
   /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
   clientId?: string;

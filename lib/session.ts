@@ -730,8 +730,8 @@ function classifyTlsError(
       {
         code: "TLS_SERVER_UNTRUSTED",
         hint: options.ca === undefined
-          ? "The system roots do not trust it: give --truststore with the CA that signed the server's certificate."
-          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave --truststore out to use the system roots.",
+          ? "The default root CAs do not trust it: give --truststore with the CA that signed the server's certificate."
+          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave --truststore out to use the default root CAs.",
         cause: err,
       },
     );

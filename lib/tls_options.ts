@@ -19,7 +19,7 @@ export interface TlsConnectOptions {
   key: string;
   /** The device's certificate chain as PEM, leaf first, so the server also gets the issuers. */
   cert: string;
-  /** The trusted CA certificates (PEM); absent means the system's root certificates. */
+  /** The trusted CA certificates (PEM); absent means the default root CAs. */
   ca?: string[];
   /**
    * The name sent as SNI and checked against the server certificate. Absent for an IP address:
@@ -47,8 +47,9 @@ export interface TlsOptionsExtra {
  * Builds the `node:tls` options for a device: its key, its chain leaf first, the trust anchors,
  * the server name for SNI and verification, and TLS 1.2 as the minimum.
  *
- * Without trust anchors the system roots apply (right for a tenant on the public cloud, whose
- * server certificate is publicly trusted). For an IP host no `servername` is set: `node:tls`
+ * Without trust anchors the runtime's default root CAs apply (in Deno, Mozilla's bundled set, or
+ * the operating system's with `DENO_TLS_CA_STORE=system`): right for a tenant on the public cloud,
+ * whose server certificate is publicly trusted. For an IP host no `servername` is set: `node:tls`
  * (Node and Deno 2.9.6 alike) refuses an IP as `servername` with a `TypeError`, sends no SNI, and
  * verifies the server certificate's IP subject alternative names against `host` instead
  * (measured against mosquitto: a certificate without that IP is refused). To check a DNS name
@@ -56,7 +57,7 @@ export interface TlsOptionsExtra {
  *
  * @param identity The device's key and chain.
  * @param trust The CA certificates that may sign the server's certificate, or `undefined` for the
- * system roots.
+ * default root CAs.
  * @param broker The broker address (host and port).
  * @param extra An optional server name override.
  * @returns The options, ready for `tls.connect()`.
@@ -78,7 +79,7 @@ export interface TlsOptionsExtra {
  * if (options.servername !== "example.com" || options.cert !== "LEAF\nINTERMEDIATE\n") {
  *   throw new Error("unexpected");
  * }
- * if ("ca" in options) throw new Error("system roots expected");
+ * if ("ca" in options) throw new Error("default roots expected");
  * ```
  */
 export function tlsOptions(
@@ -106,7 +107,7 @@ export function tlsOptions(
       throw new StoreError("The truststore holds no certificate", {
         code: "TRUSTSTORE_EMPTY",
         hint:
-          "Import the CA certificate that signed the server's certificate, or leave the truststore out to use the system roots.",
+          "Import the CA certificate that signed the server's certificate, or leave the truststore out to use the default root CAs.",
       });
     }
     options.ca = trust.certificates.map((c) => withNewline(c.pem));

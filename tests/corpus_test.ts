@@ -645,7 +645,7 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
           stage: "tls",
         },
         {
-          name: "check: no truststore, and the system roots do not know the server's CA",
+          name: "check: no truststore, and the default root CAs do not know the server's CA",
           args: connect("check", good.url, RSA_JKS),
           perms: { read: [RSA_JKS], net: goodNet },
           exit: 6,

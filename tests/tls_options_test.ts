@@ -30,7 +30,7 @@ Deno.test("tlsOptions() gives the key, the chain leaf first, the CA and the host
   assert.deepEqual(options.ca, [await fixtureText("ca/server-ca.pem")]);
 });
 
-Deno.test("tlsOptions() leaves ca out without a truststore, so the system roots apply", () => {
+Deno.test("tlsOptions() leaves ca out without a truststore, so the default root CAs apply", () => {
   const options = tlsOptions(rsa, undefined, parseBrokerUrl("example.com"));
   assert.ok(!("ca" in options));
   assert.equal(options.port, 8883);
