@@ -28,6 +28,7 @@ import { loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
 import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
 import { parseBrokerUrl } from "./lib/broker_url.ts";
+import { checkEmulatorSettings } from "./lib/emulator.ts";
 import type {
   CertificateSummary,
   DeviceIdentity,
@@ -299,6 +300,17 @@ function seconds(value: string | undefined, option: string, fallback: number): n
   return n;
 }
 
+/** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
+function emulatorSettings(
+  values: Values,
+): { port: number; tenant: string | undefined; tokenLifetimeSeconds: number } {
+  return {
+    port: values.port === undefined ? 8883 : Number(values.port),
+    tenant: values.tenant,
+    tokenLifetimeSeconds: seconds(values["token-lifetime"], "--token-lifetime", 3600),
+  };
+}
+
 /**
  * Checks option values that need no file or network, so that a usage error is reported as one
  * (exit 2) before permissions are checked or anything is read.
@@ -312,6 +324,7 @@ function validate(command: Command, values: Values): void {
   storeType(values["keystore-type"], "--keystore-type");
   storeType(values["truststore-type"], "--truststore-type");
   storeType(values["trust-type"], "--trust-type");
+  if (command === "emulate") checkEmulatorSettings(emulatorSettings(values));
   const explicitId = values["client-id"];
   if (explicitId !== undefined && parseClientId(explicitId).connectionType !== "d") {
     // Certificates are for devices: the connection type is part of the command line's syntax.
@@ -1116,22 +1129,7 @@ async function emulateCommand(ctx: Context): Promise<number> {
   if (trustPaths.length === 0) required(ctx.values, "trust", "emulate");
   const certPath = required(ctx.values, "server-cert", "emulate");
   const keyPath = required(ctx.values, "server-key", "emulate");
-  const port = ctx.values.port === undefined ? 8883 : Number(ctx.values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(
-      `--port must be a whole number from 0 to 65535, not "${ctx.values.port}"`,
-      {
-        code: "USAGE",
-      },
-    );
-  }
-  const lifetime = seconds(ctx.values["token-lifetime"], "--token-lifetime", 3600);
-  if (lifetime < 300) {
-    throw new UsageError(`--token-lifetime must be at least 300 seconds, not ${lifetime}`, {
-      code: "USAGE",
-      hint: "Cumulocity's minimum token lifespan is 300 s.",
-    });
-  }
+  const { port, tokenLifetimeSeconds } = emulatorSettings(ctx.values);
   const trustedCaPems: string[] = [];
   const type = storeType(ctx.values["trust-type"], "--trust-type");
   for (const path of trustPaths) {
@@ -1153,7 +1151,7 @@ async function emulateCommand(ctx: Context): Promise<number> {
     hostname: ctx.values.host ?? "127.0.0.1",
     port,
     tenant: ctx.values.tenant,
-    tokenLifetimeSeconds: lifetime,
+    tokenLifetimeSeconds,
     log: (event) => {
       if (ctx.quiet) return;
       const { kind, ...rest } = event;

@@ -78,7 +78,7 @@ export {
 export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
 export { fetchToken } from "./lib/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/fetch_token.ts";
-export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
+export { checkEmulatorSettings, startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export type {
   ChainVerdict,
   Emulator,

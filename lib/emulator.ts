@@ -402,7 +402,24 @@ function checkServerIdentity(certPem: string, keyPem: string): void {
   }
 }
 
-function checkOptions(options: EmulatorOptions): void {
+/**
+ * Checks the emulator's port, tenant id and token lifetime, as {@linkcode startEmulator} does
+ * before it starts (the command line calls it before it reads any file).
+ *
+ * @param settings The port, tenant id and token lifetime to check (defaults as in
+ * {@linkcode EmulatorOptions}).
+ * @throws {UsageError} `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_PORT` or `EMULATOR_TENANT`.
+ *
+ * @example
+ * ```ts
+ * import { checkEmulatorSettings } from "./emulator.ts";
+ * checkEmulatorSettings({ port: 0, tenant: "t12345", tokenLifetimeSeconds: 300 });
+ * ```
+ */
+export function checkEmulatorSettings(
+  settings: Pick<EmulatorOptions, "port" | "tenant" | "tokenLifetimeSeconds">,
+): void {
+  const options = settings;
   const lifetime = options.tokenLifetimeSeconds ?? 3600;
   if (!Number.isInteger(lifetime) || lifetime < MIN_LIFETIME) {
     throw new UsageError(
@@ -424,6 +441,10 @@ function checkOptions(options: EmulatorOptions): void {
       hint: "Use letters, digits, '-' and '_' only, e.g. t12345.",
     });
   }
+}
+
+function checkOptions(options: EmulatorOptions): void {
+  checkEmulatorSettings(options);
   if (options.trustedCaPems.length === 0) {
     throw new UsageError("The emulator needs at least one trusted CA", {
       code: "EMULATOR_TRUST",
