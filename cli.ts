@@ -769,14 +769,6 @@ function errorMessage(error: unknown): string {
   return String(error);
 }
 
-function certificateJson(summary: CertificateSummary): Record<string, unknown> {
-  return { ...summary };
-}
-
-function problemsJson(problems: Problem[]): Record<string, unknown>[] {
-  return problems.map((p) => ({ ...p }));
-}
-
 const MARK = { error: "✗", warning: "!", info: "i" } as const;
 
 function printProblems(io: Io, problems: Problem[]): void {
@@ -853,7 +845,7 @@ async function inspectCommand(ctx: Context): Promise<number> {
         alias: identity.alias,
         aliases: identity.aliases,
         keyType: identity.keyType,
-        chain: identity.chain.map((c) => certificateJson(c.summary)),
+        chain: identity.chain.map((c) => c.summary),
       };
     }
     if (trust) {
@@ -862,12 +854,12 @@ async function inspectCommand(ctx: Context): Promise<number> {
         format: trust.format,
         certificates: trust.certificates.map((c) => ({
           alias: c.alias,
-          ...certificateJson(c.summary),
+          ...c.summary,
         })),
       };
     }
     if (clientId) out.clientId = clientId;
-    out.problems = problemsJson(problems);
+    out.problems = problems;
     ctx.io.out(JSON.stringify(out, null, 2));
     return exit;
   }
@@ -1088,7 +1080,7 @@ async function checkCommand(ctx: Context): Promise<number> {
           clientId: id,
           url: broker.url,
           stages,
-          problems: problemsJson(problems),
+          problems,
           tenant: token.tenant,
           expiresAt: token.expiresAt,
         },

@@ -440,7 +440,16 @@ function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined
       },
     );
   }
-  if (alias !== undefined && store.format !== "pem") {
+  if (alias !== undefined && store.format === "pem") {
+    throw new UsageError(
+      `An alias ("${alias}") was given, but "${name}" is a PEM file, which has no aliases`,
+      {
+        code: "ALIAS_NOT_APPLICABLE",
+        hint: "Leave --alias out for PEM files.",
+      },
+    );
+  }
+  if (alias !== undefined) {
     const found = keyEntries.find((e) => e.alias === alias) ??
       keyEntries.find((e) => e.alias?.toLowerCase() === alias.toLowerCase());
     if (found) return found;

@@ -237,6 +237,21 @@ const badCases: BadCase[] = [
     names: "huge.p12",
   },
   {
+    name: "--alias for a PEM keystore",
+    args: [
+      "--keystore",
+      "fixtures/devices/rsa.chain.pem",
+      "--key",
+      "fixtures/devices/rsa.key",
+      "--alias",
+      "rsa",
+    ],
+    read: ["fixtures/devices/rsa.chain.pem", "fixtures/devices/rsa.key"],
+    exit: 2,
+    code: "ALIAS_NOT_APPLICABLE",
+    names: "rsa.chain.pem",
+  },
+  {
     name: "a device file that never ends (/dev/zero)",
     args: ["--keystore", "/dev/zero", ...pw],
     read: ["/dev/zero"],
