@@ -245,7 +245,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
           // refused the device certificate; anything else is settled by the close that follows.
           streamError ??= err;
           if (isTlsAlert(err) || err.code === "ECONNRESET" || err.code === "EPIPE") {
-            finish(lateRejection(broker, err, opened.socket));
+            finish(lateRejection(broker, err, opened.protocol));
           }
         } else if (err.message === "connack timeout") {
           finish(connackTimeout(broker, timeoutMs));
@@ -259,7 +259,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
           );
         }
       };
-      const onClose = (): void => finish(lateRejection(broker, streamError, opened.socket));
+      const onClose = (): void => finish(lateRejection(broker, streamError, opened.protocol));
       // The first bytes of a broker's answer are a CONNACK (0x20 0x02). Anything else (an HTTP
       // reply, random bytes) is not MQTT, even when it never forms a whole packet for MQTT.js.
       // MQTT.js has piped the socket already, so this listener sees the same bytes; it goes first
@@ -277,7 +277,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       client.on("error", onError);
       client.on("close", onClose);
       if (opened.error !== undefined || opened.closed) {
-        finish(lateRejection(broker, opened.error, opened.socket));
+        finish(lateRejection(broker, opened.error, opened.protocol));
       }
     });
   } catch (err) {
@@ -424,6 +424,8 @@ interface OpenedTls {
   error?: Error;
   /** Whether the socket has closed. */
   closed: boolean;
+  /** The negotiated protocol (`TLSv1.3`, `TLSv1.2`), read at the end of the handshake. */
+  protocol: string | null;
 }
 
 /** DNS, TCP and TLS, each timed and each failure classified. */
@@ -503,7 +505,12 @@ function openTls(
         raw!.removeAllListeners("error");
         // MQTT.js owns the socket from now on. Under TLS 1.3 a refusal can arrive in the same
         // turn as the handshake's end, before MQTT.js listens: remember it for connect().
-        const opened: OpenedTls = { socket: secure!, tlsMs: lap(), closed: false };
+        const opened: OpenedTls = {
+          socket: secure!,
+          tlsMs: lap(),
+          closed: false,
+          protocol: secure!.getProtocol(),
+        };
         raw!.on("error", (err: Error) => opened.error ??= err);
         secure!.on("error", (err: Error) => opened.error ??= err);
         secure!.once("close", () => opened.closed = true);
@@ -807,7 +814,7 @@ function classifyTlsError(
 function lateRejection(
   broker: BrokerAddress,
   cause: Error | undefined,
-  socket: tls.TLSSocket,
+  protocol: string | null,
 ): TlsError | MqttError {
   const alert = cause === undefined ? undefined : clientCertAlert(cause);
   if (cause !== undefined && /CERTIFICATE_REQUIRED/.test(errorCode(cause) ?? "")) {
@@ -828,7 +835,7 @@ function lateRejection(
       },
     );
   }
-  if (safeProtocol(socket) === "TLSv1.2") {
+  if (protocol === "TLSv1.2") {
     return new MqttError(
       `${broker.url} closed the connection after the TLS handshake, before answering MQTT CONNECT`,
       {
@@ -845,14 +852,6 @@ function lateRejection(
       "client certificate under TLS 1.3)",
     { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause },
   );
-}
-
-function safeProtocol(socket: tls.TLSSocket): string | null {
-  try {
-    return socket.getProtocol();
-  } catch {
-    return null;
-  }
 }
 
 const CONNACK: Record<number, { code: string; meaning: string; hint: string }> = {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import tls from "node:tls";
 import { connect, type ConnectOptions, type Session } from "../lib/session.ts";
 import { parseBrokerUrl } from "../lib/broker_url.ts";
 import { tlsOptions } from "../lib/tls_options.ts";
@@ -326,6 +327,31 @@ Deno.test(
       assert.deepEqual(result.stages, ["dns", "tcp"]);
     } finally {
       await fake.stop();
+    }
+  },
+);
+
+Deno.test(
+  "connect() reports a close after a TLS 1.2 handshake as the MQTT side hanging up, not as a refused certificate",
+  async () => {
+    // Under TLS 1.2 a server judges the client certificate inside the handshake, so a close
+    // after it is not a certificate refusal.
+    const server = tls.createServer({
+      key: await fixtureText("server/server.key"),
+      cert: await fixtureText("server/server.pem"),
+      maxVersion: "TLSv1.2",
+    }, (socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.end()); // the CONNECT, answered by a close
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const result = await tryConnect(`ssl://localhost:${port}`, rsa, serverCa);
+      const err = expectError(result, MqttError, "MQTT_CONNECTION_CLOSED", "mqtt");
+      assert.match(err.message, /closed the connection after the TLS handshake/);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   },
 );
