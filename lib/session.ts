@@ -48,8 +48,12 @@ export interface SessionCallbacks {
   deliveryComplete?(topic: string): void;
 }
 
-/** Reports the time one stage of the connection took, in milliseconds, once it succeeded. */
-export type StageListener = (stage: Stage, ms: number) => void;
+/**
+ * Reports the time one stage of the connection took, in milliseconds, once it succeeded, with a
+ * short detail of what it established (the address, the TLS version, the CONNACK), when there is
+ * one.
+ */
+export type StageListener = (stage: Stage, ms: number, detail?: string) => void;
 
 /** Options of {@linkcode connect}. */
 export interface ConnectOptions {
@@ -285,8 +289,8 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     throw err;
   }
   const mqttMs = performance.now() - mqttStart;
-  options.onStage?.("tls", opened.tlsMs);
-  options.onStage?.("mqtt", mqttMs);
+  options.onStage?.("tls", opened.tlsMs, `${opened.protocol ?? "TLS"}, server certificate trusted`);
+  options.onStage?.("mqtt", mqttMs, `CONNACK 0 (accepted) as ${options.clientId}`);
 
   let connected = true;
   let closing = false;
@@ -465,10 +469,10 @@ function openTls(
       return;
     }
     raw.setNoDelay(true);
-    if (broker.hostIsIp) onStage?.("dns", 0);
-    raw.on("lookup", (err: Error | null) => {
+    if (broker.hostIsIp) onStage?.("dns", 0, `${broker.host} (an IP address)`);
+    raw.on("lookup", (err: Error | null, address: string) => {
       if (err || settled) return; // the error event follows
-      onStage?.("dns", lap());
+      onStage?.("dns", lap(), `${broker.host} -> ${address}`);
       stage = "tcp";
     });
     raw.on("error", (err: Error) => {
@@ -477,7 +481,7 @@ function openTls(
     });
     raw.on("connect", () => {
       if (settled) return;
-      onStage?.("tcp", lap());
+      onStage?.("tcp", lap(), `connected to ${raw!.remoteAddress}:${raw!.remotePort}`);
       stage = "tls";
       try {
         secure = tls.connect({ ...nodeTlsOptions(tlsOptions), socket: raw });

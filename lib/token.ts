@@ -167,7 +167,7 @@ export async function requestToken(
     } catch (err) {
       throw lostError(err, session, "subscribe") ?? err;
     }
-    options.onStage?.("subscribe", performance.now() - mark);
+    options.onStage?.("subscribe", performance.now() - mark, TOKEN_RESPONSE_TOPIC);
     mark = performance.now();
     for (let attempt = 1; attempt <= attempts && reply === undefined; attempt++) {
       throwIfLost(lost, session);
@@ -203,7 +203,11 @@ export async function requestToken(
     }
     const jwt = reply.slice(3).trim().replace(/^"(.*)"$/, "$1");
     const token = await decodeToken(jwt);
-    options.onStage?.("token", performance.now() - mark);
+    options.onStage?.(
+      "token",
+      performance.now() - mark,
+      `71 on ${TOKEN_RESPONSE_TOPIC}, ${token.subject ?? "no subject"}, expires ${token.expiresAt}`,
+    );
     return token;
   } finally {
     remove();

@@ -176,6 +176,9 @@ Deno.test("check reports every stage with a mark and a time", async () => {
     for (const stage of ["keystore", "truststore", "certificates", "tls", "mqtt", "token"]) {
       assert.match(r.stdout, new RegExp(`✓ ${stage}\\s+\\d+ ms`), `${stage} in:\n${r.stdout}`);
     }
+    assert.match(r.stdout, /✓ tls\s+\d+ ms\s+TLSv1\.[23], server certificate trusted/);
+    assert.match(r.stdout, /✓ mqtt\s+\d+ ms\s+CONNACK 0 \(accepted\) as d:device-rsa-001/);
+    assert.match(r.stdout, /✓ token\s+\d+ ms\s+71 on s\/dat, device_device-rsa-001, expires /);
   });
 });
 
