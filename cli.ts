@@ -388,12 +388,35 @@ function neededPermissions(command: Command, values: Values): Needs {
   return needs;
 }
 
+/**
+ * The file a symbolic link points to, when `path` is one and may be looked at: Deno checks read
+ * permission against the link's target as well.
+ */
+function linkTarget(path: string): string | undefined {
+  try {
+    if (!Deno.lstatSync(path).isSymlink) return undefined;
+    return Deno.realPathSync(path);
+  } catch {
+    return undefined; // Missing or not yet permitted: reported on its own.
+  }
+}
+
 async function checkPermissions(command: Command, values: Values, args: string[]): Promise<void> {
   const needs = neededPermissions(command, values);
   const missing: string[] = [];
-  for (const path of needs.read) {
+  for (const path of [...needs.read]) {
     const { state } = await Deno.permissions.query({ name: "read", path });
-    if (state !== "granted") missing.push(`reading "${path}" needs --allow-read=${path}`);
+    if (state !== "granted") {
+      missing.push(`reading "${path}" needs --allow-read=${path}`);
+      continue;
+    }
+    const target = linkTarget(path);
+    if (target === undefined) continue;
+    needs.read.push(target);
+    const link = await Deno.permissions.query({ name: "read", path: target });
+    if (link.state !== "granted") {
+      missing.push(`reading "${path}" (a link to "${target}") needs --allow-read=${target}`);
+    }
   }
   for (const host of needs.net) {
     const { state } = await Deno.permissions.query({ name: "net", host });
@@ -1222,10 +1245,14 @@ function asC8yError(error: unknown): C8yError {
   if (error instanceof C8yError) return error;
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
     const message = error.message.replace(/, run again with.*$/, "");
-    return new PermissionError(message, {
+    // e.g. `Requires read access to "/etc/ssl/x"` or `Requires env access to "READABLE_STREAM"`.
+    const wanted = message.match(/Requires (read|net|env|sys|run|write) access to "([^"]+)"/);
+    const flag = wanted ? `--allow-${wanted[1]}=${wanted[2]}` : undefined;
+    return new PermissionError(flag ? `${message}: add ${flag}` : message, {
       code: "PERMISSION_MISSING",
-      hint: "Run deno with the flag Deno names; --ignore-env silences variable look-ups " +
-        "by the MQTT dependencies.",
+      hint: wanted?.[1] === "env"
+        ? "Run deno with --ignore-env: it silences the look-ups of the MQTT dependencies."
+        : `Run deno with ${flag ?? "the flag Deno names"} as well.`,
       cause: error,
     });
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { runCli } from "./cli_helpers.ts";
+import { findJdkCacerts } from "./test_helpers.ts";
 
 const PASSWORD = "changeit";
 
@@ -64,22 +65,15 @@ Deno.test("inspect reads a JKS truststore without a password and the JDK's cacer
   const out: InspectJson = JSON.parse(r.stdout);
   assert.equal(out.truststore?.certificates[0]?.commonName, "c8y-mqtt-cert Test Server CA");
   assert.equal(out.keystore, undefined);
-  const cacerts = [
-    "/etc/ssl/certs/java/cacerts",
-    "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
-  ]
-    .find((p) => {
-      try {
-        return Deno.statSync(p).isFile;
-      } catch {
-        return false;
-      }
-    });
+  const cacerts = findJdkCacerts();
   if (cacerts === undefined) {
     console.warn("SKIPPED: the JDK's cacerts part: no JDK is installed here");
     return;
   }
-  const jdk = await runCli(["inspect", "--truststore", cacerts, "--json"], { read: [cacerts] });
+  // The JDK's path is often a link into /etc/ssl: Deno needs read access to both.
+  const jdk = await runCli(["inspect", "--truststore", cacerts, "--json"], {
+    read: [cacerts, Deno.realPathSync(cacerts)],
+  });
   assert.equal(jdk.code, 0, jdk.stderr);
   assert.ok(JSON.parse(jdk.stdout).truststore.certificates.length > 100);
 });

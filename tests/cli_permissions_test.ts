@@ -119,3 +119,20 @@ Deno.test("emulate under exactly its flags prints its mqtts:// URL and stops on 
     assert.equal(status.code, 0, stderr);
   }
 });
+
+Deno.test("a keystore behind a symbolic link needs read access to its target, and says so", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-link-" });
+  try {
+    const link = `${dir}/device.p12`;
+    const target = Deno.realPathSync(`${ROOT}${KS}`);
+    await Deno.symlink(target, link);
+    const args = ["inspect", "--keystore", link, "--keystore-password", "pass:changeit"];
+    const refused = await runCli(args, { read: [link] });
+    assert.equal(refused.code, 9, refused.stderr);
+    assert.ok(refused.stderr.split("\n")[0]!.includes(`--allow-read=${target}`), refused.stderr);
+    const ok = await runCli(args, { read: [link, target] });
+    assert.equal(ok.code, 0, ok.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { encodeDer } from "./test_helpers.ts";
 import { X509Certificate } from "node:crypto";
 import {
   children,
@@ -17,16 +18,7 @@ const fixtures = new URL("../fixtures/", import.meta.url);
 
 /** Encodes one TLV with a minimal (DER) length. */
 function tlv(tag: number, ...content: (number[] | Uint8Array)[]): Uint8Array {
-  const body = content.flatMap((c) => [...c]);
-  const n = body.length;
-  const length = n < 0x80
-    ? [n]
-    : n < 0x100
-    ? [0x81, n]
-    : n < 0x10000
-    ? [0x82, n >> 8, n & 0xff]
-    : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return new Uint8Array([tag, ...length, ...body]);
+  return encodeDer(tag, content.flatMap((c) => [...c]));
 }
 
 /** `depth` SEQUENCEs nested inside each other around a NULL, definite lengths. */

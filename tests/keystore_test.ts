@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { findJdkCacerts, JDK_CACERTS } from "./test_helpers.ts";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { StoreError, UsageError } from "../lib/errors.ts";
 import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "../lib/keystore.ts";
@@ -577,24 +578,15 @@ Deno.test({
   },
 });
 
-const CACERTS = [
-  "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
-  "/etc/ssl/certs/java/cacerts",
-];
-
 Deno.test({
   name: "loadTrustStore() reads the JDK's cacerts (JKS, password changeit, >100 CAs)",
-  permissions: { read: CACERTS },
+  permissions: { read: [...JDK_CACERTS] },
   async fn(): Promise<void> {
-    const path = CACERTS.find((p) => {
-      try {
-        return Deno.statSync(p).isFile;
-      } catch {
-        return false;
-      }
-    });
+    const path = findJdkCacerts();
     if (path === undefined) {
-      console.warn(`cacerts not found at ${CACERTS.join(" or ")}: this test checks nothing here`);
+      console.warn(
+        `cacerts not found at ${JDK_CACERTS.join(" or ")}: this test checks nothing here`,
+      );
       return;
     }
     const data = Deno.readFileSync(path);

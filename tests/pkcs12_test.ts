@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { encodeDer } from "./test_helpers.ts";
 import { Buffer } from "node:buffer";
 import {
   createHash,
@@ -112,18 +113,6 @@ function decodeDer(buf: Uint8Array): Der[] {
     p += length;
   }
   return out;
-}
-
-function encodeDer(tag: number, content: Uint8Array): Uint8Array {
-  const n = content.length;
-  const len = n < 0x80
-    ? [n]
-    : n < 0x100
-    ? [0x81, n]
-    : n < 0x10000
-    ? [0x82, n >> 8, n & 0xff]
-    : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
-  return concat(new Uint8Array([tag, ...len]), content);
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {
