@@ -326,12 +326,13 @@ function validate(command: Command, values: Values): void {
   storeType(values["trust-type"], "--trust-type");
   if (command === "emulate") checkEmulatorSettings(emulatorSettings(values));
   const explicitId = values["client-id"];
-  if (explicitId !== undefined && parseClientId(explicitId).connectionType !== "d") {
+  const connectionType = explicitId === undefined
+    ? undefined
+    : parseClientId(explicitId).connectionType;
+  if (connectionType !== undefined && connectionType !== "d") {
     // Certificates are for devices: the connection type is part of the command line's syntax.
     throw new UsageError(
-      `Client id "${explicitId}" has connection type "${
-        parseClientId(explicitId).connectionType
-      }", but a device with a certificate connects as "d"`,
+      `Client id "${explicitId}" has connection type "${connectionType}", but a device with a certificate connects as "d"`,
       { code: "CLIENT_ID_TYPE", hint: "Use d:<CN>, or leave --client-id out." },
     );
   }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertStoreErrorSync } from "./test_helpers.ts";
 import { createHash, X509Certificate } from "node:crypto";
 import {
   certificateNames,
@@ -8,7 +9,6 @@ import {
   parseCertificate,
   toKeyType,
 } from "../lib/certificate.ts";
-import { StoreError } from "../lib/errors.ts";
 import { pemBlocks, toPem } from "../lib/pem.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
@@ -35,15 +35,7 @@ X3Y/bIbw/fJgAiEApBsNGp8bvjHH9oeOYiptj4JO0Xd6xLRWAkdDn8kfvHc=
 `;
 
 function assertCertParse(fn: () => unknown, name: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
-  assert.equal(error.code, "CERT_PARSE");
-  assert.ok(error.message.includes(name), error.message);
+  const error = assertStoreErrorSync(fn, { code: "CERT_PARSE", name });
   assert.ok(error.cause !== undefined, "the underlying error is kept as cause");
 }
 

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { findJdkCacerts, JDK_CACERTS } from "./test_helpers.ts";
+import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "./test_helpers.ts";
 import { createPrivateKey } from "node:crypto";
-import { StoreError } from "../lib/errors.ts";
 import { readJks } from "../lib/jks.ts";
 import { pemBlocks } from "../lib/pem.ts";
 
@@ -16,26 +15,6 @@ const WRONG = "Not-The-Pa55";
 function pkcs8(path: string): Uint8Array {
   const key = createPrivateKey({ key: text(path), format: "pem" });
   return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
-}
-
-async function assertStoreError(
-  promise: Promise<unknown>,
-  expected: { code: string; name: string; secrets?: string[] },
-): Promise<StoreError> {
-  let error: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
-  assert.equal(error.code, expected.code);
-  assert.ok(error.message.includes(expected.name), `message names the store: ${error.message}`);
-  for (const secret of expected.secrets ?? []) {
-    assert.ok(!error.message.includes(secret), "no password in the message");
-    assert.ok(!error.hint.includes(secret), "no password in the hint");
-  }
-  return error;
 }
 
 for (const d of ["rsa", "ec256", "ec384"]) {
@@ -194,13 +173,8 @@ Deno.test({
   name: "readJks() reads the JDK's cacerts with and without its password",
   permissions: { read: [...JDK_CACERTS] },
   async fn(): Promise<void> {
-    const path = findJdkCacerts();
-    if (path === undefined) {
-      console.warn(
-        `cacerts not found at ${JDK_CACERTS.join(" or ")}: this test checks nothing here`,
-      );
-      return;
-    }
+    const path = jdkCacertsOrWarn("the JDK cacerts test");
+    if (path === undefined) return;
     const data = Deno.readFileSync(path);
     if (data[0] !== 0xfe) {
       console.warn(`${path} is not a JKS store: this test checks nothing here`);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { findJdkCacerts, JDK_CACERTS } from "./test_helpers.ts";
+import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "./test_helpers.ts";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { StoreError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "../lib/keystore.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
 
@@ -19,26 +19,6 @@ const DEVICES = [
   { d: "ec256", cn: "device-ec256-001", keyType: "ec" },
   { d: "ec384", cn: "device-ec384-001", keyType: "ec" },
 ] as const;
-
-async function assertStoreError(
-  promise: Promise<unknown>,
-  expected: { code: string; name: string; secrets?: string[] },
-): Promise<StoreError> {
-  let error: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
-  assert.equal(error.code, expected.code, error.message);
-  assert.ok(error.message.includes(expected.name), `message names the store: ${error.message}`);
-  for (const secret of expected.secrets ?? []) {
-    assert.ok(!error.message.includes(secret), "no password in the message");
-    assert.ok(!error.hint.includes(secret), "no password in the hint");
-  }
-  return error;
-}
 
 /** The identity's key matches its leaf, and every certificate is issued by the next one. */
 function assertGoodIdentity(id: DeviceIdentity, cn: string, keyType: string): void {
@@ -582,13 +562,8 @@ Deno.test({
   name: "loadTrustStore() reads the JDK's cacerts (JKS, password changeit, >100 CAs)",
   permissions: { read: [...JDK_CACERTS] },
   async fn(): Promise<void> {
-    const path = findJdkCacerts();
-    if (path === undefined) {
-      console.warn(
-        `cacerts not found at ${JDK_CACERTS.join(" or ")}: this test checks nothing here`,
-      );
-      return;
-    }
+    const path = jdkCacertsOrWarn("the JDK cacerts test");
+    if (path === undefined) return;
     const data = Deno.readFileSync(path);
     const trust = await loadTrustStore(data, { password: PASSWORD, name: path });
     assert.ok(trust.certificates.length > 100, `${trust.certificates.length} certificates`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { assertStoreErrorSync as assertStoreError } from "./test_helpers.ts";
 import { createPrivateKey } from "node:crypto";
-import { StoreError } from "../lib/errors.ts";
 import { certificateDer, pemBlocks, readPem, toPem } from "../lib/pem.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
@@ -13,26 +13,6 @@ const WRONG = "Not-The-Pa55";
 function pkcs8(path: string): Uint8Array {
   const key = createPrivateKey({ key: text(path), format: "pem" });
   return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
-}
-
-function assertStoreError(
-  fn: () => unknown,
-  expected: { code: string; name: string; secrets?: string[] },
-): StoreError {
-  let error: unknown;
-  try {
-    fn();
-  } catch (err) {
-    error = err;
-  }
-  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
-  assert.equal(error.code, expected.code);
-  assert.ok(error.message.includes(expected.name), `message names the file: ${error.message}`);
-  for (const secret of expected.secrets ?? []) {
-    assert.ok(!error.message.includes(secret), "no password in the message");
-    assert.ok(!error.hint.includes(secret), "no password in the hint");
-  }
-  return error;
 }
 
 Deno.test({

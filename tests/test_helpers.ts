@@ -4,6 +4,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { StoreError } from "../lib/errors.ts";
+
 /** Where JDK 17 packages put the JDK's own truststore (a JKS, password `changeit`). */
 export const JDK_CACERTS: readonly string[] = [
   "/usr/lib/jvm/java-17-openjdk-amd64/lib/security/cacerts",
@@ -35,4 +38,58 @@ export function encodeDer(tag: number, content: Uint8Array | number[]): Uint8Arr
   out.set([tag, ...length]);
   out.set(content, 1 + length.length);
   return out;
+}
+
+/**
+ * The JDK's cacerts path, or `undefined` after a visible warning that `test` checks nothing here
+ * (no JDK installed).
+ */
+export function jdkCacertsOrWarn(test: string): string | undefined {
+  const path = findJdkCacerts();
+  if (path === undefined) {
+    console.warn(`${test}: cacerts not found at ${JDK_CACERTS.join(" or ")}: nothing checked here`);
+  }
+  return path;
+}
+
+/** What a {@linkcode StoreError} must be: its code, the label its message names, absent secrets. */
+export interface ExpectedStoreError {
+  code: string;
+  name: string;
+  secrets?: string[];
+}
+
+/** Asserts that `error` is the expected {@linkcode StoreError}, and returns it. */
+export function checkStoreError(error: unknown, expected: ExpectedStoreError): StoreError {
+  assert.ok(error instanceof StoreError, `expected a StoreError, got ${error}`);
+  assert.equal(error.code, expected.code, error.message);
+  assert.ok(error.message.includes(expected.name), `message names the store: ${error.message}`);
+  for (const secret of expected.secrets ?? []) {
+    assert.ok(!error.message.includes(secret), "no password in the message");
+    assert.ok(!error.hint.includes(secret), "no password in the hint");
+  }
+  return error;
+}
+
+/** Asserts that `promise` rejects with the expected {@linkcode StoreError}. */
+export async function assertStoreError(
+  promise: Promise<unknown>,
+  expected: ExpectedStoreError,
+): Promise<StoreError> {
+  try {
+    await promise;
+  } catch (error) {
+    return checkStoreError(error, expected);
+  }
+  return checkStoreError(undefined, expected);
+}
+
+/** Asserts that `fn` throws the expected {@linkcode StoreError}. */
+export function assertStoreErrorSync(fn: () => unknown, expected: ExpectedStoreError): StoreError {
+  try {
+    fn();
+  } catch (error) {
+    return checkStoreError(error, expected);
+  }
+  return checkStoreError(undefined, expected);
 }
