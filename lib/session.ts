@@ -18,10 +18,18 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { loadMqtt } from "./deps.ts";
+import {
+  encodeAck,
+  encodeConnect,
+  encodeDisconnect,
+  encodePingreq,
+  encodePublish,
+  encodeSubscribe,
+  MqttDecoder,
+  type ServerPacket,
+} from "./mqtt_wire.ts";
 import type { BrokerAddress } from "./broker_url.ts";
 import {
   type C8yError,
@@ -30,6 +38,7 @@ import {
   PermissionError,
   type Stage,
   TlsError,
+  UsageError,
 } from "./errors.ts";
 import type { TlsConnectOptions } from "./tls_options.ts";
 
@@ -182,209 +191,264 @@ const CLOSE_GRACE_MS = 2000;
  * ```
  */
 export async function connect(options: ConnectOptions): Promise<Session> {
-  const mqtt = await loadMqttClient();
+  const { broker, clientId } = options;
+  const keepaliveSeconds = options.keepaliveSeconds ?? 60;
+  if (!Number.isInteger(keepaliveSeconds) || keepaliveSeconds < 0 || keepaliveSeconds > 0xffff) {
+    throw new UsageError(`The keepalive must be 0 to 65535 seconds, not ${keepaliveSeconds}`, {
+      code: "USAGE_KEEPALIVE",
+      hint: "MQTT 3.1.1 carries the keepalive in two bytes; 60 s is usual.",
+    });
+  }
   // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
   const timeoutMs = Math.min(options.connectTimeoutMs ?? 10_000, MAX_TIMER_MS);
-  const deadline = performance.now() + timeoutMs;
-  const { broker } = options;
+  const connectPacket = encodeConnect({ clientId, keepaliveSeconds, clean: true });
   const opened = await openTls(broker, options.tls, timeoutMs, options.onStage);
-  const listeners = new Set<SessionCallbacks>();
-  if (options.callbacks) listeners.add(options.callbacks);
-
-  let firstStream = true;
-  const client = new mqtt.MqttClient(() => {
-    if (firstStream) {
-      firstStream = false;
-      return opened.socket;
-    }
-    // An automatic reconnect: MQTT.js may write CONNECT at once; the TLS socket buffers it.
-    const socket = tls.connect(nodeTlsOptions(options.tls));
-    socket.setNoDelay(true);
-    return socket;
-  }, {
-    protocolId: "MQTT",
-    protocolVersion: 4,
-    clean: true,
-    clientId: options.clientId,
-    keepalive: options.keepaliveSeconds ?? 60,
-    reconnectPeriod: options.reconnect ? 1000 : 0,
-    connectTimeout: Math.min(
-      Math.max(1, Math.ceil(deadline - performance.now())) + 1000,
-      MAX_TIMER_MS,
-    ),
-    queueQoSZero: false,
-    resubscribe: true,
-    // MQTT.js's default pre-builds 65,536 two-byte buffers on the first write: about 40 ms and
-    // several MiB in a cold process (measured with Deno 2.9.6) for a session of a few packets.
-    writeCache: false,
-  });
-
-  // Until the first CONNACK: classify whatever happens.
   const mqttStart = performance.now();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      let streamError: Error | undefined;
-      const timer = setTimeout(
-        () => finish(connackTimeout(broker, timeoutMs)),
-        Math.max(0, deadline - performance.now()),
-      );
-      const finish = (err?: Error): void => {
-        clearTimeout(timer);
-        // After a failure the client is shut down; until then it may still emit errors (the
-        // rest of a garbage reply), which must not become uncaught exceptions.
-        if (err) client.on("error", () => {});
-        client.removeListener("connect", onConnect);
-        client.removeListener("error", onError);
-        client.removeListener("close", onClose);
-        opened.socket.removeListener("data", onData);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onConnect = (): void => finish();
-      const onError = (err: Error & { code?: unknown }): void => {
-        if (typeof err.code === "number") {
-          finish(connackError(err.code, broker, options.clientId, err));
-        } else if (typeof err.code === "string") {
-          // An error of the TLS stream after the handshake: an alert or a reset means the server
-          // refused the device certificate; anything else is settled by the close that follows.
-          streamError ??= err;
-          if (isTlsAlert(err) || err.code === "ECONNRESET" || err.code === "EPIPE") {
-            finish(lateRejection(broker, err, opened.protocol));
-          }
-        } else if (err.message === "connack timeout") {
-          finish(connackTimeout(broker, timeoutMs));
-        } else {
-          finish(
-            new MqttError(`${broker.url} sent something that is not MQTT: ${err.message}`, {
-              code: "MQTT_PROTOCOL",
-              hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
-              cause: err,
-            }),
-          );
-        }
-      };
-      const onClose = (): void => finish(lateRejection(broker, streamError, opened.protocol));
-      // The first bytes of a broker's answer are a CONNACK (0x20 0x02). Anything else (an HTTP
-      // reply, random bytes) is not MQTT, even when it never forms a whole packet for MQTT.js.
-      // MQTT.js has piped the socket already, so this listener sees the same bytes; it goes first
-      // so that the message shows what arrived rather than MQTT.js's parser error about it.
-      let firstChunk = true;
-      const onData = (chunk: Uint8Array): void => {
-        if (!firstChunk || chunk.length === 0) return;
-        firstChunk = false;
-        if (chunk[0] !== 0x20 || (chunk.length > 1 && chunk[1] !== 0x02)) {
-          finish(notMqtt(broker, chunk));
-        }
-      };
-      opened.socket.prependListener("data", onData);
-      client.on("connect", onConnect);
-      client.on("error", onError);
-      client.on("close", onClose);
-      if (opened.error !== undefined || opened.closed) {
-        finish(lateRejection(broker, opened.error, opened.protocol));
-      }
-    });
-  } catch (err) {
-    await shutdown(client, opened.socket);
-    throw err;
-  }
+  const first = await startMqtt(
+    opened,
+    connectPacket,
+    broker,
+    clientId,
+    timeoutMs,
+    keepaliveSeconds,
+  );
   const mqttMs = performance.now() - mqttStart;
   options.onStage?.("tls", opened.tlsMs, `${opened.protocol ?? "TLS"}, server certificate trusted`);
-  options.onStage?.("mqtt", mqttMs, `CONNACK 0 (accepted) as ${options.clientId}`);
+  options.onStage?.("mqtt", mqttMs, `CONNACK 0 (accepted) as ${clientId}`);
 
-  let connected = true;
-  let closing = false;
-  let closed = false;
-  let lastError: Error | undefined;
+  const listeners = new Set<SessionCallbacks>();
+  if (options.callbacks) listeners.add(options.callbacks);
   const each = (f: (l: SessionCallbacks) => void): void => {
     for (const l of [...listeners]) f(l);
   };
 
-  client.on("error", (err: Error) => {
-    lastError = err;
-  });
-  client.on("connect", () => {
-    connected = true;
-    lastError = undefined;
-    each((l) => l.connectComplete?.(true, broker.url));
-  });
-  client.on("close", () => {
-    if (!connected) return;
-    connected = false;
+  let link: Link | undefined = first;
+  let closing = false;
+  let closed = false;
+  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  let nextId = 0;
+  /** Requests waiting for the broker's answer, by packet identifier. */
+  const pending = new Map<number, PendingRequest>();
+  /** Subscriptions made, renewed after an automatic reconnect (the session is clean). */
+  const subscriptions = new Map<string, 0 | 1 | 2>();
+
+  const allocateId = (): number => {
+    for (let tries = 0; tries < 0xffff; tries++) {
+      nextId = nextId % 0xffff + 1;
+      if (!pending.has(nextId)) return nextId;
+    }
+    throw new MqttError(`Cannot send to ${broker.url}: 65,535 requests await an answer`, {
+      code: "MQTT_PUBLISH_FAILED",
+      hint: "Wait for the pending publishes and subscriptions to complete.",
+    });
+  };
+
+  const attach = (current: Link): void => {
+    link = current;
+    current.attach({
+      packet: (p) => onPacket(current, p),
+      lost: (cause) => onLost(current, cause),
+    });
+  };
+
+  const onPacket = (current: Link, p: ServerPacket): void => {
+    switch (p.type) {
+      case "publish": {
+        if (p.qos === 1) current.send(encodeAck("puback", p.packetId!));
+        if (p.qos === 2) {
+          current.send(encodeAck("pubrec", p.packetId!));
+          // Exactly once: a resend of a message not yet released is not delivered again.
+          if (current.unreleased.has(p.packetId!)) return;
+          current.unreleased.add(p.packetId!);
+        }
+        each((l) => l.messageArrived?.(p.topic, p.payload));
+        return;
+      }
+      case "pubrel":
+        current.unreleased.delete(p.packetId);
+        current.send(encodeAck("pubcomp", p.packetId));
+        return;
+      case "pingresp":
+        current.pingOutstanding = false;
+        return;
+      case "unsuback":
+        return;
+      case "connack":
+        current.fail(new Error("a second CONNACK"));
+        return;
+    }
+    const request = pending.get(p.packetId);
+    if (request === undefined || request.link !== current) return; // an answer to nothing pending
+    if (p.type === "suback" && request.kind === "subscribe") {
+      pending.delete(p.packetId);
+      request.settle(p.granted[0]);
+    } else if (p.type === "pubrec" && request.kind === "publish" && request.qos === 2) {
+      request.released = true;
+      current.send(encodeAck("pubrel", p.packetId));
+    } else if (
+      (p.type === "puback" && request.kind === "publish" && request.qos === 1) ||
+      (p.type === "pubcomp" && request.kind === "publish" && request.released)
+    ) {
+      pending.delete(p.packetId);
+      request.settle(0);
+    } else {
+      current.fail(new Error(`an unexpected ${p.type.toUpperCase()} for packet ${p.packetId}`));
+    }
+  };
+
+  const onLost = (current: Link, cause: Error | undefined): void => {
+    if (link !== current) return;
+    link = undefined;
+    for (const [id, request] of pending) {
+      if (request.link !== current) continue;
+      pending.delete(id);
+      request.fail(
+        lostWhile(broker, request.what, request.kind === "subscribe" ? "subscribe" : "mqtt", cause),
+      );
+    }
     if (closing) return;
-    const cause = lastError ?? new Error("the connection was closed");
+    const reason = cause ?? new Error("the connection was closed");
     each((l) =>
       l.connectionLost?.(
-        new NetworkError(`The connection to ${broker.url} was lost: ${cause.message}`, {
+        new NetworkError(`The connection to ${broker.url} was lost: ${reason.message}`, {
           code: "CONNECTION_LOST",
           hint: "The broker or the network closed the connection; connect again.",
-          cause,
+          cause: reason,
         }),
       )
     );
-  });
-  client.on("message", (topic: string, payload: Uint8Array) => {
-    const bytes = new Uint8Array(payload); // a copy: MQTT.js's buffers may share memory
-    each((l) => l.messageArrived?.(topic, bytes));
-  });
+    if (options.reconnect) scheduleReconnect();
+  };
+
+  const scheduleReconnect = (): void => {
+    reconnectTimer = setTimeout(async () => {
+      reconnectTimer = undefined;
+      if (closing) return;
+      try {
+        const reopened = await openTls(broker, options.tls, timeoutMs, undefined);
+        const next = await startMqtt(
+          reopened,
+          connectPacket,
+          broker,
+          clientId,
+          timeoutMs,
+          keepaliveSeconds,
+        );
+        if (closing) {
+          await next.close();
+          return;
+        }
+        attach(next);
+        for (const [topic, qos] of subscriptions) {
+          // Renewed without waiting: a refusal now was an acceptance before; it is not reported.
+          const packetId = allocateId();
+          pending.set(packetId, {
+            kind: "subscribe",
+            what: `subscribing to "${topic}" again`,
+            qos,
+            link: next,
+            released: false,
+            settle: () => {},
+            fail: () => {},
+          });
+          next.send(encodeSubscribe(packetId, topic, qos));
+        }
+        each((l) => l.connectComplete?.(true, broker.url));
+      } catch {
+        if (!closing) scheduleReconnect();
+      }
+    }, RECONNECT_DELAY_MS);
+  };
+
+  /** Sends a request and waits for its answer (or for the write, for QoS 0). */
+  const request = (
+    kind: PendingRequest["kind"],
+    what: string,
+    qos: 0 | 1 | 2,
+    encode: (packetId: number) => Uint8Array,
+  ): Promise<number> => {
+    const current = link;
+    if (current === undefined || closing) {
+      return Promise.reject(notConnected(broker, kind === "subscribe" ? "subscribe" : "publish"));
+    }
+    const stage: Stage = kind === "subscribe" ? "subscribe" : "mqtt";
+    return new Promise((resolve, reject) => {
+      const packetId = kind === "publish" && qos === 0 ? 0 : allocateId();
+      const bytes = encode(packetId);
+      if (packetId === 0) {
+        current.send(
+          bytes,
+          (err) => err ? reject(lostWhile(broker, what, stage, err)) : resolve(0),
+        );
+        return;
+      }
+      pending.set(packetId, {
+        kind,
+        what,
+        qos,
+        link: current,
+        released: false,
+        settle: resolve,
+        fail: reject,
+      });
+      current.send(bytes);
+    });
+  };
 
   const session: Session = {
-    clientId: options.clientId,
+    clientId,
     url: broker.url,
     get connected(): boolean {
-      return connected && !closing;
+      return link !== undefined && !closing;
     },
-    publish(topic, payload, publishOptions = {}): Promise<void> {
-      if (!connected || closing) return Promise.reject(notConnected(broker, "publish"));
-      const data = typeof payload === "string"
-        ? Buffer.from(payload, "utf8")
-        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-      return new Promise((resolve, reject) => {
-        client.publish(
-          topic,
-          data,
-          { qos: publishOptions.qos ?? 0, retain: publishOptions.retain ?? false },
-          (err) => {
-            if (err && connectionGone(client, err)) {
-              reject(lostWhile(broker, `publishing to "${topic}"`, "mqtt", err));
-            } else if (err) {
-              reject(
-                new MqttError(`Cannot publish to "${topic}" on ${broker.url}: ${err.message}`, {
-                  code: "MQTT_PUBLISH_FAILED",
-                  hint: "The connection failed while publishing; connect again.",
-                  cause: err,
-                }),
-              );
-            } else {
-              each((l) => l.deliveryComplete?.(topic));
-              resolve();
-            }
-          },
-        );
-      });
-    },
-    subscribe(topic, subscribeOptions = {}): Promise<number> {
-      if (!connected || closing) return Promise.reject(notConnected(broker, "subscribe"));
-      return new Promise((resolve, reject) => {
-        client.subscribe(topic, { qos: subscribeOptions.qos ?? 0 }, (err, granted) => {
-          const qos = granted?.[0]?.qos;
-          if (err && connectionGone(client, err)) {
-            // Not a refusal: MQTT.js fails pending requests this way when the stream closes.
-            reject(lostWhile(broker, `subscribing to "${topic}"`, "subscribe", err));
-          } else if (err || qos === undefined || qos >= 0x80) {
-            reject(
-              new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
-                code: "MQTT_SUBSCRIBE_REFUSED",
-                stage: "subscribe",
-                hint: "The broker does not allow this device to subscribe to the topic.",
-                cause: err ?? undefined,
-              }),
-            );
-          } else {
-            resolve(qos);
-          }
+    async publish(topic, payload, publishOptions = {}): Promise<void> {
+      const qos = publishOptions.qos ?? 0;
+      const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+      let encoded: (packetId: number) => Uint8Array;
+      try {
+        encodePublish({ topic, payload: new Uint8Array(0), qos, packetId: 1 });
+        encoded = (packetId) =>
+          encodePublish({
+            topic,
+            payload: bytes,
+            qos,
+            retain: publishOptions.retain ?? false,
+            packetId: qos === 0 ? undefined : packetId,
+          });
+      } catch (cause) {
+        throw new MqttError(`Cannot publish to "${topic}": ${messageOf(cause)}`, {
+          code: "MQTT_PUBLISH_FAILED",
+          hint: "Publish to a topic name without wildcards (+, #), e.g. s/us.",
+          cause,
         });
-      });
+      }
+      await request("publish", `publishing to "${topic}"`, qos, encoded);
+      each((l) => l.deliveryComplete?.(topic));
+    },
+    async subscribe(topic, subscribeOptions = {}): Promise<number> {
+      const qos = subscribeOptions.qos ?? 0;
+      if (topic.length === 0) {
+        throw new MqttError("Cannot subscribe to an empty topic filter", {
+          code: "MQTT_SUBSCRIBE_REFUSED",
+          stage: "subscribe",
+          hint: "Name the topic, e.g. s/ds.",
+        });
+      }
+      const granted = await request(
+        "subscribe",
+        `subscribing to "${topic}"`,
+        qos,
+        (packetId) => encodeSubscribe(packetId, topic, qos),
+      );
+      if (granted >= 0x80) {
+        throw new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
+          code: "MQTT_SUBSCRIBE_REFUSED",
+          stage: "subscribe",
+          hint: "The broker does not allow this device to subscribe to the topic.",
+        });
+      }
+      subscriptions.set(topic, qos);
+      return granted;
     },
     listen(callbacks): () => void {
       listeners.add(callbacks);
@@ -394,31 +458,234 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       if (closed) return;
       closed = true;
       closing = true;
-      await shutdown(client, client.stream as unknown as net.Socket | undefined, true);
+      clearTimeout(reconnectTimer);
+      await link?.close();
       listeners.clear();
     },
   };
+  attach(first);
   each((l) => l.connectComplete?.(false, broker.url));
   return session;
 }
 
-/** Loads MQTT.js, turning a missing permission at load time into a {@linkcode PermissionError}. */
-async function loadMqttClient(): Promise<Awaited<ReturnType<typeof loadMqtt>>> {
-  try {
-    return await loadMqtt();
-  } catch (cause) {
-    if (cause instanceof Deno.errors.NotCapable || cause instanceof Deno.errors.PermissionDenied) {
-      throw new PermissionError(
-        "Cannot load the MQTT client: its dependencies read environment variables when they load, which Deno did not allow",
-        {
-          code: "PERMISSION_ENV",
-          hint: "Run Deno with --ignore-env (the reads then find nothing) or with --allow-env.",
-          cause,
-        },
-      );
+/** The delay before an automatic reconnect, and between attempts. */
+const RECONNECT_DELAY_MS = 1000;
+
+/** A SUBSCRIBE or a QoS 1/2 PUBLISH waiting for the broker's answer. */
+interface PendingRequest {
+  kind: "subscribe" | "publish";
+  /** For messages: `subscribing to "s/dat"`. */
+  what: string;
+  qos: 0 | 1 | 2;
+  /** The connection it was sent on (answers on another one do not count). */
+  link: Link;
+  /** QoS 2: PUBREC arrived and PUBREL was sent; PUBCOMP completes it. */
+  released: boolean;
+  settle(value: number): void;
+  fail(err: Error): void;
+}
+
+/** Where a link delivers what happens on it once the session owns it. */
+interface LinkSink {
+  packet(p: ServerPacket): void;
+  /** The connection closed or failed (`cause` says why, when known). Called once. */
+  lost(cause: Error | undefined): void;
+}
+
+/**
+ * One MQTT connection on a TLS socket after its CONNACK: reads packets, sends packets, keeps the
+ * connection alive (PINGREQ when nothing was sent for a keepalive interval; no PINGRESP by the
+ * next interval closes it, as MQTT 3.1.1 section 3.1.2.10 asks of a client).
+ */
+class Link {
+  readonly socket: tls.TLSSocket;
+  /** QoS 2 messages received and not yet released (PUBREL), by packet identifier. */
+  readonly unreleased = new Set<number>();
+  pingOutstanding = false;
+  #decoder: MqttDecoder;
+  #sink: LinkSink | undefined;
+  #backlog: ServerPacket[];
+  #cause: Error | undefined;
+  #gone = false;
+  #sentSinceTick = false;
+  #keepalive: ReturnType<typeof setInterval> | undefined;
+  readonly #closed: Promise<void>;
+
+  constructor(
+    socket: tls.TLSSocket,
+    decoder: MqttDecoder,
+    backlog: ServerPacket[],
+    keepaliveSeconds: number,
+  ) {
+    this.socket = socket;
+    this.#decoder = decoder;
+    this.#backlog = backlog;
+    this.#closed = new Promise((resolve) => {
+      if (socket.closed) resolve();
+      else socket.once("close", () => resolve());
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      if (this.#gone) return;
+      let packets: ServerPacket[];
+      try {
+        packets = this.#decoder.push(chunk);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      for (const p of packets) this.#deliver(p);
+    });
+    socket.on("error", (err: Error) => this.#cause ??= err);
+    socket.once("close", () => this.#lost());
+    if (keepaliveSeconds > 0) {
+      this.#keepalive = setInterval(() => this.#tick(), keepaliveSeconds * 1000);
     }
-    throw cause;
   }
+
+  /** Hands packets and the end of the connection to the session (packets held so far first). */
+  attach(sink: LinkSink): void {
+    this.#sink = sink;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const p of backlog) sink.packet(p);
+    if (this.#gone) sink.lost(this.#cause);
+  }
+
+  /** Writes a packet; `done` is called when it was written (or failed). */
+  send(bytes: Uint8Array, done?: (err: Error | undefined) => void): void {
+    this.#sentSinceTick = true;
+    if (this.#gone || this.socket.destroyed) {
+      done?.(this.#cause ?? new Error("the connection was closed"));
+      return;
+    }
+    this.socket.write(bytes, (err?: Error | null) => done?.(err ?? undefined));
+  }
+
+  /** Closes the connection because the broker broke the protocol or stopped answering. */
+  fail(cause: Error): void {
+    this.#cause ??= cause;
+    this.socket.destroy();
+  }
+
+  /** Sends DISCONNECT and closes; waits until the socket has closed (destroyed after a grace). */
+  async close(): Promise<void> {
+    clearInterval(this.#keepalive);
+    if (!this.#gone && !this.socket.destroyed) {
+      this.socket.write(encodeDisconnect());
+      this.socket.end();
+    }
+    const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    await this.#closed;
+    clearTimeout(timer);
+  }
+
+  #deliver(p: ServerPacket): void {
+    if (this.#sink === undefined) this.#backlog.push(p);
+    else this.#sink.packet(p);
+  }
+
+  #tick(): void {
+    if (this.pingOutstanding) {
+      this.fail(new Error("the broker did not answer PINGREQ within the keepalive interval"));
+      return;
+    }
+    if (!this.#sentSinceTick) {
+      this.pingOutstanding = true;
+      this.send(encodePingreq());
+    }
+    this.#sentSinceTick = false;
+  }
+
+  #lost(): void {
+    if (this.#gone) return;
+    this.#gone = true;
+    clearInterval(this.#keepalive);
+    this.#sink?.lost(this.#cause);
+  }
+}
+
+/**
+ * Sends CONNECT on a fresh TLS socket and waits for the CONNACK, classifying whatever else
+ * happens: a close or alert (the server refusing the certificate), another CONNACK code, bytes
+ * that are not MQTT, silence.
+ */
+function startMqtt(
+  opened: OpenedTls,
+  connectPacket: Uint8Array,
+  broker: BrokerAddress,
+  clientId: string,
+  timeoutMs: number,
+  keepaliveSeconds: number,
+): Promise<Link> {
+  const { socket } = opened;
+  const decoder = new MqttDecoder();
+  return new Promise<Link>((resolve, reject) => {
+    let streamError: Error | undefined = opened.error;
+    let firstChunk = true;
+    let settled = false;
+    const timer = setTimeout(() => fail(connackTimeout(broker, timeoutMs)), timeoutMs);
+    const cleanUp = (): void => {
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener("data", onData);
+      socket.removeListener("error", onError);
+      socket.removeListener("close", onClose);
+    };
+    const fail = (err: C8yError): void => {
+      if (settled) return;
+      cleanUp();
+      socket.on("error", () => {}); // the rest of a refusal must not become uncaught
+      destroyed(socket).then(() => reject(err));
+    };
+    const onData = (chunk: Uint8Array): void => {
+      if (settled || chunk.length === 0) return;
+      // The first bytes of a broker's answer are a CONNACK (0x20 0x02). Anything else (an HTTP
+      // reply, random bytes) is not MQTT, even when it never forms a whole packet.
+      if (firstChunk) {
+        firstChunk = false;
+        if (chunk[0] !== 0x20 || (chunk.length > 1 && chunk[1] !== 0x02)) {
+          fail(notMqtt(broker, chunk));
+          return;
+        }
+      }
+      let packets: ServerPacket[];
+      try {
+        packets = decoder.push(chunk);
+      } catch (err) {
+        fail(notMqtt(broker, chunk, err));
+        return;
+      }
+      if (packets.length === 0) return;
+      const [connack, ...rest] = packets;
+      if (connack.type !== "connack") {
+        fail(notMqtt(broker, chunk));
+        return;
+      }
+      if (connack.returnCode !== 0) {
+        fail(connackError(connack.returnCode, broker, clientId));
+        return;
+      }
+      cleanUp();
+      resolve(new Link(socket, decoder, rest, keepaliveSeconds));
+    };
+    const onError = (err: Error & { code?: unknown }): void => {
+      // An alert or a reset means the server refused the device certificate; anything else is
+      // settled by the close that follows.
+      streamError ??= err;
+      if (isTlsAlert(err) || err.code === "ECONNRESET" || err.code === "EPIPE") {
+        fail(lateRejection(broker, err, opened.protocol));
+      }
+    };
+    const onClose = (): void => fail(lateRejection(broker, streamError, opened.protocol));
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    if (opened.error !== undefined || opened.closed || socket.destroyed) {
+      fail(lateRejection(broker, opened.error, opened.protocol));
+      return;
+    }
+    socket.write(connectPacket);
+  });
 }
 
 interface OpenedTls {
@@ -550,30 +817,6 @@ function destroyed(socket: net.Socket | undefined): Promise<void> {
     socket.once("close", done);
     socket.destroy();
   });
-}
-
-/** Ends the MQTT client (DISCONNECT when `graceful`) and waits until its socket has closed. */
-async function shutdown(
-  // deno-lint-ignore no-explicit-any
-  client: any,
-  socket: net.Socket | undefined,
-  graceful = false,
-): Promise<void> {
-  const socketClosed = socket === undefined || socket.closed ? Promise.resolve() : new Promise<
-    void
-  >((resolve) => {
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve();
-    }, CLOSE_GRACE_MS);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  await new Promise<void>((resolve) => client.end(!graceful, {}, () => resolve()));
-  if (!graceful) socket?.destroy();
-  await socketClosed;
 }
 
 function seconds(ms: number): string {
@@ -893,31 +1136,34 @@ function connackError(
   returnCode: number,
   broker: BrokerAddress,
   clientId: string,
-  cause: Error,
 ): MqttError {
   const known = CONNACK[returnCode];
   if (known === undefined) {
-    return new MqttError(`${broker.url} refused the MQTT connection (${cause.message})`, {
-      code: "MQTT_PROTOCOL",
-      hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
-      returnCode: Number.isInteger(returnCode) ? returnCode : undefined,
-      cause,
-    });
+    return new MqttError(
+      `${broker.url} refused the MQTT connection with CONNACK ${returnCode}, which MQTT 3.1.1 does not define`,
+      {
+        code: "MQTT_PROTOCOL",
+        hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
+        returnCode,
+      },
+    );
   }
   return new MqttError(
     `${broker.url} refused the MQTT connection of "${clientId}": CONNACK ${returnCode}, ${known.meaning}`,
-    { code: known.code, hint: known.hint, returnCode, cause },
+    { code: known.code, hint: known.hint, returnCode },
   );
 }
 
 /** The broker answered CONNECT with bytes that are not a CONNACK. */
-function notMqtt(broker: BrokerAddress, chunk: Uint8Array): MqttError {
+function notMqtt(broker: BrokerAddress, chunk: Uint8Array, cause?: unknown): MqttError {
   const head = chunk.subarray(0, 8);
   const hex = Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ");
   // An HTTP or other text reply is shown as text (its first line, shortened); other bytes in hex.
   const line = new TextDecoder().decode(chunk.subarray(0, 64)).split(/\r?\n/)[0] ?? "";
   const textual = line.length >= 4 && /^[\x20-\x7e]+$/.test(line);
-  const shown = textual
+  const shown = cause !== undefined
+    ? messageOf(cause)
+    : textual
     ? `"${line.slice(0, 40)}"`
     : `bytes ${hex}${chunk.length > 8 ? " ..." : ""}`;
   return new MqttError(
@@ -926,6 +1172,7 @@ function notMqtt(broker: BrokerAddress, chunk: Uint8Array): MqttError {
       code: "MQTT_PROTOCOL",
       hint:
         "Check that the URL names Cumulocity's MQTT over TLS port (8883), not an HTTPS or other TLS service.",
+      cause,
     },
   );
 }
@@ -941,27 +1188,11 @@ function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttError {
   );
 }
 
-/**
- * Whether a failed subscribe/publish failed because the connection went away (MQTT.js fails
- * pending requests with "Connection closed" when its stream closes, before it emits `close`),
- * rather than because the broker refused it (a numeric reason code).
- */
-function connectionGone(
-  // deno-lint-ignore no-explicit-any
-  client: any,
-  err: Error & { code?: unknown },
-): boolean {
-  if (typeof err.code === "number") return false;
-  const stream = client.stream as { destroyed?: boolean } | undefined;
-  return stream?.destroyed === true || !client.connected ||
-    /connection closed|disconnect/i.test(err.message);
-}
-
 function lostWhile(
   broker: BrokerAddress,
   what: string,
   stage: Stage,
-  cause: Error,
+  cause: Error | undefined,
 ): NetworkError {
   return new NetworkError(`The connection to ${broker.url} was lost while ${what}`, {
     code: "CONNECTION_LOST",
