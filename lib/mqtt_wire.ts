@@ -80,10 +80,14 @@ export const MAX_REMAINING_LENGTH = 268_435_455;
 export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// `ignoreBOM`: a leading U+FEFF is part of a topic name and must not be stripped (MQTT-1.5.3-3).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The UTF-8 bytes of an MQTT string, checked against the 65,535-byte limit. */
 function utf8(text: string, what: string): Uint8Array {
+  // A lone surrogate would silently become U+FFFD; U+0000 is forbidden (MQTT-1.5.3-1, -2).
+  if (!text.isWellFormed()) throw new RangeError(`${what} is not well-formed UTF-16`);
+  if (text.includes("\0")) throw new RangeError(`${what} contains the character U+0000`);
   const bytes = encoder.encode(text);
   if (bytes.length > 0xffff) {
     throw new RangeError(`${what} is ${bytes.length} bytes in UTF-8; MQTT allows 65,535`);
@@ -285,6 +289,11 @@ export class MqttDecoder {
    * length is an error before its bytes are buffered. @default DEFAULT_MAX_PACKET_BYTES
    */
   constructor(maxPacketBytes: number = DEFAULT_MAX_PACKET_BYTES) {
+    if (!Number.isInteger(maxPacketBytes) || maxPacketBytes < 2) {
+      throw new RangeError(
+        `maxPacketBytes must be an integer of at least 2, not ${maxPacketBytes}`,
+      );
+    }
     this.#maxPacketBytes = maxPacketBytes;
   }
 
@@ -321,9 +330,25 @@ export class MqttDecoder {
           i++;
           break;
         }
-        if (n === 3) throw new MqttWireError("a remaining length longer than four bytes");
+        if (n === 3) {
+          throw new MqttWireError(
+            `a ${
+              TYPE_NAMES[buffer[at] >> 4]
+            } packet whose remaining length is longer than four bytes`,
+          );
+        }
       }
-      if (!complete) break; // the length bytes are not all here yet
+      if (!complete) {
+        // The length bytes are not all here yet; a packet is at least as long as what is held.
+        if (buffer.length - at > this.#maxPacketBytes) {
+          throw new MqttWireError(
+            `a ${
+              TYPE_NAMES[buffer[at] >> 4]
+            } packet over the limit of ${this.#maxPacketBytes} bytes`,
+          );
+        }
+        break;
+      }
       const total = i - at + length;
       if (total > this.#maxPacketBytes) {
         throw new MqttWireError(
@@ -336,8 +361,9 @@ export class MqttDecoder {
       packets.push(decodePacket(buffer[at], buffer.subarray(i, i + length)));
       at = i + length;
     }
-    // Keep a copy of the rest: the chunk belongs to the caller.
-    this.#buffer = at === buffer.length ? new Uint8Array(0) : buffer.slice(at);
+    // Keep a copy of the rest: the chunk belongs to the caller. (Not `slice()`: on a Node Buffer,
+    // which a `node:tls` socket delivers, it returns a view rather than a copy.)
+    this.#buffer = at === buffer.length ? new Uint8Array(0) : new Uint8Array(buffer.subarray(at));
     return packets;
   }
 }
@@ -393,7 +419,7 @@ function decodePacket(first: number, body: Uint8Array): ServerPacket {
         if (result.packetId === 0) throw new MqttWireError("a PUBLISH packet with id 0");
         at += 2;
       }
-      result.payload = body.slice(at);
+      result.payload = new Uint8Array(body.subarray(at)); // a copy, also of a Node Buffer
       return result;
     }
     case 4:
