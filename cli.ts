@@ -4,7 +4,7 @@
  * and the environment, prints, and exits. Everything else is the functional core in `lib/`.
  *
  * ```sh
- * deno run --ignore-env --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 \
+ * deno run --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 --allow-env=PW \
  *   cli.ts token --url ssl://example.com:8883 --keystore device.p12 --keystore-password env:PW
  * ```
  *
@@ -28,7 +28,7 @@ import { loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
 import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
 import { parseBrokerUrl } from "./lib/broker_url.ts";
-import { checkEmulatorSettings } from "./lib/emulator.ts";
+import { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 import type {
   CertificateSummary,
   DeviceIdentity,
@@ -180,12 +180,11 @@ PASSWORD SPEC (as openssl's -passin)
   anything else is taken literally.
 
 PERMISSIONS (deno run)
-  token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
+  token/check: deno run --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
-  inspect:     deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
-                 cli.ts inspect ...
+  inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
-                 cli.ts emulate ...
+                 cli.ts emulate ...   (--ignore-env: the broker library looks up variables)
   Add --allow-env=NAME for env:NAME passwords and the file of a file: password to --allow-read.
   A missing permission is reported with the exact flag to add (exit 9).
   Installed or compiled: deno install --global --name c8y-mqtt-cert --allow-read --allow-net \\
@@ -431,12 +430,14 @@ async function checkPermissions(command: Command, values: Values, args: string[]
   if (missing.length === 0) return;
   throw new PermissionError(missing.join("; "), {
     code: "PERMISSION_MISSING",
-    hint: `Run: ${denoRunLine(needs, args)}`,
+    hint: `Run: ${denoRunLine(needs, args, command)}`,
   });
 }
 
-function denoRunLine(needs: Needs, args: string[]): string {
-  const flags = ["--ignore-env"];
+function denoRunLine(needs: Needs, args: string[], command: Command): string {
+  // Only the emulator's dependencies (aedes and its stream modules) look up environment variables
+  // when they load; --ignore-env makes those look-ups find nothing instead of failing.
+  const flags = command === "emulate" ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
   if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
@@ -1252,7 +1253,7 @@ function asC8yError(error: unknown): C8yError {
     return new PermissionError(flag ? `${message}: add ${flag}` : message, {
       code: "PERMISSION_MISSING",
       hint: wanted?.[1] === "env"
-        ? "Run deno with --ignore-env: it silences the look-ups of the MQTT dependencies."
+        ? "Run deno with --ignore-env: it silences the look-ups of the emulator's dependencies."
         : `Run deno with ${flag ?? "the flag Deno names"} as well.`,
       cause: error,
     });

@@ -78,7 +78,9 @@ export {
 export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
 export { fetchToken } from "./lib/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/fetch_token.ts";
-export { checkEmulatorSettings, startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
+export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
+export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
+export type { EmulatorSettings } from "./lib/emulator_settings.ts";
 export type {
   ChainVerdict,
   Emulator,

@@ -52,11 +52,6 @@ export async function loadJks(): Promise<JksJs> {
   };
 }
 
-/** Loads `mqtt` (MQTT.js). */
-export function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
-  return import("npm:mqtt@5.16.0");
-}
-
 /** Loads `aedes` (MQTT broker, for the emulator). */
 export function loadAedes(): Promise<typeof import("npm:aedes@1.2.0")> {
   return import("npm:aedes@1.2.0");

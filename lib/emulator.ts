@@ -76,6 +76,7 @@ import {
   parseCertificate,
 } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
+import { checkEmulatorSettings } from "./emulator_settings.ts";
 import { loadAedes, loadJose } from "./deps.ts";
 import { NetworkError, UsageError } from "./errors.ts";
 
@@ -197,9 +198,6 @@ export interface VerifyDeviceChainOptions {
   /** The time to check validity at. @default new Date() */
   now?: Date;
 }
-
-/** The platform's minimum token lifetime in seconds. */
-const MIN_LIFETIME = 300;
 
 interface Cert {
   x509: X509Certificate;
@@ -398,47 +396,6 @@ function checkServerIdentity(certPem: string, keyPem: string): void {
       code: "EMULATOR_SERVER_CERT",
       hint: "Give a PEM certificate (chain, leaf first) and its matching unencrypted PEM key.",
       cause,
-    });
-  }
-}
-
-/**
- * Checks the emulator's port, tenant id and token lifetime, as {@linkcode startEmulator} does
- * before it starts (the command line calls it before it reads any file).
- *
- * @param settings The port, tenant id and token lifetime to check (defaults as in
- * {@linkcode EmulatorOptions}).
- * @throws {UsageError} `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_PORT` or `EMULATOR_TENANT`.
- *
- * @example
- * ```ts
- * import { checkEmulatorSettings } from "./emulator.ts";
- * checkEmulatorSettings({ port: 0, tenant: "t12345", tokenLifetimeSeconds: 300 });
- * ```
- */
-export function checkEmulatorSettings(
-  settings: Pick<EmulatorOptions, "port" | "tenant" | "tokenLifetimeSeconds">,
-): void {
-  const options = settings;
-  const lifetime = options.tokenLifetimeSeconds ?? 3600;
-  if (!Number.isInteger(lifetime) || lifetime < MIN_LIFETIME) {
-    throw new UsageError(
-      `Token lifetime ${lifetime} s is not allowed: the minimum is ${MIN_LIFETIME} s`,
-      { code: "EMULATOR_TOKEN_LIFETIME", hint: "Use --token-lifetime 300 or more (seconds)." },
-    );
-  }
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`Port ${port} is not a TCP port`, {
-      code: "EMULATOR_PORT",
-      hint: "Use a port from 0 (any free port) to 65535.",
-    });
-  }
-  const tenant = options.tenant ?? "t12345";
-  if (!/^[A-Za-z0-9_-]+$/.test(tenant)) {
-    throw new UsageError(`Tenant id "${tenant}" is not valid`, {
-      code: "EMULATOR_TENANT",
-      hint: "Use letters, digits, '-' and '_' only, e.g. t12345.",
     });
   }
 }

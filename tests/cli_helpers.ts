@@ -25,9 +25,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** The `deno run` flags for the given permissions (always `--ignore-env --no-prompt`). */
-export function denoFlags(permissions: CliPermissions): string[] {
-  const flags = ["--ignore-env", "--no-prompt"];
+/**
+ * The `deno run` flags for the given permissions, with `--no-prompt`; `--ignore-env` only for
+ * `emulate`, the one command whose dependencies look up environment variables.
+ */
+export function denoFlags(permissions: CliPermissions, command?: string): string[] {
+  const flags = command === "emulate" ? ["--ignore-env", "--no-prompt"] : ["--no-prompt"];
   if (permissions.read?.length) flags.push(`--allow-read=${permissions.read.join(",")}`);
   if (permissions.net?.length) flags.push(`--allow-net=${permissions.net.join(",")}`);
   if (permissions.env?.length) flags.push(`--allow-env=${permissions.env.join(",")}`);
@@ -47,7 +50,7 @@ export async function runCli(
   options: { stdin?: string; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...denoFlags(permissions), "cli.ts", ...args],
+    args: ["run", ...denoFlags(permissions, args[0]), "cli.ts", ...args],
     cwd: ROOT,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",

@@ -96,7 +96,7 @@ Deno.test("emulate names each permission left out", async (t) => {
 
 Deno.test("emulate under exactly its flags prints its mqtts:// URL and stops on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...denoFlags(emulateAll), "cli.ts", ...emulateArgs, "--quiet"],
+    args: ["run", ...denoFlags(emulateAll, "emulate"), "cli.ts", ...emulateArgs, "--quiet"],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
 import { type EmulatorEvent, startEmulator, verifyDeviceChain } from "../lib/emulator.ts";
-import { loadJose, loadMqtt } from "../lib/deps.ts";
+import { loadJose } from "../lib/deps.ts";
+
+/** MQTT.js: an independent, widely used client to test the emulator with. */
+function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
+  return import("npm:mqtt@5.16.0");
+}
 import { UsageError } from "../lib/errors.ts";
 import { pemBlocks } from "../lib/pem.ts";
 

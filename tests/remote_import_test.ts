@@ -50,7 +50,7 @@ console.log(JSON.stringify({ clientId: result.clientId, subject: result.subject 
       args: [
         "run",
         "--no-prompt",
-        "--ignore-env",
+        // No --ignore-env and no --allow-env: the library reads no environment variable.
         `--allow-import=${origin}`,
         `--allow-read=${keystore},${truststore}`,
         `--allow-net=127.0.0.1:${emulator.port}`,
