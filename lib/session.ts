@@ -323,6 +323,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       l.connectionLost?.(
         new NetworkError(`The connection to ${broker.url} was lost: ${reason.message}`, {
           code: "CONNECTION_LOST",
+          stage: "mqtt",
           hint: "The broker or the network closed the connection; connect again.",
           cause: reason,
         }),
@@ -380,7 +381,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   ): Promise<number> => {
     const current = link;
     if (current === undefined || closing) {
-      return Promise.reject(notConnected(broker, kind === "subscribe" ? "subscribe" : "publish"));
+      return Promise.reject(notConnected(broker, kind));
     }
     const stage: Stage = kind === "subscribe" ? "subscribe" : "mqtt";
     return new Promise((resolve, reject) => {
@@ -505,8 +506,9 @@ interface LinkSink {
 
 /**
  * One MQTT connection on a TLS socket after its CONNACK: reads packets, sends packets, keeps the
- * connection alive (PINGREQ when nothing was sent for a keepalive interval; no PINGRESP by the
- * next interval closes it, as MQTT 3.1.1 section 3.1.2.10 asks of a client).
+ * connection alive. MQTT 3.1.1 section 3.1.2.10: the time between two packets the client sends
+ * must not exceed the keepalive, so a PINGREQ goes out one keepalive after the last packet sent;
+ * when its PINGRESP has not come one keepalive later, the connection is closed.
  */
 class Link {
   readonly socket: tls.TLSSocket;
@@ -518,8 +520,11 @@ class Link {
   #backlog: ServerPacket[];
   #cause: Error | undefined;
   #gone = false;
-  #sentSinceTick = false;
-  #keepalive: ReturnType<typeof setInterval> | undefined;
+  readonly #keepaliveMs: number;
+  /** When the last packet was written (`performance.now()`), the CONNECT at first. */
+  #lastSent: number;
+  #pingSentAt = 0;
+  #keepalive: ReturnType<typeof setTimeout> | undefined;
   readonly #closed: Promise<void>;
 
   constructor(
@@ -527,8 +532,11 @@ class Link {
     decoder: MqttDecoder,
     backlog: ServerPacket[],
     keepaliveSeconds: number,
+    connectSentAt: number,
   ) {
     this.socket = socket;
+    this.#keepaliveMs = keepaliveSeconds * 1000;
+    this.#lastSent = connectSentAt;
     this.#decoder = decoder;
     this.#backlog = backlog;
     this.#closed = new Promise((resolve) => {
@@ -548,9 +556,7 @@ class Link {
     });
     socket.on("error", (err: Error) => this.#cause ??= err);
     socket.once("close", () => this.#lost());
-    if (keepaliveSeconds > 0) {
-      this.#keepalive = setInterval(() => this.#tick(), keepaliveSeconds * 1000);
-    }
+    this.#schedule();
   }
 
   /** Hands packets and the end of the connection to the session (packets held so far first). */
@@ -564,7 +570,7 @@ class Link {
 
   /** Writes a packet; `done` is called when it was written (or failed). */
   send(bytes: Uint8Array, done?: (err: Error | undefined) => void): void {
-    this.#sentSinceTick = true;
+    this.#lastSent = performance.now();
     if (this.#gone || this.socket.destroyed) {
       done?.(this.#cause ?? new Error("the connection was closed"));
       return;
@@ -580,7 +586,7 @@ class Link {
 
   /** Sends DISCONNECT and closes; waits until the socket has closed (destroyed after a grace). */
   async close(): Promise<void> {
-    clearInterval(this.#keepalive);
+    clearTimeout(this.#keepalive);
     if (!this.#gone && !this.socket.destroyed) {
       this.socket.write(encodeDisconnect());
       this.socket.end();
@@ -595,22 +601,33 @@ class Link {
     else this.#sink.packet(p);
   }
 
+  /** Sets the keepalive timer for the next moment something may be due. */
+  #schedule(): void {
+    if (this.#keepaliveMs === 0 || this.#gone) return;
+    let due = this.#lastSent + this.#keepaliveMs;
+    if (this.pingOutstanding) due = Math.min(due, this.#pingSentAt + this.#keepaliveMs);
+    const delay = Math.max(1, due - performance.now());
+    this.#keepalive = setTimeout(() => this.#tick(), Math.min(delay, MAX_TIMER_MS));
+  }
+
   #tick(): void {
-    if (this.pingOutstanding) {
+    const now = performance.now();
+    if (this.pingOutstanding && now - this.#pingSentAt >= this.#keepaliveMs) {
       this.fail(new Error("the broker did not answer PINGREQ within the keepalive interval"));
       return;
     }
-    if (!this.#sentSinceTick) {
+    if (!this.pingOutstanding && now - this.#lastSent >= this.#keepaliveMs) {
       this.pingOutstanding = true;
+      this.#pingSentAt = now;
       this.send(encodePingreq());
     }
-    this.#sentSinceTick = false;
+    this.#schedule();
   }
 
   #lost(): void {
     if (this.#gone) return;
     this.#gone = true;
-    clearInterval(this.#keepalive);
+    clearTimeout(this.#keepalive);
     this.#sink?.lost(this.#cause);
   }
 }
@@ -632,6 +649,7 @@ function startMqtt(
   const decoder = new MqttDecoder();
   return new Promise<Link>((resolve, reject) => {
     let streamError: Error | undefined = opened.error;
+    let connectSentAt = 0;
     let firstChunk = true;
     let settled = false;
     const timer = setTimeout(() => fail(connackTimeout(broker, timeoutMs)), timeoutMs);
@@ -677,7 +695,7 @@ function startMqtt(
         return;
       }
       cleanUp();
-      resolve(new Link(socket, decoder, rest, keepaliveSeconds));
+      resolve(new Link(socket, decoder, rest, keepaliveSeconds, connectSentAt));
     };
     const onError = (err: Error & { code?: unknown }): void => {
       // An alert or a reset means the server refused the device certificate; anything else is
@@ -695,6 +713,7 @@ function startMqtt(
       fail(lateRejection(broker, opened.error, opened.protocol));
       return;
     }
+    connectSentAt = performance.now();
     socket.write(connectPacket);
   });
 }
@@ -1213,9 +1232,10 @@ function lostWhile(
   });
 }
 
-function notConnected(broker: BrokerAddress, what: string): MqttError {
+function notConnected(broker: BrokerAddress, what: "publish" | "subscribe"): MqttError {
   return new MqttError(`Cannot ${what}: the session with ${broker.url} is not connected`, {
     code: "MQTT_NOT_CONNECTED",
+    stage: what === "subscribe" ? "subscribe" : "mqtt",
     hint: "Connect again.",
   });
 }

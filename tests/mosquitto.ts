@@ -97,6 +97,25 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       "mosquitto is not installed (apt-get install mosquitto), but REQUIRE_MOSQUITTO=1",
     );
   }
+  // The port is picked free, closed, then handed to mosquitto: another process may take it in
+  // between, and mosquitto then exits at start. A few attempts, each on a new port, make that
+  // (rare) race harmless.
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startMosquittoOnce(binary, options);
+    } catch (err) {
+      if (!(err instanceof ExitedAtStart) || attempt === 3) throw err;
+    }
+  }
+}
+
+/** mosquitto exited before it accepted a connection. */
+class ExitedAtStart extends Error {}
+
+async function startMosquittoOnce(
+  binary: string,
+  options: MosquittoOptions,
+): Promise<Mosquitto> {
   const dir = await Deno.makeTempDir({ prefix: "c8y-mosquitto-" });
   const fixture = (p: string): string => new URL(p, FIXTURES).pathname;
   const port = freePort();
@@ -156,7 +175,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     if (exited) {
       const text = await log();
       await stop();
-      throw new Error(`mosquitto exited at start:\n${text}`);
+      throw new ExitedAtStart(`mosquitto exited at start:\n${text}`);
     }
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });

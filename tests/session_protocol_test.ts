@@ -1,0 +1,849 @@
+/**
+ * The MQTT behaviour of a connected session (`lib/session.ts`) that `session_test.ts` leaves out:
+ * QoS 1 and 2 in both directions, granted and refused subscriptions, keepalive, a broker breaking
+ * the protocol, topic and keepalive checks, subscriptions renewed after a reconnect, and close().
+ *
+ * A fake broker (TLS on 127.0.0.1) reads what the client sends with mqtt-packet's parser, an
+ * implementation independent of `lib/mqtt_wire.ts`, and answers with bytes written out here. The
+ * QoS 1 and 2 round trips also run against a real mosquitto.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { type Packet, parser } from "npm:mqtt-packet@9.0.2";
+import {
+  connect,
+  type ConnectOptions,
+  type Session,
+  type SessionCallbacks,
+} from "../lib/session.ts";
+import { parseBrokerUrl } from "../lib/broker_url.ts";
+import { tlsOptions } from "../lib/tls_options.ts";
+import { MqttError, NetworkError, UsageError } from "../lib/errors.ts";
+import {
+  fixtureIdentity,
+  fixtureText,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "./mosquitto.ts";
+
+const serverCa = await fixtureTrust("ca/server-ca.pem");
+const rsa = await fixtureIdentity("devices/rsa");
+const CLIENT_ID = "d:device-rsa-001";
+
+// ---- Helpers -----------------------------------------------------------------------------
+
+/**
+ * The longest wait for any one event. It asserts nothing about time: it only turns a session
+ * that never does what a test waits for into a failure instead of a hang.
+ */
+const GUARD_MS = 5000;
+
+/** `promise`, or a rejection naming `what` when it has not settled after {@linkcode GUARD_MS}. */
+async function guard<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`gave up waiting for ${what}`)), GUARD_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A promise and whether it has settled yet (its rejection counts as handled). */
+function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
+  let settled = false;
+  promise.then(() => {
+    settled = true;
+  }, () => {
+    settled = true;
+  });
+  return { promise, settled: () => settled };
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The size of the packet at the start of `bytes`, or `undefined` while its header is partial. */
+function frameSize(bytes: Uint8Array): number | undefined {
+  let length = 0;
+  for (let i = 1; i < bytes.length && i <= 4; i++) {
+    length += (bytes[i] & 0x7f) * 128 ** (i - 1);
+    if ((bytes[i] & 0x80) === 0) return i + 1 + length;
+  }
+  if (bytes.length > 5) throw new Error(`a remaining length over four bytes: ${hex(bytes)}`);
+  return undefined;
+}
+
+/** One whole packet read by mqtt-packet (MQTT 3.1.1). */
+function parseOne(bytes: Uint8Array): Packet {
+  const p = parser({ protocolVersion: 4 });
+  const packets: Packet[] = [];
+  const errors: Error[] = [];
+  p.on("packet", (packet) => packets.push(packet));
+  p.on("error", (err) => errors.push(err));
+  p.parse(Buffer.from(bytes));
+  if (errors.length > 0 || packets.length !== 1) {
+    throw new Error(`mqtt-packet cannot read ${hex(bytes)}: ${errors[0]?.message ?? "no packet"}`);
+  }
+  return packets[0];
+}
+
+/** A packet the client sent: its bytes and mqtt-packet's reading of them. */
+interface Sent<P extends Packet = Packet> {
+  bytes: Uint8Array;
+  packet: P;
+}
+
+type PacketOf<C extends Packet["cmd"]> = Extract<Packet, { cmd: C }>;
+
+// Packets a broker sends, byte by byte (OASIS MQTT 3.1.1 section 3).
+const CONNACK_ACCEPTED = [0x20, 0x02, 0x00, 0x00];
+const PINGRESP = [0xd0, 0x00];
+const PUBACK = 0x40;
+const PUBREC = 0x50;
+const PUBREL = 0x62; // the reserved flags of PUBREL are 0010
+const PUBCOMP = 0x70;
+
+function ack(first: number, packetId: number): number[] {
+  return [first, 0x02, packetId >> 8, packetId & 0xff];
+}
+
+function suback(packetId: number, returnCode: number): number[] {
+  return [0x90, 0x03, packetId >> 8, packetId & 0xff, returnCode];
+}
+
+function publishPacket(
+  options: { topic: string; payload: string; qos: 0 | 1 | 2; packetId?: number; dup?: boolean },
+): Uint8Array {
+  const topic = new TextEncoder().encode(options.topic);
+  const payload = new TextEncoder().encode(options.payload);
+  const id = options.qos > 0 ? [options.packetId! >> 8, options.packetId! & 0xff] : [];
+  const length = 2 + topic.length + id.length + payload.length;
+  assert.ok(length < 128, "one length byte is enough here");
+  return new Uint8Array([
+    0x30 | (options.dup ? 0x08 : 0) | (options.qos << 1),
+    length,
+    topic.length >> 8,
+    topic.length & 0xff,
+    ...topic,
+    ...id,
+    ...payload,
+  ]);
+}
+
+/** One client connection as the fake broker sees it. */
+class Peer {
+  readonly #conn: Deno.Conn;
+  readonly #queue: Sent[] = [];
+  #wake: (() => void) | undefined;
+  /** Why no more packets will come, once that is so. */
+  #end: string | undefined;
+  #keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepaliveSeconds = 0;
+  /** Resolves when the connection has ended (the client closed it, or the broker did). */
+  readonly ended: Promise<void>;
+  /** Whether the broker closes its side when the client's ends, as brokers do. */
+  closeWhenClientEnds = true;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.ended = this.#read();
+  }
+
+  async #read(): Promise<void> {
+    let held: Uint8Array = new Uint8Array(0);
+    try {
+      for (;;) {
+        const buffer = new Uint8Array(4096);
+        const n = await this.#conn.read(buffer);
+        if (n === null) {
+          this.#end ??= "the client closed the connection";
+          break;
+        }
+        held = concat(held, buffer.subarray(0, n));
+        for (;;) {
+          const size = frameSize(held);
+          if (size === undefined || held.length < size) break;
+          const bytes = held.slice(0, size);
+          held = held.slice(size);
+          this.#queue.push({ bytes, packet: parseOne(bytes) });
+          this.#heard();
+        }
+      }
+    } catch (err) {
+      this.#end ??= `the connection failed: ${(err as Error).message}`;
+    } finally {
+      clearTimeout(this.#keepaliveTimer);
+      this.#wake?.();
+      if (this.closeWhenClientEnds) this.close();
+    }
+  }
+
+  #heard(): void {
+    if (this.#keepaliveSeconds > 0) this.enforceKeepalive(this.#keepaliveSeconds);
+    this.#wake?.();
+  }
+
+  /** The next packet from the client, which must be a `cmd` packet. */
+  async expect<C extends Packet["cmd"]>(cmd: C): Promise<Sent<PacketOf<C>>> {
+    const what = `${cmd.toUpperCase()} from the client`;
+    const sent = await guard(
+      new Promise<Sent>((resolve, reject) => {
+        const check = (): void => {
+          this.#wake = undefined;
+          const next = this.#queue.shift();
+          if (next !== undefined) resolve(next);
+          else if (this.#end !== undefined) reject(new Error(`expected ${what}, but ${this.#end}`));
+          else this.#wake = check;
+        };
+        check();
+      }),
+      what,
+    );
+    assert.equal(sent.packet.cmd, cmd, `expected ${what}, got ${hex(sent.bytes)}`);
+    return sent as Sent<PacketOf<C>>;
+  }
+
+  async write(bytes: Uint8Array | number[]): Promise<void> {
+    let rest = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    while (rest.length > 0) rest = rest.subarray(await this.#conn.write(rest));
+  }
+
+  /**
+   * Acts as MQTT 3.1.1 section 3.1.2.10 asks of a broker: closes the connection when nothing
+   * came from the client for one and a half keepalive intervals (counted from now, then from each
+   * packet).
+   */
+  enforceKeepalive(seconds: number): void {
+    this.#keepaliveSeconds = seconds;
+    clearTimeout(this.#keepaliveTimer);
+    this.#keepaliveTimer = setTimeout(() => {
+      this.#end ??= `the broker closed the connection: nothing came from the client for 1.5 ` +
+        `times the keepalive of ${seconds} s`;
+      this.close();
+    }, seconds * 1500);
+  }
+
+  close(): void {
+    clearTimeout(this.#keepaliveTimer);
+    try {
+      this.#conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+/** A TLS server on 127.0.0.1 whose connections the test drives one by one. */
+interface FakeBroker {
+  port: number;
+  /** The next connection. */
+  accept(): Promise<Peer>;
+  stop(): Promise<void>;
+}
+
+async function startBroker(): Promise<FakeBroker> {
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: await fixtureText("server/server.pem"),
+    key: await fixtureText("server/server.key"),
+  });
+  const peers: Peer[] = [];
+  return {
+    port: listener.addr.port,
+    async accept(): Promise<Peer> {
+      const peer = new Peer(await guard(listener.accept(), "a connection from the client"));
+      peers.push(peer);
+      return peer;
+    },
+    async stop(): Promise<void> {
+      listener.close();
+      for (const peer of peers) peer.close();
+      await Promise.all(peers.map((peer) => peer.ended));
+    },
+  };
+}
+
+/** Reads the CONNECT and accepts it. */
+async function answerConnect(peer: Peer): Promise<void> {
+  const { packet } = await peer.expect("connect");
+  assert.equal(packet.clientId, CLIENT_ID);
+  await peer.write(CONNACK_ACCEPTED);
+}
+
+/** Connects a session to the fake broker, which accepts it. */
+async function open(
+  fake: FakeBroker,
+  extra: Partial<ConnectOptions> = {},
+): Promise<{ session: Session; peer: Peer }> {
+  const broker = parseBrokerUrl(`ssl://127.0.0.1:${fake.port}`);
+  const connecting = track(connect({
+    broker,
+    tls: tlsOptions(rsa, serverCa, broker),
+    clientId: CLIENT_ID,
+    connectTimeoutMs: GUARD_MS,
+    ...extra,
+  }));
+  const peer = await fake.accept();
+  await answerConnect(peer);
+  return { session: await guard(connecting.promise, "connect()"), peer };
+}
+
+/** Messages on this topic only serve {@linkcode roundTrip}; the recorder leaves them out. */
+const BARRIER_TOPIC = "test/barrier";
+
+/**
+ * A round trip through the client: a QoS 1 message it must acknowledge. When the PUBACK is back,
+ * the client has handled everything the broker sent before (broker and client share this
+ * process, so the client's reactions to those packets ran before the broker's read completed).
+ */
+async function roundTrip(peer: Peer, packetId = 0xfff0): Promise<void> {
+  await peer.write(publishPacket({ topic: BARRIER_TOPIC, payload: "", qos: 1, packetId }));
+  const { bytes } = await peer.expect("puback");
+  assert.deepEqual([...bytes], ack(PUBACK, packetId));
+}
+
+/** Records the session's callbacks and lets a test wait for one. */
+class Recorder {
+  readonly completes: boolean[] = [];
+  readonly lost: Error[] = [];
+  readonly arrived: Array<[string, string]> = [];
+  readonly delivered: string[] = [];
+  readonly #waiters = new Set<() => void>();
+  readonly callbacks: SessionCallbacks = {
+    connectComplete: (reconnect) => this.#add(() => this.completes.push(reconnect)),
+    connectionLost: (cause) => this.#add(() => this.lost.push(cause)),
+    messageArrived: (topic, payload) => {
+      if (topic === BARRIER_TOPIC) return;
+      this.#add(() => this.arrived.push([topic, new TextDecoder().decode(payload)]));
+    },
+    deliveryComplete: (topic) => this.#add(() => this.delivered.push(topic)),
+  };
+
+  #add(record: () => void): void {
+    record();
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Resolves once `condition` holds. */
+  until(what: string, condition: () => boolean): Promise<void> {
+    return guard(
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (!condition()) return;
+          this.#waiters.delete(check);
+          resolve();
+        };
+        this.#waiters.add(check);
+        check();
+      }),
+      what,
+    );
+  }
+}
+
+function isError(
+  type: typeof MqttError | typeof NetworkError | typeof UsageError,
+  code: string,
+  stage?: string,
+): (err: unknown) => boolean {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof type, `expected a ${type.name}, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    if (stage !== undefined) assert.equal(err.stage, stage, err.message);
+    assert.ok(err.hint.length > 0, "a hint is given");
+    return true;
+  };
+}
+
+// ---- Publishing at QoS 1 and 2 -----------------------------------------------------------
+
+Deno.test("publish() at QoS 1 resolves only once the PUBACK arrives and reports the delivery once", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    const publishing = track(session.publish("s/us", "200,c8y_Temperature,T,25", { qos: 1 }));
+    const { bytes, packet } = await peer.expect("publish");
+    assert.equal(bytes[0], 0x32, "PUBLISH, QoS 1, neither DUP nor retain");
+    assert.equal(packet.topic, "s/us");
+    assert.equal(
+      new TextDecoder().decode(packet.payload as Uint8Array),
+      "200,c8y_Temperature,T,25",
+    );
+    const id = packet.messageId!;
+    assert.ok(id >= 1 && id <= 0xffff);
+
+    await roundTrip(peer);
+    assert.equal(publishing.settled(), false, "publish() settled before the PUBACK");
+    assert.deepEqual(recorder.delivered, []);
+
+    await peer.write(ack(PUBACK, id));
+    await guard(publishing.promise, "publish() after the PUBACK");
+    assert.deepEqual(recorder.delivered, ["s/us"]);
+
+    // The same PUBACK again answers nothing pending: no second delivery, no harm.
+    await peer.write(ack(PUBACK, id));
+    await roundTrip(peer);
+    assert.deepEqual(recorder.delivered, ["s/us"]);
+    assert.equal(session.connected, true);
+    assert.deepEqual(recorder.lost, []);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("publish() at QoS 2 answers PUBREC with PUBREL and resolves only after PUBCOMP", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    const publishing = track(session.publish("s/us", "400,c8y_Event,once", { qos: 2 }));
+    const { bytes, packet } = await peer.expect("publish");
+    assert.equal(bytes[0], 0x34, "PUBLISH, QoS 2, neither DUP nor retain");
+    assert.equal(packet.qos, 2);
+    const id = packet.messageId!;
+
+    await peer.write(ack(PUBREC, id));
+    const pubrel = await peer.expect("pubrel");
+    assert.deepEqual([...pubrel.bytes], [0x62, 0x02, id >> 8, id & 0xff]);
+
+    await roundTrip(peer);
+    assert.equal(publishing.settled(), false, "publish() settled after PUBREC, before PUBCOMP");
+    assert.deepEqual(recorder.delivered, []);
+
+    await peer.write(ack(PUBCOMP, id));
+    await guard(publishing.promise, "publish() after the PUBCOMP");
+    assert.deepEqual(recorder.delivered, ["s/us"]);
+    assert.equal(session.connected, true);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- Receiving at QoS 1 and 2 ------------------------------------------------------------
+
+Deno.test("an incoming QoS 1 message is acknowledged with its packet id and delivered", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    await peer.write(
+      publishPacket({ topic: "s/ds", payload: "510,device-rsa-001", qos: 1, packetId: 0x0102 }),
+    );
+    const puback = await peer.expect("puback");
+    assert.deepEqual([...puback.bytes], [0x40, 0x02, 0x01, 0x02]);
+    assert.deepEqual(recorder.arrived, [["s/ds", "510,device-rsa-001"]]);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("an incoming QoS 2 message is delivered once, even when resent before its PUBREL", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    const id = 0x0a0b;
+    const first = { topic: "s/ds", payload: "first", qos: 2, packetId: id } as const;
+    await peer.write(publishPacket(first));
+    assert.deepEqual([...(await peer.expect("pubrec")).bytes], [0x50, 0x02, 0x0a, 0x0b]);
+    assert.deepEqual(recorder.arrived, [["s/ds", "first"]]);
+
+    // The broker resends it (DUP) before releasing it: acknowledged again, not delivered again.
+    await peer.write(publishPacket({ ...first, dup: true }));
+    assert.deepEqual([...(await peer.expect("pubrec")).bytes], [0x50, 0x02, 0x0a, 0x0b]);
+    assert.deepEqual(recorder.arrived, [["s/ds", "first"]]);
+
+    await peer.write(ack(PUBREL, id));
+    assert.deepEqual([...(await peer.expect("pubcomp")).bytes], [0x70, 0x02, 0x0a, 0x0b]);
+
+    // Released, the identifier is free again: a message with it is a new message.
+    await peer.write(publishPacket({ ...first, payload: "second" }));
+    assert.deepEqual([...(await peer.expect("pubrec")).bytes], [0x50, 0x02, 0x0a, 0x0b]);
+    assert.deepEqual(recorder.arrived, [["s/ds", "first"], ["s/ds", "second"]]);
+    assert.equal(session.connected, true);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- Subscribing -------------------------------------------------------------------------
+
+Deno.test("subscribe() resolves with the QoS the broker granted and rejects a SUBACK 0x80 as MQTT_SUBSCRIBE_REFUSED", async () => {
+  const fake = await startBroker();
+  const { session, peer } = await open(fake);
+  try {
+    const granting = session.subscribe("s/ds", { qos: 2 });
+    const first = await peer.expect("subscribe");
+    assert.equal(first.bytes[0], 0x82, "SUBSCRIBE with its reserved flags 0010");
+    assert.deepEqual(first.packet.subscriptions, [{ topic: "s/ds", qos: 2 }]);
+    await peer.write(suback(first.packet.messageId!, 1));
+    assert.equal(await guard(granting, "subscribe()"), 1, "the QoS granted, not the one asked");
+
+    const refusing = track(session.subscribe("s/forbidden", { qos: 1 }));
+    const second = await peer.expect("subscribe");
+    assert.deepEqual(second.packet.subscriptions, [{ topic: "s/forbidden", qos: 1 }]);
+    assert.notEqual(second.packet.messageId, first.packet.messageId);
+    await peer.write(suback(second.packet.messageId!, 0x80));
+    await assert.rejects(
+      guard(refusing.promise, "subscribe()"),
+      isError(MqttError, "MQTT_SUBSCRIBE_REFUSED", "subscribe"),
+    );
+    assert.equal(session.connected, true, "a refused subscription leaves the connection up");
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- Keepalive ---------------------------------------------------------------------------
+
+Deno.test("keepalive: a broker that never answers PINGREQ makes the session close the connection and report CONNECTION_LOST", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, {
+    keepaliveSeconds: 1,
+    callbacks: recorder.callbacks,
+  });
+  try {
+    const ping = await peer.expect("pingreq");
+    assert.deepEqual([...ping.bytes], [0xc0, 0x00]);
+    // No PINGRESP.
+    await recorder.until("connectionLost()", () => recorder.lost.length > 0);
+    const [lost] = recorder.lost;
+    assert.ok(lost instanceof NetworkError, `expected a NetworkError, got ${lost}`);
+    assert.equal(lost.code, "CONNECTION_LOST");
+    assert.ok(lost.cause instanceof Error);
+    assert.match(lost.cause.message, /PINGREQ|keepalive/);
+    assert.equal(session.connected, false);
+    await guard(peer.ended, "the client closing the connection");
+    assert.equal(recorder.lost.length, 1);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("keepalive: a broker that answers each PINGREQ keeps the session up across intervals", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, {
+    keepaliveSeconds: 1,
+    callbacks: recorder.callbacks,
+  });
+  try {
+    // Each PINGREQ after the first shows the PINGRESP before it was taken as the answer: without
+    // one, the session closes the connection instead of pinging again.
+    for (let i = 0; i < 3; i++) {
+      const ping = await peer.expect("pingreq");
+      assert.deepEqual([...ping.bytes], [0xc0, 0x00]);
+      await peer.write(PINGRESP);
+    }
+    const publishing = session.publish("s/us", "still here", { qos: 1 });
+    const { packet } = await peer.expect("publish");
+    await peer.write(ack(PUBACK, packet.messageId!));
+    await guard(publishing, "publish()");
+    assert.equal(session.connected, true);
+    assert.deepEqual(recorder.lost, []);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+Deno.test("keepalive: after a publish right after connecting, the next packet comes within the keepalive (a broker closes after 1.5 times it)", async () => {
+  // MQTT 3.1.1 section 3.1.2.10: the client keeps the interval between the packets it sends
+  // within the keepalive; the broker closes the connection after 1.5 times it without a packet.
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, {
+    keepaliveSeconds: 1,
+    callbacks: recorder.callbacks,
+  });
+  try {
+    peer.enforceKeepalive(1);
+    await session.publish("s/us", "400,c8y_Event,just connected");
+    await peer.expect("publish");
+    for (let i = 0; i < 2; i++) {
+      await peer.expect("pingreq");
+      await peer.write(PINGRESP);
+    }
+    assert.equal(session.connected, true);
+    assert.deepEqual(recorder.lost, []);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- A broker breaking the protocol ------------------------------------------------------
+
+const violations: Array<[string, number[], RegExp]> = [
+  // A remaining length of more than four bytes: no MQTT packet starts like this.
+  ["bytes that are no MQTT packet", [0xf0, 0xff, 0xff, 0xff, 0xff, 0x01], /four bytes/],
+  ["a second CONNACK", CONNACK_ACCEPTED, /second CONNACK/],
+];
+for (const [what, bytes, cause] of violations) {
+  Deno.test(`${what} after the CONNACK close the connection and fail what is pending with CONNECTION_LOST`, async () => {
+    const fake = await startBroker();
+    const recorder = new Recorder();
+    const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+    try {
+      const publishing = track(session.publish("s/us", "400,c8y_Event,pending", { qos: 1 }));
+      const subscribing = track(session.subscribe("s/ds", { qos: 1 }));
+      await peer.expect("publish");
+      await peer.expect("subscribe");
+
+      await peer.write(bytes);
+      await recorder.until("connectionLost()", () => recorder.lost.length > 0);
+      const [lost] = recorder.lost;
+      assert.ok(lost instanceof NetworkError, `expected a NetworkError, got ${lost}`);
+      assert.equal(lost.code, "CONNECTION_LOST");
+      assert.ok(lost.cause instanceof Error);
+      assert.match(lost.cause.message, cause);
+
+      await assert.rejects(publishing.promise, isError(NetworkError, "CONNECTION_LOST", "mqtt"));
+      await assert.rejects(
+        subscribing.promise,
+        isError(NetworkError, "CONNECTION_LOST", "subscribe"),
+      );
+      assert.equal(session.connected, false);
+      await guard(peer.ended, "the client closing the connection");
+      assert.deepEqual(recorder.delivered, []);
+    } finally {
+      await session.close();
+      await fake.stop();
+    }
+  });
+}
+
+Deno.test("a PUBACK for a packet id nothing waits for is ignored: the connection stays up", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    await peer.write(ack(PUBACK, 0x1234));
+    const publishing = session.publish("s/us", "400,c8y_Event,after", { qos: 1 });
+    const { packet } = await peer.expect("publish");
+    await peer.write(ack(PUBACK, packet.messageId!));
+    await guard(publishing, "publish()");
+    assert.equal(session.connected, true);
+    assert.deepEqual(recorder.lost, []);
+    assert.deepEqual(recorder.delivered, ["s/us"]);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- Checks before anything is sent ------------------------------------------------------
+
+Deno.test("publish() to a topic filter or an empty topic rejects with MQTT_PUBLISH_FAILED and sends nothing", async () => {
+  const fake = await startBroker();
+  const { session, peer } = await open(fake);
+  try {
+    for (const topic of ["a/+", "", "a/#"]) {
+      for (const qos of [0, 1, 2] as const) {
+        await assert.rejects(
+          session.publish(topic, "x", { qos }),
+          isError(MqttError, "MQTT_PUBLISH_FAILED", "mqtt"),
+        );
+      }
+    }
+    // Nothing went out for them: the next packet the broker reads is this publish.
+    await session.publish("s/us", "valid");
+    const { packet } = await peer.expect("publish");
+    assert.equal(packet.topic, "s/us");
+    assert.equal(session.connected, true);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "connect() refuses a keepalive outside 0 to 65535 s with USAGE_KEEPALIVE before any network activity",
+  // Without net permission, any lookup or connection attempt would fail with PERMISSION_NET.
+  permissions: { net: false },
+}, async () => {
+  const broker = parseBrokerUrl("ssl://127.0.0.1:8883");
+  for (const keepaliveSeconds of [70000, -1, 65536, 1.5]) {
+    const stages: string[] = [];
+    await assert.rejects(
+      connect({
+        broker,
+        tls: tlsOptions(rsa, serverCa, broker),
+        clientId: CLIENT_ID,
+        keepaliveSeconds,
+        onStage: (stage) => stages.push(stage),
+      }),
+      (err: unknown) => {
+        isError(UsageError, "USAGE_KEEPALIVE", "usage")(err);
+        assert.match((err as Error).message, new RegExp(`not ${keepaliveSeconds}`));
+        return true;
+      },
+    );
+    assert.deepEqual(stages, []);
+  }
+});
+
+// ---- Reconnect ---------------------------------------------------------------------------
+
+Deno.test("reconnect: true renews each subscription with its QoS, and messages reach the same listeners", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer: first } = await open(fake, {
+    reconnect: true,
+    callbacks: recorder.callbacks,
+  });
+  try {
+    const listened: string[] = [];
+    session.listen({
+      messageArrived: (topic, payload) => {
+        if (topic !== BARRIER_TOPIC) listened.push(`${topic} ${new TextDecoder().decode(payload)}`);
+      },
+    });
+    // Topic, QoS asked, the broker's answer (the last one refused).
+    const asked: Array<[string, 0 | 1 | 2, number]> = [
+      ["s/ds", 1, 1],
+      ["s/dat", 2, 2],
+      ["s/no", 0, 0x80],
+    ];
+    for (const [topic, qos, granted] of asked) {
+      const subscribing = track(session.subscribe(topic, { qos }));
+      const { packet } = await first.expect("subscribe");
+      await first.write(suback(packet.messageId!, granted));
+      if (granted === 0x80) {
+        await assert.rejects(subscribing.promise, isError(MqttError, "MQTT_SUBSCRIBE_REFUSED"));
+      } else {
+        assert.equal(await guard(subscribing.promise, "subscribe()"), granted);
+      }
+    }
+
+    first.close(); // the broker drops the connection
+    await recorder.until("connectionLost()", () => recorder.lost.length === 1);
+    const second = await fake.accept();
+    await answerConnect(second);
+    const renewed: Array<{ topic: string; qos: number }> = [];
+    for (let i = 0; i < 2; i++) {
+      const { packet } = await second.expect("subscribe");
+      renewed.push(...packet.subscriptions.map(({ topic, qos }) => ({ topic, qos })));
+      await second.write(suback(packet.messageId!, packet.subscriptions[0].qos));
+    }
+    renewed.sort((a, b) => a.topic.localeCompare(b.topic));
+    assert.deepEqual(renewed, [{ topic: "s/dat", qos: 2 }, { topic: "s/ds", qos: 1 }]);
+    await recorder.until("connectComplete(true)", () => recorder.completes.includes(true));
+    // No third SUBSCRIBE (the refused one is not renewed): the next packet is this PUBACK.
+    await roundTrip(second);
+
+    await second.write(
+      publishPacket({ topic: "s/ds", payload: "510,again", qos: 1, packetId: 7 }),
+    );
+    assert.deepEqual([...(await second.expect("puback")).bytes], ack(PUBACK, 7));
+    assert.deepEqual(recorder.arrived, [["s/ds", "510,again"]]);
+    assert.deepEqual(listened, ["s/ds 510,again"]);
+    assert.deepEqual(recorder.completes, [false, true]);
+    assert.equal(session.connected, true);
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- close() -----------------------------------------------------------------------------
+
+Deno.test("close() sends DISCONNECT and resolves even when the broker keeps its side open; then publish() fails", async () => {
+  const fake = await startBroker();
+  const recorder = new Recorder();
+  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
+  try {
+    peer.closeWhenClientEnds = false;
+    const closing = track(session.close());
+    const disconnect = await peer.expect("disconnect");
+    assert.deepEqual([...disconnect.bytes], [0xe0, 0x00]);
+    await guard(closing.promise, "close()");
+    await guard(peer.ended, "the client closing the connection");
+    assert.equal(session.connected, false);
+    assert.deepEqual(recorder.lost, [], "no connectionLost() after close()");
+
+    await assert.rejects(
+      session.publish("s/us", "400,c8y_Event,late"),
+      isError(MqttError, "MQTT_NOT_CONNECTED", "mqtt"),
+    );
+    await assert.rejects(
+      session.subscribe("s/ds"),
+      isError(MqttError, "MQTT_NOT_CONNECTED"),
+    );
+    await guard(session.close(), "a second close()");
+  } finally {
+    await session.close();
+    await fake.stop();
+  }
+});
+
+// ---- With mosquitto ----------------------------------------------------------------------
+
+for (const qos of [1, 2] as const) {
+  mosquittoTest(
+    `a QoS ${qos} message to a topic subscribed at QoS ${qos} arrives exactly once through mosquitto`,
+    async () => {
+      const mosquitto = await startMosquitto();
+      const recorder = new Recorder();
+      let session: Session | undefined;
+      const topic = `test/qos${qos}`;
+      try {
+        const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
+        session = await connect({
+          broker,
+          tls: tlsOptions(rsa, serverCa, broker),
+          clientId: CLIENT_ID,
+          connectTimeoutMs: GUARD_MS,
+          callbacks: recorder.callbacks,
+        });
+        assert.equal(await guard(session.subscribe(topic, { qos }), "subscribe()"), qos);
+        await guard(session.publish(topic, "once", { qos }), "publish()");
+        assert.deepEqual(recorder.delivered, [topic]);
+        // mosquitto keeps the order of one client's messages: once the next one is here, a
+        // duplicate of the first would have come before it.
+        await guard(session.publish(topic, "next", { qos }), "publish()");
+        await recorder.until("the messages", () => recorder.arrived.length >= 2);
+        assert.deepEqual(recorder.arrived, [[topic, "once"], [topic, "next"]]);
+        assert.deepEqual(recorder.delivered, [topic, topic]);
+        // A round trip after the last acknowledgement the broker asked for (at QoS 2 the PUBREL
+        // for "next" follows the client's PUBREC): its answer comes after that PUBREL, so the
+        // client's PUBCOMP is sent before the DISCONNECT.
+        assert.equal(await guard(session.subscribe("test/other"), "subscribe()"), 0);
+        await session.close();
+        assert.deepEqual(recorder.lost, []);
+        // The client acknowledged what it received, the way its QoS asks.
+        const log = await mosquitto.log();
+        const answer = qos === 1 ? "PUBACK" : "PUBCOMP";
+        const answers = log.match(new RegExp(`Received ${answer} from ${CLIENT_ID}`, "g")) ?? [];
+        assert.equal(answers.length, 2, log);
+        if (qos === 2) assert.match(log, new RegExp(`Received PUBREL from ${CLIENT_ID}`));
+      } finally {
+        await session?.close();
+        await mosquitto.stop();
+      }
+    },
+  );
+}
