@@ -213,17 +213,25 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
   const timeoutMs = Math.min(options.connectTimeoutMs ?? 10_000, MAX_TIMER_MS);
   const connectPacket = encodeConnect({ clientId, keepaliveSeconds, clean: true });
-  const opened = await openTls(broker, options.tls, timeoutMs, options.onStage);
-  const mqttStart = performance.now();
-  const first = await startMqtt(
-    opened,
-    connectPacket,
-    broker,
-    clientId,
-    timeoutMs,
-    keepaliveSeconds,
-  );
-  const mqttMs = performance.now() - mqttStart;
+  // One time limit from the DNS lookup to the CONNACK, for the first connection and for each
+  // automatic reconnect.
+  const handshake = async (
+    onStage: StageListener | undefined,
+  ): Promise<[OpenedTls, Link, number]> => {
+    const deadline = performance.now() + timeoutMs;
+    const opened = await openTls(broker, options.tls, timeoutMs, onStage);
+    const mqttStart = performance.now();
+    const link = await startMqtt(opened, {
+      connectPacket,
+      broker,
+      clientId,
+      timeoutMs,
+      deadline,
+      keepaliveSeconds,
+    });
+    return [opened, link, performance.now() - mqttStart];
+  };
+  const [opened, first, mqttMs] = await handshake(options.onStage);
   options.onStage?.("tls", opened.tlsMs, `${opened.protocol ?? "TLS"}, server certificate trusted`);
   options.onStage?.("mqtt", mqttMs, `CONNACK 0 (accepted) as ${clientId}`);
 
@@ -337,15 +345,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       reconnectTimer = undefined;
       if (closing) return;
       try {
-        const reopened = await openTls(broker, options.tls, timeoutMs, undefined);
-        const next = await startMqtt(
-          reopened,
-          connectPacket,
-          broker,
-          clientId,
-          timeoutMs,
-          keepaliveSeconds,
-        );
+        const [, next] = await handshake(undefined);
         if (closing) {
           await next.close();
           return;
@@ -639,11 +639,16 @@ class Link {
  */
 function startMqtt(
   opened: OpenedTls,
-  connectPacket: Uint8Array,
-  broker: BrokerAddress,
-  clientId: string,
-  timeoutMs: number,
-  keepaliveSeconds: number,
+  { connectPacket, broker, clientId, timeoutMs, deadline, keepaliveSeconds }: {
+    connectPacket: Uint8Array;
+    broker: BrokerAddress;
+    clientId: string;
+    /** The whole time limit (for the message). */
+    timeoutMs: number;
+    /** When it runs out (`performance.now()` time). */
+    deadline: number;
+    keepaliveSeconds: number;
+  },
 ): Promise<Link> {
   const { socket } = opened;
   const decoder = new MqttDecoder();
@@ -652,7 +657,10 @@ function startMqtt(
     let connectSentAt = 0;
     let firstChunk = true;
     let settled = false;
-    const timer = setTimeout(() => fail(connackTimeout(broker, timeoutMs)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(connackTimeout(broker, timeoutMs)),
+      Math.max(0, deadline - performance.now()),
+    );
     const cleanUp = (): void => {
       settled = true;
       clearTimeout(timer);
