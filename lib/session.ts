@@ -293,7 +293,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       case "unsuback":
         return;
       case "connack":
-        current.fail(new Error("a second CONNACK"));
+        current.fail(new Error("the broker sent a second CONNACK"));
         return;
     }
     const request = pending.get(p.packetId);
@@ -311,7 +311,9 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       pending.delete(p.packetId);
       request.settle(0);
     } else {
-      current.fail(new Error(`an unexpected ${p.type.toUpperCase()} for packet ${p.packetId}`));
+      current.fail(
+        new Error(`the broker sent an unexpected ${p.type.toUpperCase()} for packet ${p.packetId}`),
+      );
     }
   };
 
@@ -549,7 +551,8 @@ class Link {
       try {
         packets = this.#decoder.push(chunk);
       } catch (err) {
-        this.fail(err as Error);
+        // e.g. "the broker sent a PUBLISH packet with QoS 3"
+        this.fail(new Error(`the broker sent ${(err as Error).message}`, { cause: err }));
         return;
       }
       for (const p of packets) this.#deliver(p);
