@@ -369,13 +369,72 @@ function isError(
   };
 }
 
+/**
+ * Waits for the session's first connectionLost() and checks that it reports CONNECTION_LOST
+ * caused by an error whose message matches `cause`.
+ */
+async function expectConnectionLost(recorder: Recorder, cause: RegExp): Promise<void> {
+  await recorder.until("connectionLost()", () => recorder.lost.length > 0);
+  const [lost] = recorder.lost;
+  assert.ok(lost instanceof NetworkError, `expected a NetworkError, got ${lost}`);
+  assert.equal(lost.code, "CONNECTION_LOST");
+  assert.ok(lost.cause instanceof Error);
+  assert.match(lost.cause.message, cause);
+}
+
+/** Publishes `payload` to s/us at QoS 1, has the broker acknowledge it and waits for publish(). */
+async function publishAcked(session: Session, peer: Peer, payload: string): Promise<void> {
+  const publishing = session.publish("s/us", payload, { qos: 1 });
+  const { packet } = await peer.expect("publish");
+  await peer.write(ack(PUBACK, packet.messageId!));
+  await guard(publishing, "publish()");
+}
+
+/** What a {@linkcode sessionTest} gets to work with. */
+interface Connected {
+  /** The fake broker, for the connections after the first. */
+  fake: FakeBroker;
+  session: Session;
+  /** The broker's side of the first connection. */
+  peer: Peer;
+  /** Records the session's callbacks, which it was given at connect(). */
+  recorder: Recorder;
+}
+
+type ConnectedTest = (connected: Connected) => Promise<void>;
+
+/**
+ * A test of a session connected to a fake broker of its own, which accepted it. Pass or fail,
+ * the session is closed and the broker stopped afterwards.
+ *
+ * `extra`, when given, holds connect options besides those of {@linkcode open} and the
+ * recorder's callbacks.
+ */
+function sessionTest(
+  name: string,
+  ...args: [test: ConnectedTest] | [extra: Partial<ConnectOptions>, test: ConnectedTest]
+): void {
+  const [extra, test] = args.length === 1 ? [{}, args[0]] : args;
+  Deno.test(name, async () => {
+    const fake = await startBroker();
+    const recorder = new Recorder();
+    let session: Session | undefined;
+    try {
+      const opened = await open(fake, { ...extra, callbacks: recorder.callbacks });
+      session = opened.session;
+      await test({ fake, session, peer: opened.peer, recorder });
+    } finally {
+      await session?.close();
+      await fake.stop();
+    }
+  });
+}
+
 // ---- Publishing at QoS 1 and 2 -----------------------------------------------------------
 
-Deno.test("publish() at QoS 1 resolves only once the PUBACK arrives and reports the delivery once", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "publish() at QoS 1 resolves only once the PUBACK arrives and reports the delivery once",
+  async ({ session, peer, recorder }) => {
     const publishing = track(session.publish("s/us", "200,c8y_Temperature,T,25", { qos: 1 }));
     const { bytes, packet } = await peer.expect("publish");
     assert.equal(bytes[0], 0x32, "PUBLISH, QoS 1, neither DUP nor retain");
@@ -401,17 +460,12 @@ Deno.test("publish() at QoS 1 resolves only once the PUBACK arrives and reports 
     assert.deepEqual(recorder.delivered, ["s/us"]);
     assert.equal(session.connected, true);
     assert.deepEqual(recorder.lost, []);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
-Deno.test("publish() at QoS 2 answers PUBREC with PUBREL and resolves only after PUBCOMP", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "publish() at QoS 2 answers PUBREC with PUBREL and resolves only after PUBCOMP",
+  async ({ session, peer, recorder }) => {
     const publishing = track(session.publish("s/us", "400,c8y_Event,once", { qos: 2 }));
     const { bytes, packet } = await peer.expect("publish");
     assert.equal(bytes[0], 0x34, "PUBLISH, QoS 2, neither DUP nor retain");
@@ -430,36 +484,26 @@ Deno.test("publish() at QoS 2 answers PUBREC with PUBREL and resolves only after
     await guard(publishing.promise, "publish() after the PUBCOMP");
     assert.deepEqual(recorder.delivered, ["s/us"]);
     assert.equal(session.connected, true);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- Receiving at QoS 1 and 2 ------------------------------------------------------------
 
-Deno.test("an incoming QoS 1 message is acknowledged with its packet id and delivered", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "an incoming QoS 1 message is acknowledged with its packet id and delivered",
+  async ({ peer, recorder }) => {
     await peer.write(
       publishPacket({ topic: "s/ds", payload: "510,device-rsa-001", qos: 1, packetId: 0x0102 }),
     );
     const puback = await peer.expect("puback");
     assert.deepEqual([...puback.bytes], [0x40, 0x02, 0x01, 0x02]);
     assert.deepEqual(recorder.arrived, [["s/ds", "510,device-rsa-001"]]);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
-Deno.test("an incoming QoS 2 message is delivered once, even when resent before its PUBREL", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "an incoming QoS 2 message is delivered once, even when resent before its PUBREL",
+  async ({ session, peer, recorder }) => {
     const id = 0x0a0b;
     const first = { topic: "s/ds", payload: "first", qos: 2, packetId: id } as const;
     await peer.write(publishPacket(first));
@@ -479,18 +523,14 @@ Deno.test("an incoming QoS 2 message is delivered once, even when resent before 
     assert.deepEqual([...(await peer.expect("pubrec")).bytes], [0x50, 0x02, 0x0a, 0x0b]);
     assert.deepEqual(recorder.arrived, [["s/ds", "first"], ["s/ds", "second"]]);
     assert.equal(session.connected, true);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- Subscribing -------------------------------------------------------------------------
 
-Deno.test("subscribe() resolves with the QoS the broker granted and rejects a SUBACK 0x80 as MQTT_SUBSCRIBE_REFUSED", async () => {
-  const fake = await startBroker();
-  const { session, peer } = await open(fake);
-  try {
+sessionTest(
+  "subscribe() resolves with the QoS the broker granted and rejects a SUBACK 0x80 as MQTT_SUBSCRIBE_REFUSED",
+  async ({ session, peer }) => {
     const granting = session.subscribe("s/ds", { qos: 2 });
     const first = await peer.expect("subscribe");
     assert.equal(first.bytes[0], 0x82, "SUBSCRIBE with its reserved flags 0010");
@@ -508,48 +548,29 @@ Deno.test("subscribe() resolves with the QoS the broker granted and rejects a SU
       isError(MqttError, "MQTT_SUBSCRIBE_REFUSED", "subscribe"),
     );
     assert.equal(session.connected, true, "a refused subscription leaves the connection up");
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- Keepalive ---------------------------------------------------------------------------
 
-Deno.test("keepalive: a broker that never answers PINGREQ makes the session close the connection and report CONNECTION_LOST", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, {
-    keepaliveSeconds: 1,
-    callbacks: recorder.callbacks,
-  });
-  try {
+sessionTest(
+  "keepalive: a broker that never answers PINGREQ makes the session close the connection and report CONNECTION_LOST",
+  { keepaliveSeconds: 1 },
+  async ({ session, peer, recorder }) => {
     const ping = await peer.expect("pingreq");
     assert.deepEqual([...ping.bytes], [0xc0, 0x00]);
     // No PINGRESP.
-    await recorder.until("connectionLost()", () => recorder.lost.length > 0);
-    const [lost] = recorder.lost;
-    assert.ok(lost instanceof NetworkError, `expected a NetworkError, got ${lost}`);
-    assert.equal(lost.code, "CONNECTION_LOST");
-    assert.ok(lost.cause instanceof Error);
-    assert.match(lost.cause.message, /PINGREQ|keepalive/);
+    await expectConnectionLost(recorder, /PINGREQ|keepalive/);
     assert.equal(session.connected, false);
     await guard(peer.ended, "the client closing the connection");
     assert.equal(recorder.lost.length, 1);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
-Deno.test("keepalive: a broker that answers each PINGREQ keeps the session up across intervals", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, {
-    keepaliveSeconds: 1,
-    callbacks: recorder.callbacks,
-  });
-  try {
+sessionTest(
+  "keepalive: a broker that answers each PINGREQ keeps the session up across intervals",
+  { keepaliveSeconds: 1 },
+  async ({ session, peer, recorder }) => {
     // Each PINGREQ after the first shows the PINGRESP before it was taken as the answer: without
     // one, the session closes the connection instead of pinging again.
     for (let i = 0; i < 3; i++) {
@@ -557,28 +578,18 @@ Deno.test("keepalive: a broker that answers each PINGREQ keeps the session up ac
       assert.deepEqual([...ping.bytes], [0xc0, 0x00]);
       await peer.write(PINGRESP);
     }
-    const publishing = session.publish("s/us", "still here", { qos: 1 });
-    const { packet } = await peer.expect("publish");
-    await peer.write(ack(PUBACK, packet.messageId!));
-    await guard(publishing, "publish()");
+    await publishAcked(session, peer, "still here");
     assert.equal(session.connected, true);
     assert.deepEqual(recorder.lost, []);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
-Deno.test("keepalive: after a publish right after connecting, the next packet comes within the keepalive (a broker closes after 1.5 times it)", async () => {
-  // MQTT 3.1.1 section 3.1.2.10: the client keeps the interval between the packets it sends
-  // within the keepalive; the broker closes the connection after 1.5 times it without a packet.
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, {
-    keepaliveSeconds: 1,
-    callbacks: recorder.callbacks,
-  });
-  try {
+sessionTest(
+  "keepalive: after a publish right after connecting, the next packet comes within the keepalive (a broker closes after 1.5 times it)",
+  { keepaliveSeconds: 1 },
+  async ({ session, peer, recorder }) => {
+    // MQTT 3.1.1 section 3.1.2.10: the client keeps the interval between the packets it sends
+    // within the keepalive; the broker closes the connection after 1.5 times it without a packet.
     peer.enforceKeepalive(1);
     await session.publish("s/us", "400,c8y_Event,just connected");
     await peer.expect("publish");
@@ -588,11 +599,8 @@ Deno.test("keepalive: after a publish right after connecting, the next packet co
     }
     assert.equal(session.connected, true);
     assert.deepEqual(recorder.lost, []);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- A broker breaking the protocol ------------------------------------------------------
 
@@ -602,23 +610,16 @@ const violations: Array<[string, number[], RegExp]> = [
   ["a second CONNACK", CONNACK_ACCEPTED, /second CONNACK/],
 ];
 for (const [what, bytes, cause] of violations) {
-  Deno.test(`${what} after the CONNACK close the connection and fail what is pending with CONNECTION_LOST`, async () => {
-    const fake = await startBroker();
-    const recorder = new Recorder();
-    const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-    try {
+  sessionTest(
+    `${what} after the CONNACK close the connection and fail what is pending with CONNECTION_LOST`,
+    async ({ session, peer, recorder }) => {
       const publishing = track(session.publish("s/us", "400,c8y_Event,pending", { qos: 1 }));
       const subscribing = track(session.subscribe("s/ds", { qos: 1 }));
       await peer.expect("publish");
       await peer.expect("subscribe");
 
       await peer.write(bytes);
-      await recorder.until("connectionLost()", () => recorder.lost.length > 0);
-      const [lost] = recorder.lost;
-      assert.ok(lost instanceof NetworkError, `expected a NetworkError, got ${lost}`);
-      assert.equal(lost.code, "CONNECTION_LOST");
-      assert.ok(lost.cause instanceof Error);
-      assert.match(lost.cause.message, cause);
+      await expectConnectionLost(recorder, cause);
 
       await assert.rejects(publishing.promise, isError(NetworkError, "CONNECTION_LOST", "mqtt"));
       await assert.rejects(
@@ -628,38 +629,26 @@ for (const [what, bytes, cause] of violations) {
       assert.equal(session.connected, false);
       await guard(peer.ended, "the client closing the connection");
       assert.deepEqual(recorder.delivered, []);
-    } finally {
-      await session.close();
-      await fake.stop();
-    }
-  });
+    },
+  );
 }
 
-Deno.test("a PUBACK for a packet id nothing waits for is ignored: the connection stays up", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "a PUBACK for a packet id nothing waits for is ignored: the connection stays up",
+  async ({ session, peer, recorder }) => {
     await peer.write(ack(PUBACK, 0x1234));
-    const publishing = session.publish("s/us", "400,c8y_Event,after", { qos: 1 });
-    const { packet } = await peer.expect("publish");
-    await peer.write(ack(PUBACK, packet.messageId!));
-    await guard(publishing, "publish()");
+    await publishAcked(session, peer, "400,c8y_Event,after");
     assert.equal(session.connected, true);
     assert.deepEqual(recorder.lost, []);
     assert.deepEqual(recorder.delivered, ["s/us"]);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- Checks before anything is sent ------------------------------------------------------
 
-Deno.test("publish() to a topic filter or an empty topic rejects with MQTT_PUBLISH_FAILED and sends nothing", async () => {
-  const fake = await startBroker();
-  const { session, peer } = await open(fake);
-  try {
+sessionTest(
+  "publish() to a topic filter or an empty topic rejects with MQTT_PUBLISH_FAILED and sends nothing",
+  async ({ session, peer }) => {
     for (const topic of ["a/+", "", "a/#"]) {
       for (const qos of [0, 1, 2] as const) {
         await assert.rejects(
@@ -673,11 +662,8 @@ Deno.test("publish() to a topic filter or an empty topic rejects with MQTT_PUBLI
     const { packet } = await peer.expect("publish");
     assert.equal(packet.topic, "s/us");
     assert.equal(session.connected, true);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 Deno.test({
   name:
@@ -708,14 +694,10 @@ Deno.test({
 
 // ---- Reconnect ---------------------------------------------------------------------------
 
-Deno.test("reconnect: true renews each subscription with its QoS, and messages reach the same listeners", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer: first } = await open(fake, {
-    reconnect: true,
-    callbacks: recorder.callbacks,
-  });
-  try {
+sessionTest(
+  "reconnect: true renews each subscription with its QoS, and messages reach the same listeners",
+  { reconnect: true },
+  async ({ fake, session, peer: first, recorder }) => {
     const listened: string[] = [];
     session.listen({
       messageArrived: (topic, payload) => {
@@ -763,19 +745,14 @@ Deno.test("reconnect: true renews each subscription with its QoS, and messages r
     assert.deepEqual(listened, ["s/ds 510,again"]);
     assert.deepEqual(recorder.completes, [false, true]);
     assert.equal(session.connected, true);
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- close() -----------------------------------------------------------------------------
 
-Deno.test("close() sends DISCONNECT and resolves even when the broker keeps its side open; then publish() fails", async () => {
-  const fake = await startBroker();
-  const recorder = new Recorder();
-  const { session, peer } = await open(fake, { callbacks: recorder.callbacks });
-  try {
+sessionTest(
+  "close() sends DISCONNECT and resolves even when the broker keeps its side open; then publish() fails",
+  async ({ session, peer, recorder }) => {
     peer.closeWhenClientEnds = false;
     const closing = track(session.close());
     const disconnect = await peer.expect("disconnect");
@@ -794,11 +771,8 @@ Deno.test("close() sends DISCONNECT and resolves even when the broker keeps its 
       isError(MqttError, "MQTT_NOT_CONNECTED"),
     );
     await guard(session.close(), "a second close()");
-  } finally {
-    await session.close();
-    await fake.stop();
-  }
-});
+  },
+);
 
 // ---- With mosquitto ----------------------------------------------------------------------
 
