@@ -111,7 +111,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     const actual = bytes.subarray(bodyEnd, bodyEnd + DIGEST_LEN);
     if (!expected.every((b, i) => b === actual[i])) {
       throw new StoreError(
-        `Cannot read keystore "${name}": integrity check failed (wrong password?)`,
+        `Cannot read the JKS store "${name}": integrity check failed (wrong password?)`,
         {
           code: "KEYSTORE_PASSWORD",
           hint: "Check the store password (--keystore-password or --truststore-password).",

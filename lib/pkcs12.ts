@@ -404,7 +404,7 @@ async function verifyMac(node: Tlv, authSafeBytes: Uint8Array, ctx: Context): Pr
   const actual = createHmac(hash.node, key).update(authSafeBytes).digest();
   if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
     throw new StoreError(
-      `Cannot open keystore "${ctx.name}": wrong password (the integrity check failed)`,
+      `Cannot open the PKCS#12 store "${ctx.name}": wrong password (the integrity check failed)`,
       { code: "KEYSTORE_PASSWORD", hint: HINT_PASSWORD },
     );
   }
@@ -423,7 +423,7 @@ async function decryptSafe(node: Tlv, ctx: Context): Promise<Uint8Array> {
   if (!valid) {
     if (ctx.macVerified && plain !== undefined) throw new DerError("decrypted data is garbage");
     throw new StoreError(
-      `Cannot open keystore "${ctx.name}": wrong password (the certificates could not be decrypted)`,
+      `Cannot open the PKCS#12 store "${ctx.name}": wrong password (the certificates could not be decrypted)`,
       { code: "KEYSTORE_PASSWORD", hint: HINT_PASSWORD },
     );
   }

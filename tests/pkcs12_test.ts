@@ -184,7 +184,7 @@ for (const variant of VARIANTS.filter((v) => v.file !== "nomac")) {
         );
         assert.equal(
           err.message,
-          `Cannot open keystore "${file}": wrong password (the integrity check failed)`,
+          `Cannot open the PKCS#12 store "${file}": wrong password (the integrity check failed)`,
         );
         assert.match(err.hint, /--keystore-password/);
         assert.ok(!err.message.includes(WRONG) && !err.hint.includes(WRONG));
@@ -433,7 +433,7 @@ Deno.test({
     );
     assert.equal(
       err.message,
-      'Cannot open keystore "nomac-enc.p12": wrong password (the certificates could not be decrypted)',
+      'Cannot open the PKCS#12 store "nomac-enc.p12": wrong password (the certificates could not be decrypted)',
     );
   },
 });
