@@ -76,7 +76,7 @@ import {
   parseCertificate,
 } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
-import { checkEmulatorSettings } from "./emulator_settings.ts";
+import { checkEmulatorSettings, type EmulatorSettings } from "./emulator_settings.ts";
 import { loadAedes, loadJose } from "./deps.ts";
 import { NetworkError, UsageError } from "./errors.ts";
 
@@ -126,7 +126,7 @@ export interface EmulatorEvent {
 }
 
 /** Options of {@linkcode startEmulator}. */
-export interface EmulatorOptions {
+export interface EmulatorOptions extends EmulatorSettings {
   /** The server certificate, PEM; may be followed by its intermediates (leaf first). */
   serverCertPem: string;
   /** The server's private key, PEM. */
@@ -138,12 +138,6 @@ export interface EmulatorOptions {
   trustedCaPems: string[];
   /** Address to listen on. @default "127.0.0.1" */
   hostname?: string;
-  /** Port to listen on; 0 picks a free one. @default 0 */
-  port?: number;
-  /** The tenant id put into tokens (`ten`) and their issuer. @default "t12345" */
-  tenant?: string;
-  /** Token lifetime in seconds; at least 300, as on the platform. @default 3600 */
-  tokenLifetimeSeconds?: number;
   /** Time a client has for the TLS handshake, in milliseconds. @default 10000 */
   handshakeTimeoutMs?: number;
   /** Time a client has to send CONNECT after the handshake, in milliseconds. @default 30000 */
