@@ -1235,7 +1235,8 @@ function lostWhile(
   stage: Stage,
   cause: Error | undefined,
 ): NetworkError {
-  return new NetworkError(`The connection to ${broker.url} was lost while ${what}`, {
+  const reason = cause === undefined ? "" : ` (${cause.message})`;
+  return new NetworkError(`The connection to ${broker.url} was lost while ${what}${reason}`, {
     code: "CONNECTION_LOST",
     stage,
     hint: "The broker closed the connection; check the broker's log, then connect again.",

@@ -221,12 +221,24 @@ export async function requestToken(
 
 function throwIfLost(lost: Error | undefined, session: Session): void {
   if (lost === undefined) return;
-  throw new TokenError(`The connection to ${session.url} was lost while waiting for the token`, {
-    code: "TOKEN_CONNECTION_LOST",
-    hint:
-      "The broker closed the connection after the token request; check the broker's log, then try again.",
-    cause: lost,
-  });
+  throw new TokenError(
+    `The connection to ${session.url} was lost while waiting for the token${reasonOf(lost)}`,
+    {
+      code: "TOKEN_CONNECTION_LOST",
+      hint:
+        "The broker closed the connection after the token request; check the broker's log, then try again.",
+      cause: lost,
+    },
+  );
+}
+
+/**
+ * Why the session lost its connection, as ` (reason)`, when the session knew it (a reset, an
+ * alert, a packet the broker must not send); empty for a plain close.
+ */
+function reasonOf(err: unknown): string {
+  const reason = (err as { cause?: unknown } | null)?.cause;
+  return reason instanceof Error ? ` (${reason.message})` : "";
 }
 
 /**
@@ -243,11 +255,11 @@ function lostError(
   const what = stage === "subscribe"
     ? `subscribing to ${TOKEN_RESPONSE_TOPIC}`
     : "requesting the token";
-  return new TokenError(`The connection to ${session.url} was lost while ${what}`, {
+  return new TokenError(`The connection to ${session.url} was lost while ${what}${reasonOf(err)}`, {
     code: "TOKEN_CONNECTION_LOST",
     stage,
     hint:
-      "The broker closed the connection after accepting it; check the broker's log (does it allow this device to use s/dat and s/uat?), then try again.",
+      "The connection ended after the broker had accepted it; check the broker's log (does it allow this device to use s/dat and s/uat?), then try again.",
     cause: err,
   });
 }

@@ -626,6 +626,8 @@ for (const [what, bytes, cause] of violations) {
         subscribing.promise,
         isError(NetworkError, "CONNECTION_LOST", "subscribe"),
       );
+      // The message says why: what the broker sent.
+      await assert.rejects(subscribing.promise, (err: Error) => cause.test(err.message));
       assert.equal(session.connected, false);
       await guard(peer.ended, "the client closing the connection");
       assert.deepEqual(recorder.delivered, []);
