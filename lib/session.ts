@@ -270,7 +270,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     });
   };
 
-  const onPacket = (current: Link, p: ServerPacket): void => {
+  const onPacket = (current: Link, p: SessionPacket): void => {
     switch (p.type) {
       case "publish": {
         if (p.qos === 1) current.send(encodeAck("puback", p.packetId!));
@@ -286,9 +286,6 @@ export async function connect(options: ConnectOptions): Promise<Session> {
       case "pubrel":
         current.unreleased.delete(p.packetId);
         current.send(encodeAck("pubcomp", p.packetId));
-        return;
-      case "pingresp":
-        current.pingOutstanding = false;
         return;
       case "unsuback":
         return;
@@ -374,21 +371,29 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     }, RECONNECT_DELAY_MS);
   };
 
-  /** Sends a request and waits for its answer (or for the write, for QoS 0). */
+  /**
+   * Sends a PUBLISH or SUBSCRIBE and waits for its answer (or for the write, for QoS 0). A topic
+   * the packet cannot carry is refused before anything is sent, also when disconnected.
+   */
   const request = (
     kind: PendingRequest["kind"],
-    what: string,
+    topic: string,
     qos: 0 | 1 | 2,
     encode: (packetId: number) => Uint8Array,
   ): Promise<number> => {
-    const current = link;
-    if (current === undefined || closing) {
-      return Promise.reject(notConnected(broker, kind));
-    }
+    const what = `${kind === "subscribe" ? "subscribing" : "publishing"} to "${topic}"`;
     const stage: Stage = kind === "subscribe" ? "subscribe" : "mqtt";
+    let packetId: number;
+    let bytes: Uint8Array;
+    try {
+      packetId = kind === "publish" && qos === 0 ? 0 : allocateId();
+      bytes = encode(packetId);
+    } catch (cause) {
+      return Promise.reject(cause instanceof MqttError ? cause : unsendable(kind, topic, cause));
+    }
+    const current = link;
+    if (current === undefined || closing) return Promise.reject(notConnected(broker, kind));
     return new Promise((resolve, reject) => {
-      const packetId = kind === "publish" && qos === 0 ? 0 : allocateId();
-      const bytes = encode(packetId);
       if (packetId === 0) {
         current.send(
           bytes,
@@ -418,39 +423,21 @@ export async function connect(options: ConnectOptions): Promise<Session> {
     async publish(topic, payload, publishOptions = {}): Promise<void> {
       const qos = publishOptions.qos ?? 0;
       const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
-      let encoded: (packetId: number) => Uint8Array;
-      try {
-        encodePublish({ topic, payload: new Uint8Array(0), qos, packetId: 1 });
-        encoded = (packetId) =>
-          encodePublish({
-            topic,
-            payload: bytes,
-            qos,
-            retain: publishOptions.retain ?? false,
-            packetId: qos === 0 ? undefined : packetId,
-          });
-      } catch (cause) {
-        throw new MqttError(`Cannot publish to "${topic}": ${messageOf(cause)}`, {
-          code: "MQTT_PUBLISH_FAILED",
-          hint: "Publish to a topic name without wildcards (+, #), e.g. s/us.",
-          cause,
-        });
-      }
-      await request("publish", `publishing to "${topic}"`, qos, encoded);
+      await request("publish", topic, qos, (packetId) =>
+        encodePublish({
+          topic,
+          payload: bytes,
+          qos,
+          retain: publishOptions.retain ?? false,
+          packetId: qos === 0 ? undefined : packetId,
+        }));
       each((l) => l.deliveryComplete?.(topic));
     },
     async subscribe(topic, subscribeOptions = {}): Promise<number> {
       const qos = subscribeOptions.qos ?? 0;
-      if (topic.length === 0) {
-        throw new MqttError("Cannot subscribe to an empty topic filter", {
-          code: "MQTT_SUBSCRIBE_REFUSED",
-          stage: "subscribe",
-          hint: "Name the topic, e.g. s/ds.",
-        });
-      }
       const granted = await request(
         "subscribe",
-        `subscribing to "${topic}"`,
+        topic,
         qos,
         (packetId) => encodeSubscribe(packetId, topic, qos),
       );
@@ -499,9 +486,12 @@ interface PendingRequest {
   fail(err: Error): void;
 }
 
+/** The packets a link hands to the session: all but PINGRESP, which the link keeps for itself. */
+type SessionPacket = Exclude<ServerPacket, { type: "pingresp" }>;
+
 /** Where a link delivers what happens on it once the session owns it. */
 interface LinkSink {
-  packet(p: ServerPacket): void;
+  packet(p: SessionPacket): void;
   /** The connection closed or failed (`cause` says why, when known). Called once. */
   lost(cause: Error | undefined): void;
 }
@@ -516,10 +506,10 @@ class Link {
   readonly socket: tls.TLSSocket;
   /** QoS 2 messages received and not yet released (PUBREL), by packet identifier. */
   readonly unreleased = new Set<number>();
-  pingOutstanding = false;
+  #pingOutstanding = false;
   #decoder: MqttDecoder;
   #sink: LinkSink | undefined;
-  #backlog: ServerPacket[];
+  #backlog: SessionPacket[] = [];
   #cause: Error | undefined;
   #gone = false;
   readonly #keepaliveMs: number;
@@ -532,7 +522,8 @@ class Link {
   constructor(
     socket: tls.TLSSocket,
     decoder: MqttDecoder,
-    backlog: ServerPacket[],
+    /** Packets that arrived with the CONNACK. */
+    early: ServerPacket[],
     keepaliveSeconds: number,
     connectSentAt: number,
   ) {
@@ -540,7 +531,7 @@ class Link {
     this.#keepaliveMs = keepaliveSeconds * 1000;
     this.#lastSent = connectSentAt;
     this.#decoder = decoder;
-    this.#backlog = backlog;
+    for (const p of early) this.#deliver(p);
     this.#closed = new Promise((resolve) => {
       if (socket.closed) resolve();
       else socket.once("close", () => resolve());
@@ -600,6 +591,10 @@ class Link {
   }
 
   #deliver(p: ServerPacket): void {
+    if (p.type === "pingresp") {
+      this.#pingOutstanding = false; // the keepalive is the link's own business
+      return;
+    }
     if (this.#sink === undefined) this.#backlog.push(p);
     else this.#sink.packet(p);
   }
@@ -608,19 +603,19 @@ class Link {
   #schedule(): void {
     if (this.#keepaliveMs === 0 || this.#gone) return;
     let due = this.#lastSent + this.#keepaliveMs;
-    if (this.pingOutstanding) due = Math.min(due, this.#pingSentAt + this.#keepaliveMs);
+    if (this.#pingOutstanding) due = Math.min(due, this.#pingSentAt + this.#keepaliveMs);
     const delay = Math.max(1, due - performance.now());
     this.#keepalive = setTimeout(() => this.#tick(), Math.min(delay, MAX_TIMER_MS));
   }
 
   #tick(): void {
     const now = performance.now();
-    if (this.pingOutstanding && now - this.#pingSentAt >= this.#keepaliveMs) {
+    if (this.#pingOutstanding && now - this.#pingSentAt >= this.#keepaliveMs) {
       this.fail(new Error("the broker did not answer PINGREQ within the keepalive interval"));
       return;
     }
-    if (!this.pingOutstanding && now - this.#lastSent >= this.#keepaliveMs) {
-      this.pingOutstanding = true;
+    if (!this.#pingOutstanding && now - this.#lastSent >= this.#keepaliveMs) {
+      this.#pingOutstanding = true;
       this.#pingSentAt = now;
       this.send(encodePingreq());
     }
@@ -1242,6 +1237,22 @@ function lostWhile(
     hint: "The broker closed the connection; check the broker's log, then connect again.",
     cause,
   });
+}
+
+/** A topic that MQTT cannot carry in the packet (`cause`: the codec's RangeError). */
+function unsendable(kind: "publish" | "subscribe", topic: string, cause: unknown): MqttError {
+  return kind === "publish"
+    ? new MqttError(`Cannot publish to "${topic}": ${messageOf(cause)}`, {
+      code: "MQTT_PUBLISH_FAILED",
+      hint: "Publish to a topic name without wildcards (+, #), e.g. s/us.",
+      cause,
+    })
+    : new MqttError(`Cannot subscribe to "${topic}": ${messageOf(cause)}`, {
+      code: "MQTT_SUBSCRIBE_REFUSED",
+      stage: "subscribe",
+      hint: "Give a topic filter, e.g. s/ds.",
+      cause,
+    });
 }
 
 function notConnected(broker: BrokerAddress, what: "publish" | "subscribe"): MqttError {

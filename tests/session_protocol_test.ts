@@ -667,6 +667,23 @@ sessionTest(
   },
 );
 
+sessionTest(
+  "subscribe() to an empty filter or one with U+0000 rejects with MQTT_SUBSCRIBE_REFUSED and sends nothing",
+  async ({ session, peer }) => {
+    for (const topic of ["", "s/\0ds"]) {
+      await assert.rejects(
+        session.subscribe(topic, { qos: 1 }),
+        isError(MqttError, "MQTT_SUBSCRIBE_REFUSED", "subscribe"),
+      );
+    }
+    // Nothing went out for them: the next packet the broker reads is this publish.
+    await session.publish("s/us", "valid");
+    const { packet } = await peer.expect("publish");
+    assert.equal(packet.topic, "s/us");
+    assert.equal(session.connected, true);
+  },
+);
+
 Deno.test({
   name:
     "connect() refuses a keepalive outside 0 to 65535 s with USAGE_KEEPALIVE before any network activity",
