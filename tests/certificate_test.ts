@@ -10,11 +10,13 @@ import {
   toKeyType,
 } from "../lib/certificate.ts";
 import { pemBlocks, toPem } from "../lib/pem.ts";
+import type { CertificateSummary } from "../lib/types.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
+const summary = (path: string): CertificateSummary => parseCertificate(text(path)).summary;
 
 const CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
 const SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
@@ -73,12 +75,12 @@ Deno.test({
   name: "parseCertificate() reads EC P-256 and P-384 curves and sizes",
   permissions: read,
   fn(): void {
-    const p256 = parseCertificate(text("devices/ec256.pem")).summary;
+    const p256 = summary("devices/ec256.pem");
     assert.equal(p256.keyType, "ec");
     assert.equal(p256.curve, "prime256v1");
     assert.equal(p256.keySize, 256);
     assert.equal(p256.commonName, "device-ec256-001");
-    const p384 = parseCertificate(text("devices/ec384.pem")).summary;
+    const p384 = summary("devices/ec384.pem");
     assert.equal(p384.curve, "secp384r1");
     assert.equal(p384.keySize, 384);
   },
@@ -101,12 +103,12 @@ Deno.test({
   name: "parseCertificate() recognises a self-signed root CA",
   permissions: read,
   fn(): void {
-    const s = parseCertificate(text("ca/device-root-ca.pem")).summary;
+    const s = summary("ca/device-root-ca.pem");
     assert.equal(s.isCA, true);
     assert.equal(s.selfSigned, true);
     assert.equal(s.subject, s.issuer);
     assert.equal(s.extendedKeyUsage, undefined);
-    const intermediate = parseCertificate(text("ca/device-intermediate-ca.pem")).summary;
+    const intermediate = summary("ca/device-intermediate-ca.pem");
     assert.equal(intermediate.isCA, true);
     assert.equal(intermediate.selfSigned, false);
   },
@@ -116,7 +118,7 @@ Deno.test({
   name: "parseCertificate() reports X.509 version 1 and no extended key usage",
   permissions: read,
   fn(): void {
-    const s = parseCertificate(text("bad/v1.pem")).summary;
+    const s = summary("bad/v1.pem");
     assert.equal(s.version, 1);
     assert.equal(s.extendedKeyUsage, undefined);
     assert.equal(s.isCA, false);
@@ -127,9 +129,7 @@ Deno.test({
   name: "parseCertificate() reads the extended key usage (serverAuth only)",
   permissions: read,
   fn(): void {
-    assert.deepEqual(parseCertificate(text("bad/serverauth.pem")).summary.extendedKeyUsage, [
-      SERVER_AUTH,
-    ]);
+    assert.deepEqual(summary("bad/serverauth.pem").extendedKeyUsage, [SERVER_AUTH]);
   },
 });
 
@@ -137,7 +137,7 @@ Deno.test({
   name: "parseCertificate() gives validity dates as ISO 8601 (expired certificate)",
   permissions: read,
   fn(): void {
-    const s = parseCertificate(text("bad/expired.pem")).summary;
+    const s = summary("bad/expired.pem");
     assert.equal(s.notBefore, "2000-01-01T00:00:00.000Z");
     assert.equal(s.notAfter, "2001-01-01T00:00:00.000Z");
   },

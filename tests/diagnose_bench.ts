@@ -54,8 +54,7 @@ const BAD: { label: string; file: string; key?: string }[] = [
   { label: "RSA 1024", file: "bad/rsa1024.p12" },
   { label: "key does not match", file: "bad/mismatch.chain.pem", key: "bad/mismatch.key" },
 ];
-let first = true;
-for (const bad of BAD) {
+for (const [i, bad] of BAD.entries()) {
   const id = await identity(bad.file, bad.key);
   const input = { identity: id, trust, tenantTrust };
   const problems = diagnose(input);
@@ -63,12 +62,11 @@ for (const bad of BAD) {
   Deno.bench({
     name: `diagnose() bad chain ${bad.file} (${bad.label})`,
     group: "diagnose-bad",
-    baseline: first,
+    baseline: i === 0,
     fn(): void {
       diagnose(input);
     },
   });
-  first = false;
 }
 
 // ---- parseCertificate() ---------------------------------------------------------------------
@@ -78,32 +76,19 @@ const leafDer = parseCertificate(leafPem).der;
 const ecLeafDer = parseCertificate(await read("devices/ec384.pem")).der;
 const caDer = parseCertificate(await read("ca/device-root-ca.pem")).der;
 
-Deno.bench({
-  name: "parseCertificate() RSA device leaf, DER",
-  group: "certificate",
-  baseline: true,
-  fn(): void {
-    parseCertificate(leafDer, { name: "devices/rsa.pem" });
-  },
-});
-Deno.bench({
-  name: "parseCertificate() RSA device leaf, PEM text",
-  group: "certificate",
-  fn(): void {
-    parseCertificate(leafPem, { name: "devices/rsa.pem" });
-  },
-});
-Deno.bench({
-  name: "parseCertificate() EC P-384 device leaf, DER",
-  group: "certificate",
-  fn(): void {
-    parseCertificate(ecLeafDer, { name: "devices/ec384.pem" });
-  },
-});
-Deno.bench({
-  name: "parseCertificate() self-signed root CA, DER",
-  group: "certificate",
-  fn(): void {
-    parseCertificate(caDer, { name: "ca/device-root-ca.pem" });
-  },
-});
+const PARSE: { label: string; input: Uint8Array | string; name: string }[] = [
+  { label: "RSA device leaf, DER", input: leafDer, name: "devices/rsa.pem" },
+  { label: "RSA device leaf, PEM text", input: leafPem, name: "devices/rsa.pem" },
+  { label: "EC P-384 device leaf, DER", input: ecLeafDer, name: "devices/ec384.pem" },
+  { label: "self-signed root CA, DER", input: caDer, name: "ca/device-root-ca.pem" },
+];
+for (const [i, { label, input, name }] of PARSE.entries()) {
+  Deno.bench({
+    name: `parseCertificate() ${label}`,
+    group: "certificate",
+    baseline: i === 0,
+    fn(): void {
+      parseCertificate(input, { name });
+    },
+  });
+}

@@ -347,31 +347,30 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "loadKeyStore() refuses a PEM certificate without a key and hints at --key",
-  permissions: read,
-  async fn(): Promise<void> {
-    const name = "devices/ec256.pem";
-    const err = await assertStoreError(loadKeyStore(bytes(name), { name }), {
+// A PEM keystore with only half of an identity: both hint at --key.
+for (
+  const { test, name, code } of [
+    {
+      test: "loadKeyStore() refuses a PEM certificate without a key and hints at --key",
+      name: "devices/ec256.pem",
       code: "STORE_NO_KEY",
-      name,
-    });
-    assert.ok(err.hint.includes("--key"), err.hint);
-  },
-});
-
-Deno.test({
-  name: "loadKeyStore() refuses a PEM key without a certificate",
-  permissions: read,
-  async fn(): Promise<void> {
-    const name = "devices/ec256.key";
-    const err = await assertStoreError(loadKeyStore(bytes(name), { name }), {
+    },
+    {
+      test: "loadKeyStore() refuses a PEM key without a certificate",
+      name: "devices/ec256.key",
       code: "STORE_NO_CERTIFICATE",
-      name,
-    });
-    assert.ok(err.hint.includes("--key"), err.hint);
-  },
-});
+    },
+  ]
+) {
+  Deno.test({
+    name: test,
+    permissions: read,
+    async fn(): Promise<void> {
+      const err = await assertStoreError(loadKeyStore(bytes(name), { name }), { code, name });
+      assert.ok(err.hint.includes("--key"), err.hint);
+    },
+  });
+}
 
 Deno.test({
   name: "loadKeyStore() refuses a --key file without a key and --key with a JKS",
