@@ -14,13 +14,9 @@ const fixtures = new URL("../fixtures/", import.meta.url);
 const path = (p: string): string => new URL(p, fixtures).pathname;
 const read = (p: string): string => Deno.readTextFileSync(new URL(p, fixtures));
 
-async function runs(cmd: string, args: string[]): Promise<boolean> {
-  try {
-    const out = await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
+/** Whether the command runs and exits with 0 (false when it is not installed). */
+function runs(cmd: string, args: string[]): Promise<boolean> {
+  return run(cmd, args).then((out) => out.code === 0, () => false);
 }
 
 const requireMosquitto = Deno.env.get("REQUIRE_MOSQUITTO") === "1";
@@ -57,17 +53,27 @@ const permissions: Deno.PermissionOptions = {
   run: true,
 };
 
-async function withEmulator(body: (emulator: Emulator) => Promise<void>): Promise<void> {
-  const emulator = await startEmulator({
-    serverCertPem: read("server/server.pem"),
-    serverKeyPem: read("server/server.key"),
-    trustedCaPems: [read("ca/device-root-ca.pem")],
+/**
+ * Defines a test that runs `body` against a fresh emulator on the fixtures (trusting the device
+ * root CA) and closes it afterwards.
+ */
+function emulatorTest(
+  name: string,
+  ignore: boolean,
+  body: (emulator: Emulator) => Promise<void>,
+): void {
+  Deno.test({ name, ignore, permissions }, async () => {
+    const emulator = await startEmulator({
+      serverCertPem: read("server/server.pem"),
+      serverKeyPem: read("server/server.key"),
+      trustedCaPems: [read("ca/device-root-ca.pem")],
+    });
+    try {
+      await body(emulator);
+    } finally {
+      await emulator.close();
+    }
   });
-  try {
-    await body(emulator);
-  } finally {
-    await emulator.close();
-  }
 }
 
 async function verify(emulator: Emulator, line: string): Promise<Record<string, unknown>> {
@@ -98,44 +104,69 @@ function tlsArgs(device: string, clientId: string, port: number): string[] {
   ];
 }
 
-async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput & { text: string }> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  return { ...out, text };
+/**
+ * mosquitto_rr's token request: subscribe to s/dat and publish a null message on s/uat over one
+ * connection, then wait at most `seconds` for the answer.
+ */
+function tokenRequestArgs(
+  device: string,
+  clientId: string,
+  port: number,
+  seconds: number,
+): string[] {
+  return [
+    ...tlsArgs(device, clientId, port),
+    "-t",
+    "s/uat",
+    "-e",
+    "s/dat",
+    "-n",
+    "-W",
+    `${seconds}`,
+  ];
 }
 
-Deno.test({
-  name: "the emulator gives mosquitto_rr (MQTT 3.1.1, one connection) a token on s/dat",
-  ignore: !haveMosquitto && !requireMosquitto,
-  permissions,
-}, async () => {
-  await withEmulator(async (emulator) => {
+/** What a client run printed: its exit code, its standard output, and both outputs together. */
+interface RunResult {
+  code: number;
+  stdout: string;
+  text: string;
+}
+
+async function run(cmd: string, args: string[]): Promise<RunResult> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  return { code: out.code, stdout, text: stdout + new TextDecoder().decode(out.stderr) };
+}
+
+/** Asserts that a client run succeeded and printed a token of `emulator` for `subject`. */
+async function assertToken(emulator: Emulator, out: RunResult, subject: string): Promise<void> {
+  assert.equal(out.code, 0, out.text);
+  const claims = await verify(emulator, out.stdout.trim());
+  assert.equal(claims.sub, subject);
+}
+
+const noMosquitto = !haveMosquitto && !requireMosquitto;
+
+emulatorTest(
+  "the emulator gives mosquitto_rr (MQTT 3.1.1, one connection) a token on s/dat",
+  noMosquitto,
+  async (emulator) => {
     // mosquitto_rr subscribes to -e and publishes the (null) request on -t over ONE connection,
     // which is what the token exchange needs: the token goes to the requesting client only.
     const out = await run("mosquitto_rr", [
       "-V",
       "mqttv311",
-      ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
-      "-t",
-      "s/uat",
-      "-e",
-      "s/dat",
-      "-n",
-      "-W",
-      "10",
+      ...tokenRequestArgs("devices/rsa", "d:device-rsa-001", emulator.port, 10),
     ]);
-    assert.equal(out.code, 0, out.text);
-    const claims = await verify(emulator, new TextDecoder().decode(out.stdout).trim());
-    assert.equal(claims.sub, "device_device-rsa-001");
-  });
-});
+    await assertToken(emulator, out, "device_device-rsa-001");
+  },
+);
 
-Deno.test({
-  name: "the emulator refuses mosquitto clients: unknown CA (CONNACK 5) and MQTT 5 (CONNACK 1)",
-  ignore: !haveMosquitto && !requireMosquitto,
-  permissions,
-}, async () => {
-  await withEmulator(async (emulator) => {
+emulatorTest(
+  "the emulator refuses mosquitto clients: unknown CA (CONNACK 5) and MQTT 5 (CONNACK 1)",
+  noMosquitto,
+  async (emulator) => {
     const unknown = await run("mosquitto_pub", [
       "-V",
       "mqttv311",
@@ -148,29 +179,21 @@ Deno.test({
     assert.match(unknown.text, /not authori[sz]ed/i);
 
     // mosquitto_rr speaks MQTT 5 by default; the emulator answers CONNACK 1.
-    const v5 = await run("mosquitto_rr", [
-      ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
-      "-t",
-      "s/uat",
-      "-e",
-      "s/dat",
-      "-n",
-      "-W",
-      "5",
-    ]);
+    const v5 = await run(
+      "mosquitto_rr",
+      tokenRequestArgs("devices/rsa", "d:device-rsa-001", emulator.port, 5),
+    );
     assert.notEqual(v5.code, 0);
     assert.match(v5.text, /Unsupported Protocol Version/i);
-  });
-});
+  },
+);
 
 const PAHO = new URL("../tools/paho_token.py", import.meta.url).pathname;
 
-Deno.test({
-  name: "the emulator gives the Eclipse Paho Python client a token",
-  ignore: !python,
-  permissions,
-}, async () => {
-  await withEmulator(async (emulator) => {
+emulatorTest(
+  "the emulator gives the Eclipse Paho Python client a token",
+  !python,
+  async (emulator) => {
     const out = await run(python!, [
       PAHO,
       "localhost",
@@ -180,8 +203,6 @@ Deno.test({
       path("devices/ec256.key"),
       "d:device-ec256-001",
     ]);
-    assert.equal(out.code, 0, out.text);
-    const claims = await verify(emulator, new TextDecoder().decode(out.stdout).trim());
-    assert.equal(claims.sub, "device_device-ec256-001");
-  });
-});
+    await assertToken(emulator, out, "device_device-ec256-001");
+  },
+);
