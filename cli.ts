@@ -27,7 +27,7 @@ import type { PasswordSpec } from "./lib/password_spec.ts";
 import { loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
 import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
-import { parseBrokerUrl } from "./lib/broker_url.ts";
+import { hostPort, parseBrokerUrl } from "./lib/broker_url.ts";
 import { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 import type {
   CertificateSummary,
@@ -380,9 +380,7 @@ function neededPermissions(command: Command, values: Values): Needs {
   }
   if ((command === "token" || command === "check") && values.url) {
     const broker = parseBrokerUrl(values.url);
-    needs.net.push(
-      `${broker.host.includes(":") ? `[${broker.host}]` : broker.host}:${broker.port}`,
-    );
+    needs.net.push(hostPort(broker.host, broker.port));
   }
   if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
   return needs;

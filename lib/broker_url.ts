@@ -196,8 +196,23 @@ export function parseBrokerUrl(url: string): BrokerAddress {
   }
 
   const hostIsIp = ipVersion !== 0;
-  const urlHost = ipVersion === 6 ? `[${host}]` : host;
-  return { host, port, url: `mqtts://${urlHost}:${port}`, hostIsIp };
+  return { host, port, url: `mqtts://${hostPort(host, port)}`, hostIsIp };
+}
+
+/**
+ * `host:port`, with an IPv6 address in brackets (`[::1]:8883`): the form of URLs, of Deno's
+ * `--allow-net` values and of messages.
+ *
+ * @example
+ * ```ts
+ * import { hostPort } from "./broker_url.ts";
+ * if (hostPort("::1", 8883) !== "[::1]:8883" || hostPort("a.example", 1) !== "a.example:1") {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export function hostPort(host: string, port: number | string): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 function invalid(message: string, hint: string): UsageError {

@@ -75,10 +75,12 @@ import {
   MAX_CHAIN_LENGTH,
   parseCertificate,
 } from "./certificate.ts";
+import { hostPort } from "./broker_url.ts";
 import { parseClientId } from "./client_id.ts";
 import { checkEmulatorSettings, type EmulatorSettings } from "./emulator_settings.ts";
 import { loadAedes, loadJose } from "./deps.ts";
 import { NetworkError, UsageError } from "./errors.ts";
+import type { Certificate } from "./types.ts";
 
 /** The kinds of {@linkcode EmulatorEvent}. */
 export type EmulatorEventKind =
@@ -198,24 +200,30 @@ interface Cert {
   name: string;
   isCA: boolean;
   fingerprint: string;
+  notBefore: Date;
+  notAfter: Date;
 }
 
-function toCert(der: Uint8Array, label: string): Cert {
-  const parsed = parseCertificate(der, { name: label });
-  const x509 = new X509Certificate(der);
+/** A parsed certificate (from `parseCertificate` or `certificatesFromPem`) as the checks need it. */
+function toCert(parsed: Certificate): Cert {
+  const { summary } = parsed;
   return {
-    x509,
-    name: parsed.summary.commonName ?? parsed.summary.subject,
-    isCA: parsed.summary.isCA,
-    fingerprint: parsed.summary.sha256,
+    x509: new X509Certificate(parsed.der),
+    name: summary.commonName ?? summary.subject,
+    isCA: summary.isCA,
+    fingerprint: summary.sha256,
+    notBefore: new Date(summary.notBefore),
+    notAfter: new Date(summary.notAfter),
   };
 }
 
 function validityProblem(cert: Cert, now: Date, role: string): string | undefined {
-  const from = new Date(cert.x509.validFrom);
-  const to = new Date(cert.x509.validTo);
-  if (now < from) return `${role} "${cert.name}" is not valid before ${from.toISOString()}`;
-  if (now > to) return `${role} "${cert.name}" expired on ${to.toISOString()}`;
+  if (now < cert.notBefore) {
+    return `${role} "${cert.name}" is not valid before ${cert.notBefore.toISOString()}`;
+  }
+  if (now > cert.notAfter) {
+    return `${role} "${cert.name}" expired on ${cert.notAfter.toISOString()}`;
+  }
   return undefined;
 }
 
@@ -241,13 +249,22 @@ export function verifyDeviceChain(
   chain: Uint8Array[],
   options: VerifyDeviceChainOptions,
 ): ChainVerdict {
-  const now = options.now ?? new Date();
+  const trusted = options.trusted.map((der, i) =>
+    toCert(parseCertificate(der, { name: `trusted CA #${i + 1}` }))
+  );
+  return verifyAgainst(chain, trusted, options.now ?? new Date());
+}
+
+/** {@linkcode verifyDeviceChain} with the trusted CAs parsed once (the emulator's hot path). */
+function verifyAgainst(chain: Uint8Array[], trusted: Cert[], now: Date): ChainVerdict {
   if (chain.length === 0) {
     return { ok: false, commonName: undefined, reason: "the client sent no client certificate" };
   }
   let certs: Cert[];
   try {
-    certs = chain.map((der, i) => toCert(der, `client certificate #${i + 1}`));
+    certs = chain.map((der, i) =>
+      toCert(parseCertificate(der, { name: `client certificate #${i + 1}` }))
+    );
   } catch (err) {
     return {
       ok: false,
@@ -255,7 +272,6 @@ export function verifyDeviceChain(
       reason: `a client certificate cannot be parsed (${(err as Error).message})`,
     };
   }
-  const trusted = options.trusted.map((der, i) => toCert(der, `trusted CA #${i + 1}`));
   const leaf = certs[0];
   const refuse = (reason: string): ChainVerdict => ({ ok: false, commonName: leaf.name, reason });
   if (certs.length > MAX_CHAIN_LENGTH) {
@@ -344,8 +360,8 @@ function presentedChain(socket: TLSSocket): Uint8Array[] {
   return out;
 }
 
-function splitTrust(pems: string[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
+function splitTrust(pems: string[]): Cert[] {
+  const out: Cert[] = [];
   pems.forEach((pem, i) => {
     const certs = certificatesFromPem(pem, { name: `trusted CA #${i + 1}` });
     if (certs.length === 0) {
@@ -364,7 +380,7 @@ function splitTrust(pems: string[]): Uint8Array[] {
           },
         );
       }
-      out.push(cert.der);
+      out.push(toCert(cert));
     }
   });
   return out;
@@ -475,14 +491,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   const remoteOf = (conn: unknown): string | undefined => {
     const s = conn as Partial<Socket>;
     if (!s.remoteAddress) return undefined;
-    return s.remoteAddress.includes(":")
-      ? `[${s.remoteAddress}]:${s.remotePort}`
-      : `${s.remoteAddress}:${s.remotePort}`;
+    return hostPort(s.remoteAddress, s.remotePort ?? "");
   };
 
   const issueToken = async (client: Client): Promise<void> => {
     const ci = info.get(client);
-    const id = ci?.deviceId ?? client.id;
+    const id = ci?.deviceId;
+    if (id === undefined) return; // only clients that passed authenticate() publish
     const subscribed = Object.keys(
       (client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {},
     ).some((f) => filterMatches(f, "s/dat"));
@@ -529,7 +544,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
 
   const handleSmartRest = (client: Client, payload: string): void => {
     const ci = info.get(client);
-    const id = ci?.deviceId ?? client.id;
+    const id = ci?.deviceId;
+    if (id === undefined) return; // only clients that passed authenticate() publish
     for (const line of payload.split(/\r?\n/)) {
       const fields = line.split(",");
       if (fields[0] !== "100" || createdDevices.has(id)) continue;
@@ -572,7 +588,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
           return refuse("the connection is not TLS");
         }
         const chain = presentedChain(conn as TLSSocket);
-        const verdict = verifyDeviceChain(chain, { trusted });
+        const verdict = verifyAgainst(chain, trusted, new Date());
         ci.commonName = verdict.commonName;
         if (!verdict.ok) return refuse(`device certificate refused: ${verdict.reason}`);
         const deviceId = deviceIdentifierOf(client.id);
@@ -745,8 +761,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
 
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port ?? 0;
-  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const url = `mqtts://${host}:${port}`;
+  const url = `mqtts://${hostPort(hostname, port)}`;
   emit({ kind: "listening", url });
 
   let closing: Promise<void> | undefined;

@@ -41,7 +41,7 @@ import {
   MqttDecoder,
   type ServerPacket,
 } from "./mqtt_wire.ts";
-import type { BrokerAddress } from "./broker_url.ts";
+import { type BrokerAddress, hostPort } from "./broker_url.ts";
 import {
   type C8yError,
   MqttError,
@@ -897,7 +897,7 @@ function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerAddress)
   if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
     return new PermissionError(`Deno is not allowed to connect to ${where}`, {
       code: "PERMISSION_NET",
-      hint: `Allow it with --allow-net=${broker.url.slice("mqtts://".length)}.`,
+      hint: `Allow it with --allow-net=${hostPort(broker.host, broker.port)}.`,
       cause: err,
     });
   }
