@@ -417,7 +417,7 @@ emulatorTest(
 emulatorTest("startEmulator() survives garbage, silent and vanishing connections", {
   handshakeTimeoutMs: 300,
   connectTimeoutMs: 300,
-}, async ({ emulator, connect, end, tokenClaims }) => {
+}, async ({ emulator, connect, end, tokenClaims, waitFor }) => {
   /** Swallows the socket's errors and data, resolves when it is closed. */
   const closed = (socket: net.Socket): Promise<void> => {
     socket.on("error", () => {});
@@ -454,17 +454,15 @@ emulatorTest("startEmulator() survives garbage, silent and vanishing connections
   const vanishing = net.connect(emulator.port, "127.0.0.1", () => vanishing.destroy());
   await closed(vanishing);
 
-  // TCP that never starts the handshake: dropped after handshakeTimeoutMs.
+  // TCP that never starts the handshake: dropped by the handshake timeout (its event says so).
   const silent = net.connect(emulator.port, "127.0.0.1");
-  const t0 = Date.now();
   await closed(silent);
-  assert.ok(Date.now() - t0 < 3000, "the silent TCP connection was not dropped");
+  await waitFor((e) => e.kind === "error" && /TLS handshake timeout/.test(e.reason ?? ""));
 
-  // TLS that never sends CONNECT: dropped after connectTimeoutMs.
+  // TLS that never sends CONNECT: dropped by the CONNECT timeout.
   const mute = tlsConnect();
-  const t1 = Date.now();
   await closed(mute);
-  assert.ok(Date.now() - t1 < 3000, "the mute TLS connection was not dropped");
+  await waitFor((e) => e.kind === "error" && /connect did not arrive in time/.test(e.reason ?? ""));
 
   // A device that connects and vanishes without DISCONNECT.
   const gone = await connect("devices/rsa", "d:device-rsa-001");
