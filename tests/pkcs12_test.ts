@@ -399,7 +399,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "readPkcs12() refuses an absurd MAC iteration count quickly with STORE_UNSUPPORTED",
+  name: "readPkcs12() refuses an absurd MAC iteration count with STORE_UNSUPPORTED before deriving",
   permissions,
   async fn(): Promise<void> {
     const parts = pfxParts(await read("devices/rsa.openssl3.p12"));
@@ -407,12 +407,11 @@ Deno.test({
     mac[2] = { tag: 0x02, content: new Uint8Array([0x7f, 0xff, 0xff, 0xff]) };
     parts[2] = { tag: 0x30, content: encodeAll(mac) };
     const bytes = encodeDer(0x30, encodeAll(parts));
-    const started = performance.now();
+    // Refused by the iteration cap, before any key derivation: 2^31 rounds would take hours.
     const err = await rejectsWith(
       readPkcs12(bytes, { password: PASSWORD, name: "slow.p12" }),
       { code: "STORE_UNSUPPORTED", name: "slow.p12" },
     );
-    assert.ok(performance.now() - started < 1000);
     assert.match(err.message, /"slow\.p12" asks for 2147483647 key-derivation iterations/);
   },
 });
