@@ -215,9 +215,7 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const connectPacket = encodeConnect({ clientId, keepaliveSeconds, clean: true });
   // One time limit from the DNS lookup to the CONNACK, for the first connection and for each
   // automatic reconnect.
-  const handshake = async (
-    onStage: StageListener | undefined,
-  ): Promise<[OpenedTls, Link, number]> => {
+  const handshake = async (onStage?: StageListener): Promise<[OpenedTls, Link, number]> => {
     const deadline = performance.now() + timeoutMs;
     const opened = await openTls(broker, options.tls, timeoutMs, onStage);
     const mqttStart = performance.now();
@@ -234,101 +232,191 @@ export async function connect(options: ConnectOptions): Promise<Session> {
   const [opened, first, mqttMs] = await handshake(options.onStage);
   options.onStage?.("tls", opened.tlsMs, `${opened.protocol ?? "TLS"}, server certificate trusted`);
   options.onStage?.("mqtt", mqttMs, `CONNACK 0 (accepted) as ${clientId}`);
+  const reconnect = options.reconnect
+    ? async (): Promise<Link> => (await handshake())[1]
+    : undefined;
+  return new MqttSession(broker, clientId, first, reconnect, options.callbacks);
+}
 
-  const listeners = new Set<SessionCallbacks>();
-  if (options.callbacks) listeners.add(options.callbacks);
-  const each = (f: (l: SessionCallbacks) => void): void => {
-    for (const l of [...listeners]) f(l);
-  };
-
-  let link: Link | undefined = first;
-  let closing = false;
-  let closed = false;
-  let reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  let nextId = 0;
+/** A {@linkcode Session} over one {@linkcode Link} at a time (a new one after a reconnect). */
+class MqttSession implements Session {
+  readonly clientId: string;
+  readonly url: string;
+  readonly #broker: BrokerAddress;
+  /** Opens a new link for an automatic reconnect; `undefined`: no reconnect. */
+  readonly #reconnect: (() => Promise<Link>) | undefined;
+  readonly #listeners = new Set<SessionCallbacks>();
+  #link: Link | undefined;
+  #closed = false;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #nextId = 0;
   /** Requests waiting for the broker's answer, by packet identifier. */
-  const pending = new Map<number, PendingRequest>();
+  readonly #pending = new Map<number, PendingRequest>();
   /** Subscriptions made, renewed after an automatic reconnect (the session is clean). */
-  const subscriptions = new Map<string, 0 | 1 | 2>();
+  readonly #subscriptions = new Map<string, 0 | 1 | 2>();
 
-  const allocateId = (): number => {
-    for (let tries = 0; tries < 0xffff; tries++) {
-      nextId = nextId % 0xffff + 1;
-      if (!pending.has(nextId)) return nextId;
+  constructor(
+    broker: BrokerAddress,
+    clientId: string,
+    first: Link,
+    reconnect: (() => Promise<Link>) | undefined,
+    callbacks: SessionCallbacks | undefined,
+  ) {
+    this.clientId = clientId;
+    this.url = broker.url;
+    this.#broker = broker;
+    this.#reconnect = reconnect;
+    if (callbacks) this.#listeners.add(callbacks);
+    this.#attach(first);
+    this.#each((l) => l.connectComplete?.(false, broker.url));
+  }
+
+  get connected(): boolean {
+    return this.#link !== undefined && !this.#closed;
+  }
+
+  async publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options: PublishOptions = {},
+  ): Promise<void> {
+    const qos = options.qos ?? 0;
+    const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
+    await this.#request("publish", topic, qos, (packetId) =>
+      encodePublish({
+        topic,
+        payload: bytes,
+        qos,
+        retain: options.retain ?? false,
+        packetId: qos === 0 ? undefined : packetId,
+      }));
+    this.#each((l) => l.deliveryComplete?.(topic));
+  }
+
+  async subscribe(topic: string, options: SubscribeOptions = {}): Promise<number> {
+    const qos = options.qos ?? 0;
+    const granted = await this.#request(
+      "subscribe",
+      topic,
+      qos,
+      (packetId) => encodeSubscribe(packetId, topic, qos),
+    );
+    if (granted >= 0x80) {
+      throw new MqttError(`${this.url} refused the subscription to "${topic}"`, {
+        code: "MQTT_SUBSCRIBE_REFUSED",
+        stage: "subscribe",
+        hint: "The broker does not allow this device to subscribe to the topic.",
+      });
     }
-    throw new MqttError(`Cannot send to ${broker.url}: 65,535 requests await an answer`, {
+    this.#subscriptions.set(topic, qos);
+    return granted;
+  }
+
+  listen(callbacks: SessionCallbacks): () => void {
+    this.#listeners.add(callbacks);
+    return () => this.#listeners.delete(callbacks);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#reconnectTimer);
+    await this.#link?.close();
+    this.#listeners.clear();
+  }
+
+  #each(f: (l: SessionCallbacks) => void): void {
+    for (const l of [...this.#listeners]) f(l);
+  }
+
+  #allocateId(): number {
+    for (let tries = 0; tries < 0xffff; tries++) {
+      this.#nextId = this.#nextId % 0xffff + 1;
+      if (!this.#pending.has(this.#nextId)) return this.#nextId;
+    }
+    throw new MqttError(`Cannot send to ${this.url}: 65,535 requests await an answer`, {
       code: "MQTT_PUBLISH_FAILED",
       hint: "Wait for the pending publishes and subscriptions to complete.",
     });
-  };
+  }
 
-  const attach = (current: Link): void => {
-    link = current;
-    current.attach({
-      packet: (p) => onPacket(current, p),
-      lost: (cause) => onLost(current, cause),
+  /** Sends a request that waits for an answer, remembering it by its packet identifier. */
+  #track(
+    link: Link,
+    packetId: number,
+    bytes: Uint8Array,
+    request: Omit<PendingRequest, "link" | "released">,
+  ): void {
+    this.#pending.set(packetId, { ...request, link, released: false });
+    link.send(bytes);
+  }
+
+  #attach(link: Link): void {
+    this.#link = link;
+    link.attach({
+      packet: (p) => this.#onPacket(link, p),
+      lost: (cause) => this.#onLost(link, cause),
     });
-  };
+  }
 
-  const onPacket = (current: Link, p: SessionPacket): void => {
+  #onPacket(link: Link, p: SessionPacket): void {
     switch (p.type) {
       case "publish": {
-        if (p.qos === 1) current.send(encodeAck("puback", p.packetId!));
+        if (p.qos === 1) link.send(encodeAck("puback", p.packetId!));
         if (p.qos === 2) {
-          current.send(encodeAck("pubrec", p.packetId!));
+          link.send(encodeAck("pubrec", p.packetId!));
           // Exactly once: a resend of a message not yet released is not delivered again.
-          if (current.unreleased.has(p.packetId!)) return;
-          current.unreleased.add(p.packetId!);
+          if (link.unreleased.has(p.packetId!)) return;
+          link.unreleased.add(p.packetId!);
         }
-        each((l) => l.messageArrived?.(p.topic, p.payload));
+        this.#each((l) => l.messageArrived?.(p.topic, p.payload));
         return;
       }
       case "pubrel":
-        current.unreleased.delete(p.packetId);
-        current.send(encodeAck("pubcomp", p.packetId));
+        link.unreleased.delete(p.packetId);
+        link.send(encodeAck("pubcomp", p.packetId));
         return;
       case "unsuback":
         return;
       case "connack":
-        current.fail(new Error("the broker sent a second CONNACK"));
+        link.fail(new Error("the broker sent a second CONNACK"));
         return;
     }
-    const request = pending.get(p.packetId);
-    if (request === undefined || request.link !== current) return; // an answer to nothing pending
+    const request = this.#pending.get(p.packetId);
+    if (request === undefined || request.link !== link) return; // an answer to nothing pending
     if (p.type === "suback" && request.kind === "subscribe") {
-      pending.delete(p.packetId);
+      this.#pending.delete(p.packetId);
       request.settle(p.granted[0]);
     } else if (p.type === "pubrec" && request.kind === "publish" && request.qos === 2) {
       request.released = true;
-      current.send(encodeAck("pubrel", p.packetId));
+      link.send(encodeAck("pubrel", p.packetId));
     } else if (
       (p.type === "puback" && request.kind === "publish" && request.qos === 1) ||
       (p.type === "pubcomp" && request.kind === "publish" && request.released)
     ) {
-      pending.delete(p.packetId);
+      this.#pending.delete(p.packetId);
       request.settle(0);
     } else {
-      current.fail(
+      link.fail(
         new Error(`the broker sent an unexpected ${p.type.toUpperCase()} for packet ${p.packetId}`),
       );
     }
-  };
+  }
 
-  const onLost = (current: Link, cause: Error | undefined): void => {
-    if (link !== current) return;
-    link = undefined;
-    for (const [id, request] of pending) {
-      if (request.link !== current) continue;
-      pending.delete(id);
-      request.fail(
-        lostWhile(broker, request.what, request.kind === "subscribe" ? "subscribe" : "mqtt", cause),
-      );
+  #onLost(link: Link, cause: Error | undefined): void {
+    if (this.#link !== link) return;
+    this.#link = undefined;
+    for (const [id, request] of this.#pending) {
+      if (request.link !== link) continue;
+      this.#pending.delete(id);
+      const stage = request.kind === "subscribe" ? "subscribe" : "mqtt";
+      request.fail(lostWhile(this.#broker, request.what, stage, cause));
     }
-    if (closing) return;
+    if (this.#closed) return;
     const reason = cause ?? new Error("the connection was closed");
-    each((l) =>
+    this.#each((l) =>
       l.connectionLost?.(
-        new NetworkError(`The connection to ${broker.url} was lost: ${reason.message}`, {
+        new NetworkError(`The connection to ${this.url} was lost: ${reason.message}`, {
           code: "CONNECTION_LOST",
           stage: "mqtt",
           hint: "The broker or the network closed the connection; connect again.",
@@ -336,137 +424,70 @@ export async function connect(options: ConnectOptions): Promise<Session> {
         }),
       )
     );
-    if (options.reconnect) scheduleReconnect();
-  };
+    if (this.#reconnect) this.#scheduleReconnect(this.#reconnect);
+  }
 
-  const scheduleReconnect = (): void => {
-    reconnectTimer = setTimeout(async () => {
-      reconnectTimer = undefined;
-      if (closing) return;
+  #scheduleReconnect(reconnect: () => Promise<Link>): void {
+    this.#reconnectTimer = setTimeout(async () => {
+      this.#reconnectTimer = undefined;
+      if (this.#closed) return;
       try {
-        const [, next] = await handshake(undefined);
-        if (closing) {
+        const next = await reconnect();
+        if (this.#closed) {
           await next.close();
           return;
         }
-        attach(next);
-        for (const [topic, qos] of subscriptions) {
+        this.#attach(next);
+        for (const [topic, qos] of this.#subscriptions) {
           // Renewed without waiting: a refusal now was an acceptance before; it is not reported.
-          const packetId = allocateId();
-          pending.set(packetId, {
+          const packetId = this.#allocateId();
+          this.#track(next, packetId, encodeSubscribe(packetId, topic, qos), {
             kind: "subscribe",
             what: `subscribing to "${topic}" again`,
             qos,
-            link: next,
-            released: false,
             settle: () => {},
             fail: () => {},
           });
-          next.send(encodeSubscribe(packetId, topic, qos));
         }
-        each((l) => l.connectComplete?.(true, broker.url));
+        this.#each((l) => l.connectComplete?.(true, this.url));
       } catch {
-        if (!closing) scheduleReconnect();
+        if (!this.#closed) this.#scheduleReconnect(reconnect);
       }
     }, RECONNECT_DELAY_MS);
-  };
+  }
 
   /**
    * Sends a PUBLISH or SUBSCRIBE and waits for its answer (or for the write, for QoS 0). A topic
    * the packet cannot carry is refused before anything is sent, also when disconnected.
    */
-  const request = (
+  #request(
     kind: PendingRequest["kind"],
     topic: string,
     qos: 0 | 1 | 2,
     encode: (packetId: number) => Uint8Array,
-  ): Promise<number> => {
+  ): Promise<number> {
     const what = `${kind === "subscribe" ? "subscribing" : "publishing"} to "${topic}"`;
-    const stage: Stage = kind === "subscribe" ? "subscribe" : "mqtt";
     let packetId: number;
     let bytes: Uint8Array;
     try {
-      packetId = kind === "publish" && qos === 0 ? 0 : allocateId();
-      bytes = encode(packetId);
+      packetId = kind === "publish" && qos === 0 ? 0 : this.#allocateId();
+      bytes = encode(packetId); // a topic the packet cannot carry fails here, before any send
     } catch (cause) {
       return Promise.reject(cause instanceof MqttError ? cause : unsendable(kind, topic, cause));
     }
-    const current = link;
-    if (current === undefined || closing) return Promise.reject(notConnected(broker, kind));
+    const link = this.#link;
+    if (link === undefined || this.#closed) return Promise.reject(notConnected(this.#broker, kind));
     return new Promise((resolve, reject) => {
       if (packetId === 0) {
-        current.send(
+        link.send(
           bytes,
-          (err) => err ? reject(lostWhile(broker, what, stage, err)) : resolve(0),
+          (err) => err ? reject(lostWhile(this.#broker, what, "mqtt", err)) : resolve(0),
         );
         return;
       }
-      pending.set(packetId, {
-        kind,
-        what,
-        qos,
-        link: current,
-        released: false,
-        settle: resolve,
-        fail: reject,
-      });
-      current.send(bytes);
+      this.#track(link, packetId, bytes, { kind, what, qos, settle: resolve, fail: reject });
     });
-  };
-
-  const session: Session = {
-    clientId,
-    url: broker.url,
-    get connected(): boolean {
-      return link !== undefined && !closing;
-    },
-    async publish(topic, payload, publishOptions = {}): Promise<void> {
-      const qos = publishOptions.qos ?? 0;
-      const bytes = typeof payload === "string" ? new TextEncoder().encode(payload) : payload;
-      await request("publish", topic, qos, (packetId) =>
-        encodePublish({
-          topic,
-          payload: bytes,
-          qos,
-          retain: publishOptions.retain ?? false,
-          packetId: qos === 0 ? undefined : packetId,
-        }));
-      each((l) => l.deliveryComplete?.(topic));
-    },
-    async subscribe(topic, subscribeOptions = {}): Promise<number> {
-      const qos = subscribeOptions.qos ?? 0;
-      const granted = await request(
-        "subscribe",
-        topic,
-        qos,
-        (packetId) => encodeSubscribe(packetId, topic, qos),
-      );
-      if (granted >= 0x80) {
-        throw new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
-          code: "MQTT_SUBSCRIBE_REFUSED",
-          stage: "subscribe",
-          hint: "The broker does not allow this device to subscribe to the topic.",
-        });
-      }
-      subscriptions.set(topic, qos);
-      return granted;
-    },
-    listen(callbacks): () => void {
-      listeners.add(callbacks);
-      return () => listeners.delete(callbacks);
-    },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      closing = true;
-      clearTimeout(reconnectTimer);
-      await link?.close();
-      listeners.clear();
-    },
-  };
-  attach(first);
-  each((l) => l.connectComplete?.(false, broker.url));
-  return session;
+  }
 }
 
 /** The delay before an automatic reconnect, and between attempts. */
