@@ -53,7 +53,7 @@ Deno.test("fetchToken() gets a verifiable token from the emulator, reporting eve
 });
 
 mosquittoTest("fetchToken() takes the token from s/dat and disconnects cleanly", async () => {
-  const mosquitto = await startMosquitto();
+  await using mosquitto = await startMosquitto();
   let responder: Session | undefined;
   try {
     const jose = await loadJose();
@@ -85,45 +85,36 @@ mosquittoTest("fetchToken() takes the token from s/dat and disconnects cleanly",
     assert.match(await mosquitto.log(), /Received DISCONNECT from d:device-rsa-001/);
   } finally {
     await responder?.close();
-    await mosquitto.stop();
   }
 });
 
 mosquittoTest("fetchToken() disconnects also when no token arrives (TOKEN_TIMEOUT)", async () => {
-  const mosquitto = await startMosquitto();
-  try {
-    await assert.rejects(
-      fetchToken({
-        url: `ssl://localhost:${mosquitto.port}`,
-        identity: rsa,
-        trust: serverCa,
-        timeoutMs: 300,
-        attempts: 1,
-      }),
-      (err: unknown) => err instanceof TokenError && err.code === "TOKEN_TIMEOUT",
-    );
-    assert.match(await mosquitto.log(), /Received DISCONNECT from d:device-rsa-001/);
-  } finally {
-    await mosquitto.stop();
-  }
+  await using mosquitto = await startMosquitto();
+  await assert.rejects(
+    fetchToken({
+      url: `ssl://localhost:${mosquitto.port}`,
+      identity: rsa,
+      trust: serverCa,
+      timeoutMs: 300,
+      attempts: 1,
+    }),
+    (err: unknown) => err instanceof TokenError && err.code === "TOKEN_TIMEOUT",
+  );
+  assert.match(await mosquitto.log(), /Received DISCONNECT from d:device-rsa-001/);
 });
 
 mosquittoTest(
   "fetchToken() passes on a refused device certificate as TLS_CLIENT_CERT_REFUSED",
   async () => {
-    const mosquitto = await startMosquitto();
-    try {
-      await assert.rejects(
-        fetchToken({
-          url: `ssl://localhost:${mosquitto.port}`,
-          identity: await fixtureIdentity("bad/unknown-ca"),
-          trust: serverCa,
-        }),
-        (err: unknown) => err instanceof TlsError && err.code === "TLS_CLIENT_CERT_REFUSED",
-      );
-    } finally {
-      await mosquitto.stop();
-    }
+    await using mosquitto = await startMosquitto();
+    await assert.rejects(
+      fetchToken({
+        url: `ssl://localhost:${mosquitto.port}`,
+        identity: await fixtureIdentity("bad/unknown-ca"),
+        trust: serverCa,
+      }),
+      (err: unknown) => err instanceof TlsError && err.code === "TLS_CLIENT_CERT_REFUSED",
+    );
   },
 );
 

@@ -68,13 +68,16 @@ export interface MosquittoOptions {
   tlsVersion?: "tlsv1.2" | "tlsv1.3";
 }
 
-/** A running mosquitto. */
-export interface Mosquitto {
+/**
+ * A running mosquitto. Disposing of it stops it, so `await using mosquitto = await
+ * startMosquitto()` stops the broker when the test's scope ends, pass or fail.
+ */
+export interface Mosquitto extends AsyncDisposable {
   /** Its TLS port on 127.0.0.1. */
   port: number;
   /** Its log so far (for failure messages). */
   log(): Promise<string>;
-  /** Stops it and removes its temporary directory. */
+  /** Stops it and removes its temporary directory; a second call waits for the first. */
   stop(): Promise<void>;
 }
 
@@ -158,17 +161,19 @@ async function startMosquittoOnce(
       return "";
     }
   };
-  const stop = async (): Promise<void> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    stopped ??= (async (): Promise<void> => {
+      if (!exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // already gone
+        }
       }
-    }
-    await status;
-    await Deno.remove(dir, { recursive: true });
-  };
+      await status;
+      await Deno.remove(dir, { recursive: true });
+    })();
 
   const start = Date.now();
   for (;;) {
@@ -190,7 +195,7 @@ async function startMosquittoOnce(
       await new Promise((r) => setTimeout(r, 25));
     }
   }
-  return { port, log, stop };
+  return { port, log, stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Reads a fixture as text. */

@@ -799,7 +799,7 @@ for (const qos of [1, 2] as const) {
   mosquittoTest(
     `a QoS ${qos} message to a topic subscribed at QoS ${qos} arrives exactly once through mosquitto`,
     async () => {
-      const mosquitto = await startMosquitto();
+      await using mosquitto = await startMosquitto();
       const recorder = new Recorder();
       let session: Session | undefined;
       const topic = `test/qos${qos}`;
@@ -835,7 +835,6 @@ for (const qos of [1, 2] as const) {
         if (qos === 2) assert.match(log, new RegExp(`Received PUBREL from ${CLIENT_ID}`));
       } finally {
         await session?.close();
-        await mosquitto.stop();
       }
     },
   );

@@ -65,7 +65,7 @@ for (const device of ["rsa", "ec256"]) {
   mosquittoTest(
     `connect() as the ${device} device gets CONNACK 0 from mosquitto, subscribes, publishes and receives`,
     async () => {
-      const mosquitto = await startMosquitto();
+      await using mosquitto = await startMosquitto();
       const events: string[] = [];
       const received: Array<[string, string]> = [];
       let session: Session | undefined;
@@ -101,6 +101,8 @@ for (const device of ["rsa", "ec256"]) {
         assert.match(log, new RegExp(`New client connected .* as d:device-${device}-001`));
       } finally {
         await session?.close();
+        // Stopped now rather than at the end of the scope: with the broker gone, a connection
+        // that close() left open would end in the connectionLost() checked for below.
         await mosquitto.stop();
       }
       assert.equal(session.connected, false);
@@ -112,98 +114,78 @@ for (const device of ["rsa", "ec256"]) {
 mosquittoTest(
   "connect() reports a device from an unknown CA as TLS_CLIENT_CERT_REFUSED in stage tls (TLS 1.3 late rejection)",
   async () => {
-    const mosquitto = await startMosquitto();
-    try {
-      const identity = await fixtureIdentity("bad/unknown-ca");
-      const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, identity, serverCa);
-      const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
-      assert.match(err.message, /did not accept the device certificate/);
-      assert.match(err.message, /unknown CA/);
-      assert.match(err.hint, /trusted certificates/);
-      // DNS and TCP worked; TLS is not reported as done: the server refused the certificate.
-      assert.deepEqual(result.stages, ["dns", "tcp"]);
-    } finally {
-      await mosquitto.stop();
-    }
+    await using mosquitto = await startMosquitto();
+    const identity = await fixtureIdentity("bad/unknown-ca");
+    const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, identity, serverCa);
+    const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
+    assert.match(err.message, /did not accept the device certificate/);
+    assert.match(err.message, /unknown CA/);
+    assert.match(err.hint, /trusted certificates/);
+    // DNS and TCP worked; TLS is not reported as done: the server refused the certificate.
+    assert.deepEqual(result.stages, ["dns", "tcp"]);
   },
 );
 
 mosquittoTest(
   "connect() reports a device from an unknown CA under TLS 1.2 as TLS_CLIENT_CERT_REFUSED",
   async () => {
-    const mosquitto = await startMosquitto({ tlsVersion: "tlsv1.2" });
-    try {
-      const identity = await fixtureIdentity("bad/unknown-ca");
-      const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, identity, serverCa);
-      const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
-      // Deno 2.9.6 reports the handshake as done before this alert even under TLS 1.2, so the
-      // message may be the late-rejection one; the code and stage are the same either way.
-      assert.match(err.message, /TLS alert "unknown CA"/);
-      assert.deepEqual(result.stages, ["dns", "tcp"]);
-      // And a good device still connects over TLS 1.2.
-      const good = await tryConnect(`ssl://localhost:${mosquitto.port}`, rsa, serverCa);
-      assert.equal(good.error, undefined, good.error?.message ?? "");
-      await good.session!.close();
-    } finally {
-      await mosquitto.stop();
-    }
+    await using mosquitto = await startMosquitto({ tlsVersion: "tlsv1.2" });
+    const identity = await fixtureIdentity("bad/unknown-ca");
+    const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, identity, serverCa);
+    const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
+    // Deno 2.9.6 reports the handshake as done before this alert even under TLS 1.2, so the
+    // message may be the late-rejection one; the code and stage are the same either way.
+    assert.match(err.message, /TLS alert "unknown CA"/);
+    assert.deepEqual(result.stages, ["dns", "tcp"]);
+    // And a good device still connects over TLS 1.2.
+    const good = await tryConnect(`ssl://localhost:${mosquitto.port}`, rsa, serverCa);
+    assert.equal(good.error, undefined, good.error?.message ?? "");
+    await good.session!.close();
   },
 );
 
 mosquittoTest(
   "connect() reports a device without a certificate as TLS_CLIENT_CERT_REQUIRED in stage tls",
   async () => {
-    const mosquitto = await startMosquitto();
-    try {
-      const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
-      const { key: _key, cert: _cert, ...noCertificate } = tlsOptions(rsa, serverCa, broker);
-      const stages: Stage[] = [];
-      const error = await connect({
-        broker,
-        // deno-lint-ignore no-explicit-any
-        tls: noCertificate as any,
-        clientId: "d:device-rsa-001",
-        onStage: (stage) => stages.push(stage),
-      }).then(() => undefined, (err) => err);
-      expectError({ error }, TlsError, "TLS_CLIENT_CERT_REQUIRED", "tls");
-      assert.deepEqual(stages, ["dns", "tcp"]);
-    } finally {
-      await mosquitto.stop();
-    }
+    await using mosquitto = await startMosquitto();
+    const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
+    const { key: _key, cert: _cert, ...noCertificate } = tlsOptions(rsa, serverCa, broker);
+    const stages: Stage[] = [];
+    const error = await connect({
+      broker,
+      // deno-lint-ignore no-explicit-any
+      tls: noCertificate as any,
+      clientId: "d:device-rsa-001",
+      onStage: (stage) => stages.push(stage),
+    }).then(() => undefined, (err) => err);
+    expectError({ error }, TlsError, "TLS_CLIENT_CERT_REQUIRED", "tls");
+    assert.deepEqual(stages, ["dns", "tcp"]);
   },
 );
 
 mosquittoTest(
   "connect() reports a server signed by another CA as TLS_SERVER_UNTRUSTED",
   async () => {
-    const mosquitto = await startMosquitto();
-    try {
-      const wrongCa = await fixtureTrust("ca/unknown-ca.pem");
-      const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, rsa, wrongCa);
-      const err = expectError(result, TlsError, "TLS_SERVER_UNTRUSTED", "tls");
-      assert.match(err.hint, /truststore/);
-      assert.deepEqual(result.stages, ["dns", "tcp"]);
-    } finally {
-      await mosquitto.stop();
-    }
+    await using mosquitto = await startMosquitto();
+    const wrongCa = await fixtureTrust("ca/unknown-ca.pem");
+    const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, rsa, wrongCa);
+    const err = expectError(result, TlsError, "TLS_SERVER_UNTRUSTED", "tls");
+    assert.match(err.hint, /truststore/);
+    assert.deepEqual(result.stages, ["dns", "tcp"]);
   },
 );
 
 mosquittoTest(
   "connect() reports a server certificate for another host as TLS_HOSTNAME_MISMATCH, by name and by IP",
   async () => {
-    const mosquitto = await startMosquitto({
+    await using mosquitto = await startMosquitto({
       certfile: "server/wrong-host.pem",
       keyfile: "server/wrong-host.key",
     });
-    try {
-      for (const host of ["localhost", "127.0.0.1"]) {
-        const result = await tryConnect(`ssl://${host}:${mosquitto.port}`, rsa, serverCa);
-        const err = expectError(result, TlsError, "TLS_HOSTNAME_MISMATCH", "tls");
-        assert.match(err.message, new RegExp(`not valid for "${host}"`));
-      }
-    } finally {
-      await mosquitto.stop();
+    for (const host of ["localhost", "127.0.0.1"]) {
+      const result = await tryConnect(`ssl://${host}:${mosquitto.port}`, rsa, serverCa);
+      const err = expectError(result, TlsError, "TLS_HOSTNAME_MISMATCH", "tls");
+      assert.match(err.message, new RegExp(`not valid for "${host}"`));
     }
   },
 );
@@ -211,7 +193,7 @@ mosquittoTest(
 mosquittoTest(
   "connect() by IP address verifies the server certificate's IP SAN and sends no SNI",
   async () => {
-    const mosquitto = await startMosquitto();
+    await using mosquitto = await startMosquitto();
     let session: Session | undefined;
     try {
       const result = await tryConnect(`ssl://127.0.0.1:${mosquitto.port}`, rsa, serverCa);
@@ -220,7 +202,6 @@ mosquittoTest(
       assert.deepEqual(result.stages, ["dns", "tcp", "tls", "mqtt"]);
     } finally {
       await session?.close();
-      await mosquitto.stop();
     }
   },
 );
@@ -242,9 +223,9 @@ Deno.test("connect() reports an unresolvable host as DNS_NOT_FOUND in stage dns"
 
 // --- Fake brokers: a TLS server (Deno.listenTls) that behaves in one scripted way. -------------
 
-interface FakeBroker {
+/** A fake broker; disposing of it closes the listener and its connections. */
+interface FakeBroker extends AsyncDisposable {
   port: number;
-  stop(): Promise<void>;
 }
 
 async function startFake(
@@ -280,7 +261,7 @@ async function startFake(
   })();
   return {
     port: (listener.addr as Deno.NetAddr).port,
-    async stop(): Promise<void> {
+    async [Symbol.asyncDispose](): Promise<void> {
       listener.close();
       await loop.catch(() => {});
       for (const conn of conns) {
@@ -316,18 +297,14 @@ async function drain(conn: Deno.Conn): Promise<void> {
 Deno.test(
   "connect() reports a server that closes right after the TLS handshake as TLS_CLIENT_CERT_REFUSED",
   async () => {
-    const fake = await startFake(async (conn) => {
+    await using fake = await startFake(async (conn) => {
       await readSome(conn); // the CONNECT: the handshake is done, now refuse like Cumulocity
       conn.close();
     });
-    try {
-      const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
-      const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
-      assert.match(err.message, /did not accept the device certificate/);
-      assert.deepEqual(result.stages, ["dns", "tcp"]);
-    } finally {
-      await fake.stop();
-    }
+    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
+    const err = expectError(result, TlsError, "TLS_CLIENT_CERT_REFUSED", "tls");
+    assert.match(err.message, /did not accept the device certificate/);
+    assert.deepEqual(result.stages, ["dns", "tcp"]);
   },
 );
 
@@ -365,93 +342,73 @@ const connackCases: Array<[number, string, RegExp]> = [
 ];
 for (const [returnCode, code, hint] of connackCases) {
   Deno.test(`connect() reports CONNACK ${returnCode} as ${code} with its meaning`, async () => {
-    const fake = await startFake(async (conn) => {
+    await using fake = await startFake(async (conn) => {
       const connect = await readSome(conn);
       assert.equal(connect?.[0], 0x10, "a CONNECT packet");
       await conn.write(new Uint8Array([0x20, 0x02, 0x00, returnCode]));
       await drain(conn);
     });
-    try {
-      const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
-      const err = expectError(result, MqttError, code, "mqtt");
-      assert.equal((err as MqttError).returnCode, returnCode);
-      assert.match(err.message, new RegExp(`CONNACK ${returnCode}`));
-      assert.match(err.hint, hint);
-      assert.equal(err.exitCode, 7);
-      assert.deepEqual(result.stages, ["dns", "tcp"]);
-    } finally {
-      await fake.stop();
-    }
+    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
+    const err = expectError(result, MqttError, code, "mqtt");
+    assert.equal((err as MqttError).returnCode, returnCode);
+    assert.match(err.message, new RegExp(`CONNACK ${returnCode}`));
+    assert.match(err.hint, hint);
+    assert.equal(err.exitCode, 7);
+    assert.deepEqual(result.stages, ["dns", "tcp"]);
   });
 }
 
 Deno.test("connect() sends MQTT 3.1.1 with a clean session and the keepalive", async () => {
   let packet: Uint8Array | null = null;
-  const fake = await startFake(async (conn) => {
+  await using fake = await startFake(async (conn) => {
     packet = await readSome(conn);
     await conn.write(new Uint8Array([0x20, 0x02, 0x00, 0x00]));
     await drain(conn);
   });
-  try {
-    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
-      keepaliveSeconds: 30,
-    });
-    assert.equal(result.error, undefined, result.error?.message ?? "");
-    await result.session!.close();
-    const p = packet! as Uint8Array;
-    // fixed header, remaining length, "MQTT", level 4, flags, keepalive, client id
-    assert.deepEqual([...p.subarray(2, 8)], [0, 4, 0x4d, 0x51, 0x54, 0x54]);
-    assert.equal(p[8], 4, "protocol level 4 (MQTT 3.1.1)");
-    assert.equal(p[9], 0x02, "clean session, no user name, password or will");
-    assert.equal((p[10] << 8) | p[11], 30);
-    assert.equal(new TextDecoder().decode(p.subarray(14)), "d:device-rsa-001");
-  } finally {
-    await fake.stop();
-  }
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
+    keepaliveSeconds: 30,
+  });
+  assert.equal(result.error, undefined, result.error?.message ?? "");
+  await result.session!.close();
+  const p = packet! as Uint8Array;
+  // fixed header, remaining length, "MQTT", level 4, flags, keepalive, client id
+  assert.deepEqual([...p.subarray(2, 8)], [0, 4, 0x4d, 0x51, 0x54, 0x54]);
+  assert.equal(p[8], 4, "protocol level 4 (MQTT 3.1.1)");
+  assert.equal(p[9], 0x02, "clean session, no user name, password or will");
+  assert.equal((p[10] << 8) | p[11], 30);
+  assert.equal(new TextDecoder().decode(p.subarray(14)), "d:device-rsa-001");
 });
 
 Deno.test("connect() reports a server that never sends CONNACK as MQTT_CONNACK_TIMEOUT", async () => {
-  const fake = await startFake(drain);
-  try {
-    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
-      connectTimeoutMs: 400,
-    });
-    expectError(result, MqttError, "MQTT_CONNACK_TIMEOUT", "mqtt");
-  } finally {
-    await fake.stop();
-  }
+  await using fake = await startFake(drain);
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
+    connectTimeoutMs: 400,
+  });
+  expectError(result, MqttError, "MQTT_CONNACK_TIMEOUT", "mqtt");
 });
 
 Deno.test("connect() reports a port that does not speak TLS as TLS_NOT_TLS", async () => {
-  const fake = await startFake(async (conn) => {
+  await using fake = await startFake(async (conn) => {
     await readSome(conn);
     await conn.write(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
   }, { tls: false });
-  try {
-    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
-    expectError(result, TlsError, "TLS_NOT_TLS", "tls");
-  } finally {
-    await fake.stop();
-  }
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa);
+  expectError(result, TlsError, "TLS_NOT_TLS", "tls");
 });
 
 Deno.test("connect() reports a silent server during the handshake as TLS_TIMEOUT", async () => {
-  const fake = await startFake(drain, { tls: false });
-  try {
-    const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
-      connectTimeoutMs: 300,
-    });
-    const err = expectError(result, TlsError, "TLS_TIMEOUT", "tls");
-    assert.match(err.message, /0\.3 s/);
-  } finally {
-    await fake.stop();
-  }
+  await using fake = await startFake(drain, { tls: false });
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
+    connectTimeoutMs: 300,
+  });
+  const err = expectError(result, TlsError, "TLS_TIMEOUT", "tls");
+  assert.match(err.message, /0\.3 s/);
 });
 
 Deno.test(
   "connectionLost() is called when the broker drops the connection, and publish() then fails",
   async () => {
-    const fake = await startFake(async (conn) => {
+    await using fake = await startFake(async (conn) => {
       await readSome(conn);
       await conn.write(new Uint8Array([0x20, 0x02, 0x00, 0x00]));
       await new Promise((r) => setTimeout(r, 50));
@@ -474,13 +431,12 @@ Deno.test(
       );
     } finally {
       await session?.close();
-      await fake.stop();
     }
   },
 );
 
 Deno.test("connect() with reconnect: true reconnects and says so in connectComplete()", async () => {
-  const fake = await startFake(async (conn, index) => {
+  await using fake = await startFake(async (conn, index) => {
     await readSome(conn);
     await conn.write(new Uint8Array([0x20, 0x02, 0x00, 0x00]));
     if (index === 0) {
@@ -510,7 +466,6 @@ Deno.test("connect() with reconnect: true reconnects and says so in connectCompl
     assert.equal(session.connected, true);
   } finally {
     await session?.close();
-    await fake.stop();
   }
 });
 

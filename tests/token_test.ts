@@ -226,7 +226,7 @@ async function connectAs(port: number, device: string): Promise<Session> {
 mosquittoTest(
   "requestToken() against mosquitto, which never answers s/uat, ends with TOKEN_TIMEOUT",
   async () => {
-    const mosquitto = await startMosquitto();
+    await using mosquitto = await startMosquitto();
     let session: Session | undefined;
     try {
       session = await connectAs(mosquitto.port, "rsa");
@@ -244,7 +244,6 @@ mosquittoTest(
       assert.equal(requests?.length, 2, log);
     } finally {
       await session?.close();
-      await mosquitto.stop();
     }
   },
 );
@@ -252,7 +251,7 @@ mosquittoTest(
 mosquittoTest(
   "requestToken() over mosquitto takes the 71 line a responder publishes on s/dat",
   async () => {
-    const mosquitto = await startMosquitto();
+    await using mosquitto = await startMosquitto();
     let device: Session | undefined;
     let responder: Session | undefined;
     try {
@@ -277,7 +276,6 @@ mosquittoTest(
     } finally {
       await device?.close();
       await responder?.close();
-      await mosquitto.stop();
     }
   },
 );
