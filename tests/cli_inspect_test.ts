@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { runCli } from "./cli_helpers.ts";
-import { findJdkCacerts } from "./test_helpers.ts";
+import { type CliResult, runCli } from "./cli_helpers.ts";
+import { jdkCacertsOrWarn } from "./test_helpers.ts";
 
 const PASSWORD = "changeit";
 
@@ -15,6 +15,20 @@ interface InspectJson {
   problems: { code: string; severity: string; message: string }[];
 }
 
+/**
+ * Runs `inspect <args> --json` allowed to read `read`, asserts its exit code, and returns the run
+ * with its output parsed.
+ */
+async function inspectJson(
+  args: string[],
+  read: string[],
+  options: { exit?: number; stdin?: string } = {},
+): Promise<CliResult & { out: InspectJson }> {
+  const r = await runCli(["inspect", ...args, "--json"], { read }, { stdin: options.stdin });
+  assert.equal(r.code, options.exit ?? 0, r.stderr);
+  return { ...r, out: JSON.parse(r.stdout) };
+}
+
 const goodStores: [string, string, string][] = [
   ["devices/rsa.openssl3.p12", "pkcs12", "device-rsa-001"],
   ["devices/ec256.legacy.p12", "pkcs12", "device-ec256-001"],
@@ -26,12 +40,10 @@ const goodStores: [string, string, string][] = [
 for (const [file, format, cn] of goodStores) {
   Deno.test(`inspect --json reads ${file} as ${format} with client id d:${cn}`, async () => {
     const path = `fixtures/${file}`;
-    const r = await runCli(
-      ["inspect", "--keystore", path, "--keystore-password", `pass:${PASSWORD}`, "--json"],
-      { read: [path] },
+    const { out, stdout } = await inspectJson(
+      ["--keystore", path, "--keystore-password", `pass:${PASSWORD}`],
+      [path],
     );
-    assert.equal(r.code, 0, r.stderr);
-    const out: InspectJson = JSON.parse(r.stdout);
     assert.equal(out.keystore?.format, format);
     assert.equal(out.clientId, `d:${cn}`);
     assert.equal(out.keystore?.chain.length, 2);
@@ -39,7 +51,7 @@ for (const [file, format, cn] of goodStores) {
     assert.match(out.keystore?.chain[0]?.notBefore ?? "", /^\d{4}-\d\d-\d\dT/);
     assert.match(out.keystore?.chain[0]?.sha256 ?? "", /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     assert.deepEqual(out.problems.filter((p) => p.severity === "error"), []);
-    assert.ok(!r.stdout.includes(PASSWORD));
+    assert.ok(!stdout.includes(PASSWORD));
   });
 }
 
@@ -60,32 +72,20 @@ Deno.test("inspect prints the chain, fingerprints and client id for people", asy
 
 Deno.test("inspect reads a JKS truststore without a password and the JDK's cacerts", async () => {
   const path = "fixtures/server/server-truststore.jks";
-  const r = await runCli(["inspect", "--truststore", path, "--json"], { read: [path] });
-  assert.equal(r.code, 0, r.stderr);
-  const out: InspectJson = JSON.parse(r.stdout);
+  const { out } = await inspectJson(["--truststore", path], [path]);
   assert.equal(out.truststore?.certificates[0]?.commonName, "c8y-mqtt-cert Test Server CA");
   assert.equal(out.keystore, undefined);
-  const cacerts = findJdkCacerts();
-  if (cacerts === undefined) {
-    console.warn("SKIPPED: the JDK's cacerts part: no JDK is installed here");
-    return;
-  }
+  const cacerts = jdkCacertsOrWarn("inspect of the JDK's cacerts");
+  if (cacerts === undefined) return;
   // The JDK's path is often a link into /etc/ssl: Deno needs read access to both.
-  const jdk = await runCli(["inspect", "--truststore", cacerts, "--json"], {
-    read: [cacerts, Deno.realPathSync(cacerts)],
-  });
-  assert.equal(jdk.code, 0, jdk.stderr);
-  assert.ok(JSON.parse(jdk.stdout).truststore.certificates.length > 100);
+  const jdk = await inspectJson(["--truststore", cacerts], [cacerts, Deno.realPathSync(cacerts)]);
+  assert.ok((jdk.out.truststore?.certificates.length ?? 0) > 100);
 });
 
 Deno.test("inspect warns about a chain stored out of order", async () => {
   const chain = "fixtures/bad/misordered.chain.pem";
   const key = "fixtures/devices/rsa.key";
-  const r = await runCli(["inspect", "--keystore", chain, "--key", key, "--json"], {
-    read: [chain, key],
-  });
-  assert.equal(r.code, 0, r.stderr);
-  const out: InspectJson = JSON.parse(r.stdout);
+  const { out } = await inspectJson(["--keystore", chain, "--key", key], [chain, key]);
   assert.equal(out.keystore?.chain[0]?.commonName, "device-rsa-001", "shown leaf first");
   const order = out.problems.find((p) => p.code === "CHAIN_ORDER");
   assert.equal(order?.severity, "warning");
@@ -93,12 +93,11 @@ Deno.test("inspect warns about a chain stored out of order", async () => {
 
 Deno.test("inspect reports an error problem and exits 4 for an expired certificate", async () => {
   const path = "fixtures/bad/expired.p12";
-  const r = await runCli(
-    ["inspect", "--keystore", path, "--keystore-password", "file:fixtures/password.txt", "--json"],
-    { read: [path, "fixtures/password.txt"] },
+  const { out } = await inspectJson(
+    ["--keystore", path, "--keystore-password", "file:fixtures/password.txt"],
+    [path, "fixtures/password.txt"],
+    { exit: 4 },
   );
-  assert.equal(r.code, 4, r.stderr);
-  const out: InspectJson = JSON.parse(r.stdout);
   const expired = out.problems.find((p) => p.code === "CERT_EXPIRED");
   assert.equal(expired?.severity, "error");
   assert.match(expired?.message ?? "", /device-expired/);
@@ -107,22 +106,16 @@ Deno.test("inspect reports an error problem and exits 4 for an expired certifica
 Deno.test("inspect opens stores that have no password without asking for one", async () => {
   const nomac = "fixtures/devices/rsa.nomac.p12";
   const jks = "fixtures/server/server-truststore.jks";
-  const r = await runCli(["inspect", "--keystore", nomac, "--truststore", jks, "--json"], {
-    read: [nomac, jks],
-  });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).clientId, "d:device-rsa-001");
+  const { out } = await inspectJson(["--keystore", nomac, "--truststore", jks], [nomac, jks]);
+  assert.equal(out.clientId, "d:device-rsa-001");
 });
 
 Deno.test("inspect takes the password from stdin", async () => {
   const path = "fixtures/devices/ec256.openssl3.p12";
-  const r = await runCli(
-    ["inspect", "--keystore", path, "--keystore-password", "stdin", "--json"],
-    { read: [path] },
-    { stdin: `${PASSWORD}\n` },
-  );
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).clientId, "d:device-ec256-001");
+  const { out } = await inspectJson(["--keystore", path, "--keystore-password", "stdin"], [path], {
+    stdin: `${PASSWORD}\n`,
+  });
+  assert.equal(out.clientId, "d:device-ec256-001");
 });
 
 /** A bad input, the exit code and error code it must give, and text the message must name. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startEmulator } from "../lib/emulator.ts";
 import type { Emulator } from "../lib/emulator.ts";
-import { runCli } from "./cli_helpers.ts";
+import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const text = (p: string) => Deno.readTextFileSync(new URL(p, fixtures));
@@ -30,25 +30,27 @@ interface StoreArgs {
   args: string[];
 }
 
+/** The options of a store password given on the command line. */
+const STORE_PASSWORD = ["--keystore-password", `pass:${PASSWORD}`];
+
+/** A keystore file and its options: by default the store password. */
+function store(path: string, options: string[] = STORE_PASSWORD): StoreArgs {
+  return {
+    label: path.slice(path.lastIndexOf("/") + 1),
+    files: [path],
+    args: ["--keystore", path, ...options],
+  };
+}
+
 function storeVariants(device: string): StoreArgs[] {
   const d = `fixtures/devices/${device}`;
-  const pw = ["--keystore-password", `pass:${PASSWORD}`];
-  const p12 = (v: string): StoreArgs => ({
-    label: `${device}.${v}.p12`,
-    files: [`${d}.${v}.p12`],
-    args: ["--keystore", `${d}.${v}.p12`, ...pw],
-  });
   return [
-    p12("openssl3"),
-    p12("legacy"),
-    p12("jdk"),
-    p12("nomac"),
-    { label: `${device}.jks`, files: [`${d}.jks`], args: ["--keystore", `${d}.jks`, ...pw] },
-    {
-      label: `${device}.keypass.jks`,
-      files: [`${d}.keypass.jks`],
-      args: ["--keystore", `${d}.keypass.jks`, ...pw, "--key-password", "pass:keysecret"],
-    },
+    store(`${d}.openssl3.p12`),
+    store(`${d}.legacy.p12`),
+    store(`${d}.jdk.p12`),
+    store(`${d}.nomac.p12`),
+    store(`${d}.jks`),
+    store(`${d}.keypass.jks`, [...STORE_PASSWORD, "--key-password", "pass:keysecret"]),
     {
       label: `${device}.chain.pem + ${device}.key.enc.pem`,
       files: [`${d}.chain.pem`, `${d}.key.enc.pem`],
@@ -64,6 +66,31 @@ function storeVariants(device: string): StoreArgs[] {
   ];
 }
 
+/** The command line of `command` for `device` against the emulator, trusting its server. */
+function deviceArgs(
+  emulator: Emulator,
+  command: "token" | "check",
+  device: StoreArgs,
+  extra: string[] = [],
+): string[] {
+  return [command, "--url", emulator.url, ...device.args, "--truststore", TRUST, ...extra];
+}
+
+/** Exactly the permissions {@linkcode deviceArgs} need. */
+function devicePerms(emulator: Emulator, device: StoreArgs): CliPermissions {
+  return { read: [...device.files, TRUST], net: [`127.0.0.1:${emulator.port}`] };
+}
+
+/** Runs {@linkcode deviceArgs} under exactly their permissions. */
+function runDevice(
+  emulator: Emulator,
+  command: "token" | "check",
+  device: StoreArgs,
+  extra: string[] = [],
+): Promise<CliResult> {
+  return runCli(deviceArgs(emulator, command, device, extra), devicePerms(emulator, device));
+}
+
 const CN: Record<string, string> = {
   rsa: "device-rsa-001",
   ec256: "device-ec256-001",
@@ -72,14 +99,10 @@ const CN: Record<string, string> = {
 
 Deno.test("token fetches a JWT from the emulator with every fixture keystore", async (t) => {
   await withEmulator(async (emulator) => {
-    const net = [`127.0.0.1:${emulator.port}`];
     for (const device of ["rsa", "ec256", "ec384"]) {
       for (const store of storeVariants(device)) {
         await t.step(store.label, async () => {
-          const r = await runCli(
-            ["token", "--url", emulator.url, ...store.args, "--truststore", TRUST],
-            { read: [...store.files, TRUST], net },
-          );
+          const r = await runDevice(emulator, "token", store);
           assert.equal(r.code, 0, r.stderr);
           const token = r.stdout.trim();
           assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, "stdout holds the token alone");
@@ -98,21 +121,11 @@ Deno.test("token fetches a JWT from the emulator with every fixture keystore", a
 
 Deno.test("token --json prints one object with claims, expiry and timings", async () => {
   await withEmulator(async (emulator) => {
-    const ks = "fixtures/devices/ec256.jdk.p12";
+    const ks = store("fixtures/devices/ec256.jdk.p12", ["--keystore-password", "env:KS_PW"]);
+    const url = `ssl://127.0.0.1:${emulator.port}`;
     const r = await runCli(
-      [
-        "token",
-        "--url",
-        `ssl://127.0.0.1:${emulator.port}`,
-        "--keystore",
-        ks,
-        "--keystore-password",
-        "env:KS_PW",
-        "--truststore",
-        TRUST,
-        "--json",
-      ],
-      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`], env: ["KS_PW"] },
+      ["token", "--url", url, ...ks.args, "--truststore", TRUST, "--json"],
+      { ...devicePerms(emulator, ks), env: ["KS_PW"] },
       { env: { KS_PW: PASSWORD } },
     );
     assert.equal(r.code, 0, r.stderr);
@@ -131,23 +144,11 @@ Deno.test("token output is never altered by password scrubbing, even for a one-l
     const chain = "fixtures/devices/rsa.chain.pem";
     const key = "fixtures/devices/rsa.key";
     // The PEM key is not encrypted, so the (unused) password "e" must not touch the token.
-    const r = await runCli(
-      [
-        "token",
-        "--url",
-        emulator.url,
-        "--keystore",
-        chain,
-        "--key",
-        key,
-        "--keystore-password",
-        "pass:e",
-        "--truststore",
-        TRUST,
-        "--json",
-      ],
-      { read: [chain, key, TRUST], net: [`127.0.0.1:${emulator.port}`] },
-    );
+    const r = await runDevice(emulator, "token", {
+      label: "rsa.chain.pem + rsa.key",
+      files: [chain, key],
+      args: ["--keystore", chain, "--key", key, "--keystore-password", "pass:e"],
+    }, ["--json"]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.match(out.token, /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -157,21 +158,7 @@ Deno.test("token output is never altered by password scrubbing, even for a one-l
 
 Deno.test("check reports every stage with a mark and a time", async () => {
   await withEmulator(async (emulator) => {
-    const ks = "fixtures/devices/rsa.jks";
-    const r = await runCli(
-      [
-        "check",
-        "--url",
-        emulator.url,
-        "--keystore",
-        ks,
-        "--keystore-password",
-        "pass:changeit",
-        "--truststore",
-        TRUST,
-      ],
-      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] },
-    );
+    const r = await runDevice(emulator, "check", store("fixtures/devices/rsa.jks"));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const stage of ["keystore", "truststore", "certificates", "tls", "mqtt", "token"]) {
       assert.match(r.stdout, new RegExp(`✓ ${stage}\\s+\\d+ ms`), `${stage} in:\n${r.stdout}`);
@@ -184,20 +171,9 @@ Deno.test("check reports every stage with a mark and a time", async () => {
 
 Deno.test("check stops at the certificates stage for an expired device, --force goes on to mqtt", async () => {
   await withEmulator(async (emulator) => {
-    const ks = "fixtures/bad/expired.p12";
-    const base = [
-      "check",
-      "--url",
-      emulator.url,
-      "--keystore",
-      ks,
-      "--keystore-password",
-      "pass:changeit",
-      "--truststore",
-      TRUST,
-      "--json",
-    ];
-    const perms = { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] };
+    const ks = store("fixtures/bad/expired.p12");
+    const base = deviceArgs(emulator, "check", ks, ["--json"]);
+    const perms = devicePerms(emulator, ks);
     const stopped = await runCli(base, perms);
     assert.equal(stopped.code, 4, stopped.stdout);
     const body = JSON.parse(stopped.stdout);
@@ -212,21 +188,7 @@ Deno.test("check stops at the certificates stage for an expired device, --force 
 
 Deno.test("token from a device of an unknown CA is refused by the emulator with CONNACK 5", async () => {
   await withEmulator(async (emulator) => {
-    const ks = "fixtures/bad/unknown-ca.p12";
-    const r = await runCli(
-      [
-        "token",
-        "--url",
-        emulator.url,
-        "--keystore",
-        ks,
-        "--keystore-password",
-        "pass:changeit",
-        "--truststore",
-        TRUST,
-      ],
-      { read: [ks, TRUST], net: [`127.0.0.1:${emulator.port}`] },
-    );
+    const r = await runDevice(emulator, "token", store("fixtures/bad/unknown-ca.p12"));
     assert.equal(r.code, 7, r.stderr);
     assert.match(r.stderr, /^error: .*/m);
     assert.match(r.stderr, /^hint: /m);
@@ -238,19 +200,10 @@ Deno.test("token names the missing permission flag for each flag left out", asyn
   await withEmulator(async (emulator) => {
     const ks = "fixtures/devices/rsa.jks";
     const host = `127.0.0.1:${emulator.port}`;
-    const args = [
-      "token",
-      "--url",
-      emulator.url,
-      "--keystore",
-      ks,
-      "--keystore-password",
-      "env:KS_PW",
-      "--truststore",
-      TRUST,
-    ];
-    const all = { read: [ks, TRUST], net: [host], env: ["KS_PW"] };
-    const cases: [string, typeof all, string][] = [
+    const device = store(ks, ["--keystore-password", "env:KS_PW"]);
+    const args = deviceArgs(emulator, "token", device);
+    const all = { ...devicePerms(emulator, device), env: ["KS_PW"] };
+    const cases: [string, CliPermissions, string][] = [
       ["read of the keystore", { ...all, read: [TRUST] }, `--allow-read=${ks}`],
       ["read of the truststore", { ...all, read: [ks] }, `--allow-read=${TRUST}`],
       ["net", { ...all, net: [] }, `--allow-net=${host}`],

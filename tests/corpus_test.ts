@@ -19,8 +19,14 @@
 
 import assert from "node:assert/strict";
 import { startEmulator } from "../lib/emulator.ts";
-import { type CliPermissions, runCli } from "./cli_helpers.ts";
-import { freePort, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
+import {
+  freePort,
+  type Mosquitto,
+  type MosquittoOptions,
+  mosquittoTest,
+  startMosquitto,
+} from "./mosquitto.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const text = (p: string): string => Deno.readTextFileSync(new URL(p, FIXTURES));
@@ -45,7 +51,6 @@ const PROGRESS = /^(✓|✗|!) /;
 /** A port nothing listens on (taken at load time; each case fails fast with ECONNREFUSED). */
 const CLOSED = freePort();
 const CLOSED_URL = `ssl://127.0.0.1:${CLOSED}`;
-const CLOSED_NET = [`127.0.0.1:${CLOSED}`];
 
 /** One bad input or failing peer and what the CLI must make of it. */
 interface Case {
@@ -53,8 +58,8 @@ interface Case {
   name: string;
   /** The command line after `cli.ts` (without `--json`). */
   args: string[];
-  /** Exactly the permissions the command needs. */
-  perms: CliPermissions;
+  /** Exactly the permissions the command needs: those {@linkcode granted} gives by default. */
+  perms?: CliPermissions;
   /** The exit code of the failure class. */
   exit: number;
   /** The error code (several when the environment decides, e.g. DNS without a resolver). */
@@ -74,12 +79,13 @@ interface Case {
 }
 
 async function runCase(c: Case): Promise<void> {
+  const perms = c.perms ?? granted(c.args);
   const options = { stdin: c.stdin, env: c.env };
   const codes = typeof c.code === "string" ? [c.code] : c.code;
   const names = typeof c.names === "string" ? [c.names] : c.names;
 
-  const human = await runCli(c.args, c.perms, options);
-  const where = `${c.args.join(" ")}\nstdout:\n${human.stdout}\nstderr:\n${human.stderr}`;
+  const human = await runCli(c.args, perms, options);
+  const where = describe(c.args, human);
   assert.equal(human.code, c.exit, `exit code of ${where}`);
   const lines = human.stderr.trimEnd().split("\n");
   const at = lines.findIndex((l) => !PROGRESS.test(l));
@@ -98,8 +104,9 @@ async function runCase(c: Case): Promise<void> {
   if (rest.length === 1) assert.match(rest[0]!, /^hint: \S/, where);
   assertClean(human.stdout, human.stderr, where);
 
-  const json = await runCli([...c.args, "--json"], c.perms, options);
-  const jwhere = `${c.args.join(" ")} --json\nstdout:\n${json.stdout}\nstderr:\n${json.stderr}`;
+  const jsonArgs = [...c.args, "--json"];
+  const json = await runCli(jsonArgs, perms, options);
+  const jwhere = describe(jsonArgs, json);
   assert.equal(json.code, c.exit, `exit code of ${jwhere}`);
   assert.equal(json.stderr, "", `--json writes nothing to stderr: ${jwhere}`);
   let body;
@@ -123,6 +130,11 @@ async function runCase(c: Case): Promise<void> {
   assertClean(json.stdout, json.stderr, jwhere);
 }
 
+/** A run's command line and output, for failure messages. */
+function describe(args: string[], result: CliResult): string {
+  return `${args.join(" ")}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+}
+
 function assertClean(stdout: string, stderr: string, where: string): void {
   for (const output of [stdout, stderr]) {
     assert.ok(!/^\s+at /m.test(output), `no stack trace in ${where}`);
@@ -144,6 +156,35 @@ function connect(
     .concat(extra);
 }
 
+/** A `token`/`check` command line for the closed port with exactly the given options. */
+function closed(command: "token" | "check", ...options: string[]): string[] {
+  return [command, "--url", CLOSED_URL, ...options];
+}
+
+/** Options whose value is a file the command reads. */
+const FILE_OPTIONS = ["--keystore", "--truststore", "--key"];
+
+/**
+ * The permissions a user gives a command line: read for each file it names (a store, a `--key`,
+ * a `file:` password), env for each `env:` password and, for `token` and `check`, net for the
+ * host and port of `--url`.
+ */
+function granted(args: string[]): CliPermissions {
+  const read: string[] = [];
+  const net: string[] = [];
+  const env: string[] = [];
+  args.forEach((value, i) => {
+    const option = args[i - 1] ?? "";
+    if (FILE_OPTIONS.includes(option)) read.push(value);
+    if (option.endsWith("-password") && value.startsWith("file:")) read.push(value.slice(5));
+    if (option.endsWith("-password") && value.startsWith("env:")) env.push(value.slice(4));
+    if (option === "--url" && (args[0] === "token" || args[0] === "check")) {
+      net.push(new URL(value).host);
+    }
+  });
+  return { read, net, env };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offline: stores, certificates, URLs and usage. No peer is needed; those that get as far as
 // connecting meet a closed port.
@@ -157,7 +198,6 @@ const storeCases: Case[] = [
   {
     name: "token: a JKS file given --keystore-type pkcs12",
     args: connect("token", CLOSED_URL, RSA_JKS, ["--keystore-type", "pkcs12"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 3,
     code: "STORE_FORMAT",
     names: RSA_JKS,
@@ -165,7 +205,6 @@ const storeCases: Case[] = [
   {
     name: "check: a PKCS#12 file given --keystore-type jks",
     args: connect("check", CLOSED_URL, RSA_P12, ["--keystore-type", "jks"]),
-    perms: { read: [RSA_P12], net: CLOSED_NET },
     exit: 3,
     code: "STORE_FORMAT",
     names: RSA_P12,
@@ -173,7 +212,6 @@ const storeCases: Case[] = [
   {
     name: "inspect: an unknown --keystore-type",
     args: ["inspect", "--keystore", RSA_JKS, "--keystore-type", "der"],
-    perms: { read: [RSA_JKS] },
     exit: 2,
     code: "USAGE",
     names: ["--keystore-type", "der"],
@@ -181,7 +219,6 @@ const storeCases: Case[] = [
   {
     name: "token: an --alias the JKS does not hold",
     args: connect("token", CLOSED_URL, MULTI_JKS, ["--alias", "no-such-alias"]),
-    perms: { read: [MULTI_JKS], net: CLOSED_NET },
     exit: 3,
     code: "STORE_ALIAS_UNKNOWN",
     names: [MULTI_JKS, "no-such-alias"],
@@ -189,7 +226,6 @@ const storeCases: Case[] = [
   {
     name: "check: no --alias for a JKS with two keys",
     args: connect("check", CLOSED_URL, MULTI_JKS),
-    perms: { read: [MULTI_JKS], net: CLOSED_NET },
     exit: 3,
     code: "STORE_ALIAS_REQUIRED",
     names: MULTI_JKS,
@@ -202,7 +238,6 @@ const storeCases: Case[] = [
       "--truststore-password",
       "pass:wrong-trust-pw-7",
     ]),
-    perms: { read: [RSA_JKS, "fixtures/server/server-truststore.p12"], net: CLOSED_NET },
     exit: 3,
     code: "KEYSTORE_PASSWORD",
     names: "server-truststore.p12",
@@ -210,67 +245,42 @@ const storeCases: Case[] = [
   {
     name: "check: random bytes as truststore",
     args: connect("check", CLOSED_URL, RSA_JKS, ["--truststore", "fixtures/bad/random.bin"]),
-    perms: { read: [RSA_JKS, "fixtures/bad/random.bin"], net: CLOSED_NET },
     exit: 3,
     code: "STORE_FORMAT",
     names: "random.bin",
   },
   {
     name: "token: a --key file that does not exist",
-    args: ["token", "--url", CLOSED_URL, "--keystore", RSA_CHAIN, "--key", "fixtures/no.key"],
-    perms: { read: [RSA_CHAIN, "fixtures/no.key"], net: CLOSED_NET },
+    args: closed("token", "--keystore", RSA_CHAIN, "--key", "fixtures/no.key"),
     exit: 3,
     code: "STORE_NOT_FOUND",
     names: "fixtures/no.key",
   },
   {
     name: "token: an encrypted PEM key, no --key-password and no terminal",
-    args: [
-      "token",
-      "--url",
-      CLOSED_URL,
-      "--keystore",
-      RSA_CHAIN,
-      "--key",
-      "fixtures/devices/rsa.key.enc.pem",
-    ],
-    perms: { read: [RSA_CHAIN, "fixtures/devices/rsa.key.enc.pem"], net: CLOSED_NET },
+    args: closed("token", "--keystore", RSA_CHAIN, "--key", "fixtures/devices/rsa.key.enc.pem"),
     exit: 2,
     code: "PASSWORD_REQUIRED",
     names: "rsa.key.enc.pem",
   },
   {
     name: "check: a wrong --key-password for an encrypted PKCS#8 key",
-    args: [
-      "check",
-      "--url",
-      CLOSED_URL,
-      "--keystore",
-      RSA_CHAIN,
-      "--key",
-      "fixtures/devices/ec256.key.enc.pem",
-      "--key-password",
-      "pass:wrong-key-pw-8",
-    ],
-    perms: { read: [RSA_CHAIN, "fixtures/devices/ec256.key.enc.pem"], net: CLOSED_NET },
+    args: closed("check", "--keystore", RSA_CHAIN, "--key", "fixtures/devices/ec256.key.enc.pem")
+      .concat("--key-password", "pass:wrong-key-pw-8"),
     exit: 3,
     code: "KEY_PASSWORD",
     names: "ec256.key.enc.pem",
   },
   {
     name: "token: a wrong --key-password (from stdin) for a Proc-Type encrypted key",
-    args: [
+    args: closed(
       "token",
-      "--url",
-      CLOSED_URL,
       "--keystore",
       RSA_CHAIN,
       "--key",
       "fixtures/devices/rsa.key.legacy-enc.pem",
-      "--key-password",
-      "stdin",
-    ],
-    perms: { read: [RSA_CHAIN, "fixtures/devices/rsa.key.legacy-enc.pem"], net: CLOSED_NET },
+    )
+      .concat("--key-password", "stdin"),
     stdin: "stdin-key-pw-10\n",
     exit: 3,
     code: "KEY_PASSWORD",
@@ -278,16 +288,13 @@ const storeCases: Case[] = [
   },
   {
     name: "token: a wrong store password from env:",
-    args: [
+    args: closed(
       "token",
-      "--url",
-      CLOSED_URL,
       "--keystore",
       "fixtures/devices/ec384.jdk.p12",
       "--keystore-password",
       "env:CORPUS_PW",
-    ],
-    perms: { read: ["fixtures/devices/ec384.jdk.p12"], net: CLOSED_NET, env: ["CORPUS_PW"] },
+    ),
     env: { CORPUS_PW: "wrong-env-pw-9" },
     exit: 3,
     code: "KEYSTORE_PASSWORD",
@@ -295,24 +302,20 @@ const storeCases: Case[] = [
   },
   {
     name: "token: a PEM private key given as --keystore (no certificate)",
-    args: ["token", "--url", CLOSED_URL, "--keystore", "fixtures/devices/rsa.key"],
-    perms: { read: ["fixtures/devices/rsa.key"], net: CLOSED_NET },
+    args: closed("token", "--keystore", "fixtures/devices/rsa.key"),
     exit: 3,
     code: "STORE_NO_CERTIFICATE",
     names: "rsa.key",
   },
   {
     name: "token: a file: password source that does not exist",
-    args: [
+    args: closed(
       "token",
-      "--url",
-      CLOSED_URL,
       "--keystore",
       RSA_JKS,
       "--keystore-password",
       "file:fixtures/no-password.txt",
-    ],
-    perms: { read: [RSA_JKS, "fixtures/no-password.txt"], net: CLOSED_NET },
+    ),
     exit: 2,
     code: "PASSWORD_SOURCE",
     names: "fixtures/no-password.txt",
@@ -325,7 +328,6 @@ const storeCases: Case[] = [
       "--truststore-password",
       "pass:wrong-trust-pw-7",
     ]),
-    perms: { read: [RSA_JKS, TRUST], net: CLOSED_NET },
     exit: 3,
     code: "KEYSTORE_PASSWORD",
     names: "server-truststore.jks",
@@ -333,23 +335,13 @@ const storeCases: Case[] = [
   {
     name: "check: a directory as truststore",
     args: connect("check", CLOSED_URL, RSA_JKS, ["--truststore", "fixtures/server"]),
-    perms: { read: [RSA_JKS, "fixtures/server"], net: CLOSED_NET },
     exit: 3,
     code: "STORE_IS_DIRECTORY",
     names: "fixtures/server",
   },
   {
     name: "token: random bytes as --key",
-    args: [
-      "token",
-      "--url",
-      CLOSED_URL,
-      "--keystore",
-      RSA_CHAIN,
-      "--key",
-      "fixtures/bad/random.bin",
-    ],
-    perms: { read: [RSA_CHAIN, "fixtures/bad/random.bin"], net: CLOSED_NET },
+    args: closed("token", "--keystore", RSA_CHAIN, "--key", "fixtures/bad/random.bin"),
     exit: 3,
     code: "STORE_FORMAT",
     names: "random.bin",
@@ -365,34 +357,24 @@ const certificateCases: Case[] = [
   ["rsa1024", "RSA_KEY_TOO_SMALL", "device-rsa1024"],
   ["serverauth", "EKU_NO_CLIENT_AUTH", "device-serverauth"],
   ["noca", "CA_FLAG_MISSING", "Non-CA Intermediate"],
-].map(([bad, code, cn]): Case => {
-  const store = `fixtures/bad/${bad}.p12`;
-  return {
-    name: `token: bad/${bad}.p12`,
-    args: connect("token", CLOSED_URL, store, ["--truststore", TRUST]),
-    perms: { read: [store, TRUST], net: CLOSED_NET },
-    exit: 4,
-    code: code!,
-    names: cn!,
-    stage: "certificate",
-  };
-});
+].map(([bad, code, cn]): Case => ({
+  name: `token: bad/${bad}.p12`,
+  args: connect("token", CLOSED_URL, `fixtures/bad/${bad}.p12`, ["--truststore", TRUST]),
+  exit: 4,
+  code: code!,
+  names: cn!,
+  stage: "certificate",
+}));
 certificateCases.push(
   {
     name: "token: bad/mismatch.chain.pem with a --key of another certificate",
-    args: [
+    args: closed(
       "token",
-      "--url",
-      CLOSED_URL,
       "--keystore",
       "fixtures/bad/mismatch.chain.pem",
       "--key",
       "fixtures/bad/mismatch.key",
-    ],
-    perms: {
-      read: ["fixtures/bad/mismatch.chain.pem", "fixtures/bad/mismatch.key"],
-      net: CLOSED_NET,
-    },
+    ),
     exit: 4,
     code: "KEY_MISMATCH",
     names: "device-mismatch",
@@ -401,7 +383,6 @@ certificateCases.push(
   {
     name: "token: a --client-id that does not match the CN",
     args: connect("token", CLOSED_URL, RSA_JKS, ["--client-id", "d:device-ec256-001"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 4,
     code: "CLIENT_ID_MISMATCH",
     names: ["d:device-ec256-001", "device-rsa-001"],
@@ -410,7 +391,6 @@ certificateCases.push(
   {
     name: "check: a --client-id with another connection type",
     args: connect("check", CLOSED_URL, RSA_JKS, ["--client-id", "x:device-rsa-001"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 2,
     code: "CLIENT_ID_TYPE",
     names: "x:device-rsa-001",
@@ -451,7 +431,6 @@ const usageCases: Case[] = [
   {
     name: "token: --timeout 0",
     args: connect("token", CLOSED_URL, RSA_JKS, ["--timeout", "0"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 2,
     code: "USAGE",
     names: ["--timeout", '"0"'],
@@ -459,7 +438,6 @@ const usageCases: Case[] = [
   {
     name: "check: --timeout abc",
     args: connect("check", CLOSED_URL, RSA_JKS, ["--timeout", "abc"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 2,
     code: "USAGE",
     names: ["--timeout", '"abc"'],
@@ -467,7 +445,6 @@ const usageCases: Case[] = [
   {
     name: "an unknown command",
     args: ["fetch-token", "--url", CLOSED_URL],
-    perms: {},
     exit: 2,
     code: "USAGE",
     names: "fetch-token",
@@ -475,7 +452,6 @@ const usageCases: Case[] = [
   {
     name: "token: no --url",
     args: ["token", "--keystore", RSA_JKS, "--keystore-password", `pass:${PASSWORD}`],
-    perms: { read: [RSA_JKS] },
     exit: 2,
     code: "USAGE",
     names: "--url",
@@ -483,15 +459,13 @@ const usageCases: Case[] = [
   {
     name: "token: --url without its value",
     args: ["token", "--keystore", RSA_JKS, "--url"],
-    perms: { read: [RSA_JKS] },
     exit: 2,
     code: "USAGE",
     names: "--url",
   },
   {
     name: "check: no --keystore",
-    args: ["check", "--url", CLOSED_URL],
-    perms: { net: CLOSED_NET },
+    args: closed("check"),
     exit: 2,
     code: "USAGE",
     names: "--keystore",
@@ -499,7 +473,6 @@ const usageCases: Case[] = [
   {
     name: "token: an extra argument",
     args: connect("token", CLOSED_URL, RSA_JKS, ["now"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 2,
     code: "USAGE",
     names: '"now"',
@@ -507,7 +480,6 @@ const usageCases: Case[] = [
   {
     name: "inspect: a connection option",
     args: ["inspect", "--keystore", RSA_JKS, "--url", CLOSED_URL],
-    perms: { read: [RSA_JKS] },
     exit: 2,
     code: "USAGE",
     names: "--url",
@@ -531,18 +503,15 @@ const commandLineCases: Case[] = [
     // would read two lines; the README says "first line"). Using the first line for both would
     // make a correct second line fail as "wrong key password". A usage error is the clear answer.
     name: "token: stdin named for two passwords",
-    args: [
+    args: closed(
       "token",
-      "--url",
-      CLOSED_URL,
       "--keystore",
       "fixtures/devices/rsa.keypass.jks",
       "--keystore-password",
       "stdin",
       "--key-password",
       "stdin",
-    ],
-    perms: { read: ["fixtures/devices/rsa.keypass.jks"], net: CLOSED_NET },
+    ),
     stdin: `${PASSWORD}\nkeysecret\n`,
     exit: 2,
     code: "PASSWORD_SOURCE",
@@ -564,7 +533,6 @@ const networkCases: Case[] = [
   {
     name: "check: an unresolvable host",
     args: connect("check", "ssl://nonexistent.invalid:8883", RSA_JKS),
-    perms: { read: [RSA_JKS], net: ["nonexistent.invalid:8883"] },
     exit: 5,
     // Without any DNS server (a sandbox) the lookup fails with EAI_AGAIN instead of NXDOMAIN.
     code: ["DNS_NOT_FOUND", "DNS_FAILED"],
@@ -574,7 +542,6 @@ const networkCases: Case[] = [
   {
     name: "token: a closed port on 127.0.0.1",
     args: connect("token", CLOSED_URL, RSA_JKS, ["--truststore", TRUST]),
-    perms: { read: [RSA_JKS, TRUST], net: CLOSED_NET },
     exit: 5,
     code: "NETWORK_REFUSED",
     names: `127.0.0.1 port ${CLOSED}`,
@@ -585,7 +552,6 @@ const networkCases: Case[] = [
     // (NETWORK_TIMEOUT, plus a TimeoutOverflowWarning on stderr) instead of the real failure.
     name: "token: a --timeout longer than a timer can hold, at a closed port",
     args: connect("token", CLOSED_URL, RSA_JKS, ["--timeout", "3000000"]),
-    perms: { read: [RSA_JKS], net: CLOSED_NET },
     exit: 5,
     code: "NETWORK_REFUSED",
     names: `127.0.0.1 port ${CLOSED}`,
@@ -627,7 +593,6 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
       hostname: "localhost",
     });
     try {
-      const goodNet = [`127.0.0.1:${good.port}`];
       const deviceCa = "fixtures/devices/truststore.jks";
       const cases: Case[] = [
         {
@@ -638,7 +603,6 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
             "--truststore-password",
             `pass:${PASSWORD}`,
           ]),
-          perms: { read: [RSA_JKS, deviceCa], net: goodNet },
           exit: 6,
           code: "TLS_SERVER_UNTRUSTED",
           names: `127.0.0.1:${good.port}`,
@@ -647,7 +611,6 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
         {
           name: "check: no truststore, and the default root CAs do not know the server's CA",
           args: connect("check", good.url, RSA_JKS),
-          perms: { read: [RSA_JKS], net: goodNet },
           exit: 6,
           code: "TLS_SERVER_UNTRUSTED",
           names: `127.0.0.1:${good.port}`,
@@ -659,7 +622,6 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
             "--truststore",
             TRUST,
           ]),
-          perms: { read: [RSA_JKS, TRUST], net: [`localhost:${wrongHost.port}`] },
           exit: 6,
           code: "TLS_HOSTNAME_MISMATCH",
           names: [`localhost:${wrongHost.port}`, '"localhost"'],
@@ -678,20 +640,32 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
 // ---------------------------------------------------------------------------------------------
 // mosquitto: a real broker that refuses device certificates, and one that never answers s/uat.
 
+/** Runs `fn` with a mosquitto started with `options`, shows its log if `fn` fails, and stops it. */
+async function withMosquitto(
+  options: MosquittoOptions,
+  fn: (broker: Mosquitto) => Promise<void>,
+): Promise<void> {
+  const broker = await startMosquitto(options);
+  try {
+    await fn(broker);
+  } catch (err) {
+    console.error(await broker.log());
+    throw err;
+  } finally {
+    await broker.stop();
+  }
+}
+
 mosquittoTest(
   "corpus (mosquitto): a refused device certificate is TLS, a broker without s/uat is token",
   async () => {
-    const broker = await startMosquitto();
-    try {
+    await withMosquitto({}, async (broker) => {
       const url = `ssl://127.0.0.1:${broker.port}`;
-      const net = [`127.0.0.1:${broker.port}`];
-      const unknown = "fixtures/bad/unknown-ca.p12";
       // Under TLS 1.3 mosquitto judges the client certificate after the client's handshake has
       // finished: the refusal is a close/alert on the first read, before the CONNACK.
       await runCase({
         name: "token: a device of an unknown CA against mosquitto",
-        args: connect("token", url, unknown, ["--truststore", TRUST]),
-        perms: { read: [unknown, TRUST], net },
+        args: connect("token", url, "fixtures/bad/unknown-ca.p12", ["--truststore", TRUST]),
         exit: 6,
         code: "TLS_CLIENT_CERT_REFUSED",
         names: `127.0.0.1:${broker.port}`,
@@ -702,32 +676,22 @@ mosquittoTest(
       await runCase({
         name: "token: a good device against a broker that never answers s/uat",
         args: connect("token", url, RSA_JKS, ["--truststore", TRUST, "--timeout", "1"]),
-        perms: { read: [RSA_JKS, TRUST], net },
         exit: 8,
         code: "TOKEN_TIMEOUT",
         names: [`127.0.0.1:${broker.port}`, "s/dat", "s/uat"],
         stage: "token",
       });
-    } catch (err) {
-      console.error(await broker.log());
-      throw err;
-    } finally {
-      await broker.stop();
-    }
-    const other = await startMosquitto({ cafile: "ca/unknown-ca.pem" });
-    try {
+    });
+    await withMosquitto({ cafile: "ca/unknown-ca.pem" }, async (other) => {
       await runCase({
         name: "check: a good device against mosquitto that trusts another CA",
         args: connect("check", `ssl://127.0.0.1:${other.port}`, RSA_JKS, ["--truststore", TRUST]),
-        perms: { read: [RSA_JKS, TRUST], net: [`127.0.0.1:${other.port}`] },
         exit: 6,
         code: "TLS_CLIENT_CERT_REFUSED",
         names: `127.0.0.1:${other.port}`,
         stage: "tls",
       });
-    } finally {
-      await other.stop();
-    }
+    });
   },
 );
 
@@ -846,6 +810,13 @@ function parsePacket(b: Uint8Array): { packet: Packet; length: number } | undefi
 /** What the scripted MQTT server does with a packet: bytes to send, then maybe close. */
 type Script = (packet: Packet) => { send?: Uint8Array[]; close?: boolean } | undefined;
 
+/** The scripted MQTT server's answer to each kind of packet; a packet without one is ignored. */
+interface Scripts {
+  connect?: Script;
+  subscribe?: Script;
+  publish?: Script;
+}
+
 const CONNECT = 1;
 const PUBLISH = 3;
 const SUBSCRIBE = 8;
@@ -855,10 +826,15 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
-function mqttPeer(script: Script): Peer {
+function mqttPeer(scripts: Scripts): Peer {
+  const byType = new Map([
+    [CONNECT, scripts.connect],
+    [SUBSCRIBE, scripts.subscribe],
+    [PUBLISH, scripts.publish],
+  ]);
   return startPeer(async (conn) => {
     for await (const packet of packets(conn)) {
-      const reply = script(packet);
+      const reply = byType.get(packet.type)?.(packet);
       for (const bytes of reply?.send ?? []) await writeAll(conn, bytes);
       if (reply?.close) return;
     }
@@ -877,6 +853,15 @@ function publish(topic: string, payload: string): Uint8Array {
   return new Uint8Array([0x30, length, 0, t.length, ...t, ...p]);
 }
 
+/** Accepts the connection (CONNACK 0). */
+const accept: Script = () => ({ send: [connack(0)] });
+/** Grants the subscription (SUBACK 0). */
+const grant: Script = (p) => ({ send: [suback(p, 0)] });
+/** Closes the connection. */
+const hangUp: Script = () => ({ close: true });
+
+const HTTP_400 = new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n");
+
 /** 256 bytes from a fixed-seed generator: "random", but the same in every run. */
 function garbage(): Uint8Array {
   const out = new Uint8Array(256);
@@ -890,33 +875,31 @@ function garbage(): Uint8Array {
   return out;
 }
 
-/** A good device's `token` command line against a scripted peer. */
-function scripted(peer: Peer, command: "token" | "check" = "token", extra: string[] = []): Case {
-  return {
-    name: "",
-    args: connect(command, `ssl://127.0.0.1:${peer.port}`, RSA_JKS, [
-      "--truststore",
-      TRUST,
-      "--timeout",
-      "1",
-      ...extra,
-    ]),
-    perms: { read: [RSA_JKS, TRUST], net: [`127.0.0.1:${peer.port}`] },
-    exit: 0,
-    code: "",
-    names: `127.0.0.1:${peer.port}`,
-  };
-}
+/** Where a peer listens, as an error names it. */
+const hostPort = (peer: Peer): string => `127.0.0.1:${peer.port}`;
 
-/** Runs one case against a peer and stops the peer, also on failure. */
+/** What a run against a scripted peer must give; the culprit is the peer unless `names` says. */
+type Expected = Pick<Case, "exit" | "code" | "stage"> & Partial<Pick<Case, "names" | "returnCode">>;
+
+/**
+ * Runs `command` of a good device against a peer as the step `name`, expecting `expected`, and
+ * stops the peer, also on failure.
+ */
 async function withPeer(
   t: Deno.TestContext,
   name: string,
   peer: Peer,
-  expect: (base: Case) => Case,
+  expected: Expected,
+  command: "token" | "check" = "token",
 ): Promise<void> {
   try {
-    await t.step(name, () => runCase({ ...expect(scripted(peer)), name }));
+    const args = connect(command, `ssl://${hostPort(peer)}`, RSA_JKS, [
+      "--truststore",
+      TRUST,
+      "--timeout",
+      "1",
+    ]);
+    await t.step(name, () => runCase({ name, args, names: hostPort(peer), ...expected }));
   } finally {
     await peer.close();
   }
@@ -928,9 +911,9 @@ Deno.test("corpus (scripted peers): servers that are not MQTT, refuse, or break 
     "token: a plain TCP server that answers HTTP (no TLS)",
     startPeer(async (conn) => {
       await conn.read(new Uint8Array(4096));
-      await writeAll(conn, new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n"));
+      await writeAll(conn, HTTP_400);
     }, { tls: false }),
-    (c) => ({ ...c, exit: 6, code: "TLS_NOT_TLS", stage: "tls" }),
+    { exit: 6, code: "TLS_NOT_TLS", stage: "tls" },
   );
   await withPeer(
     t,
@@ -940,35 +923,26 @@ Deno.test("corpus (scripted peers): servers that are not MQTT, refuse, or break 
         // swallow the ClientHello
       }
     }, { tls: false }),
-    (c) => ({ ...c, exit: 6, code: "TLS_TIMEOUT", stage: "tls" }),
+    { exit: 6, code: "TLS_TIMEOUT", stage: "tls" },
   );
   await withPeer(
     t,
     "token: a TLS server that answers CONNECT with random bytes",
-    mqttPeer((p) => p.type === CONNECT ? { send: [garbage()] } : undefined),
-    (c) => ({ ...c, exit: 7, code: "MQTT_PROTOCOL", stage: "mqtt" }),
+    mqttPeer({ connect: () => ({ send: [garbage()] }) }),
+    { exit: 7, code: "MQTT_PROTOCOL", stage: "mqtt" },
   );
   await withPeer(
     t,
     "check: a TLS server that answers CONNECT with an HTTP error",
-    mqttPeer((p) =>
-      p.type === CONNECT
-        ? { send: [new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n\r\n")] }
-        : undefined
-    ),
-    (c) => ({
-      ...c,
-      args: ["check", ...c.args.slice(1)],
-      exit: 7,
-      code: "MQTT_PROTOCOL",
-      stage: "mqtt",
-    }),
+    mqttPeer({ connect: () => ({ send: [HTTP_400] }) }),
+    { exit: 7, code: "MQTT_PROTOCOL", stage: "mqtt" },
+    "check",
   );
   await withPeer(
     t,
     "token: a TLS server that never sends CONNACK",
-    mqttPeer(() => undefined),
-    (c) => ({ ...c, exit: 7, code: "MQTT_CONNACK_TIMEOUT", stage: "mqtt" }),
+    mqttPeer({}),
+    { exit: 7, code: "MQTT_CONNACK_TIMEOUT", stage: "mqtt" },
   );
   const refusals: [number, string][] = [
     [1, "MQTT_UNACCEPTABLE_PROTOCOL"],
@@ -978,74 +952,43 @@ Deno.test("corpus (scripted peers): servers that are not MQTT, refuse, or break 
     [5, "MQTT_NOT_AUTHORIZED"],
   ];
   for (const [returnCode, code] of refusals) {
-    await withPeer(
-      t,
-      `token: CONNACK ${returnCode}`,
-      mqttPeer((p) =>
-        p.type === CONNECT ? { send: [connack(returnCode)], close: true } : undefined
-      ),
-      (c) => ({
-        ...c,
-        exit: 7,
-        code,
-        returnCode,
-        stage: "mqtt",
-        names: [c.names as string, "d:device-rsa-001"],
-      }),
-    );
+    const peer = mqttPeer({ connect: () => ({ send: [connack(returnCode)], close: true }) });
+    await withPeer(t, `token: CONNACK ${returnCode}`, peer, {
+      exit: 7,
+      code,
+      returnCode,
+      stage: "mqtt",
+      names: [hostPort(peer), "d:device-rsa-001"],
+    });
   }
   await withPeer(
     t,
     "token: a broker that refuses the subscription to s/dat (SUBACK 0x80)",
-    mqttPeer((p) =>
-      p.type === CONNECT
-        ? { send: [connack(0)] }
-        : p.type === SUBSCRIBE
-        ? { send: [suback(p, 0x80)] }
-        : undefined
-    ),
-    (c) => ({ ...c, exit: 7, code: "MQTT_SUBSCRIBE_REFUSED", stage: "subscribe", names: "s/dat" }),
+    mqttPeer({ connect: accept, subscribe: (p) => ({ send: [suback(p, 0x80)] }) }),
+    { exit: 7, code: "MQTT_SUBSCRIBE_REFUSED", stage: "subscribe", names: "s/dat" },
   );
   // Connected, then the connection is gone before a token came: the token class (8), in the
   // stage where it happened.
   await withPeer(
     t,
     "token: a broker that closes the connection on SUBSCRIBE",
-    mqttPeer((p) =>
-      p.type === CONNECT
-        ? { send: [connack(0)] }
-        : p.type === SUBSCRIBE
-        ? { close: true }
-        : undefined
-    ),
-    (c) => ({ ...c, exit: 8, code: "TOKEN_CONNECTION_LOST", stage: "subscribe" }),
+    mqttPeer({ connect: accept, subscribe: hangUp }),
+    { exit: 8, code: "TOKEN_CONNECTION_LOST", stage: "subscribe" },
   );
   await withPeer(
     t,
     "token: a broker that closes the connection on the s/uat request",
-    mqttPeer((p) =>
-      p.type === CONNECT
-        ? { send: [connack(0)] }
-        : p.type === SUBSCRIBE
-        ? { send: [suback(p, 0)] }
-        : p.type === PUBLISH
-        ? { close: true }
-        : undefined
-    ),
-    (c) => ({ ...c, exit: 8, code: "TOKEN_CONNECTION_LOST", stage: "token" }),
+    mqttPeer({ connect: accept, subscribe: grant, publish: hangUp }),
+    { exit: 8, code: "TOKEN_CONNECTION_LOST", stage: "token" },
   );
   await withPeer(
     t,
     "token: a broker that answers s/uat with a malformed 71",
-    mqttPeer((p) =>
-      p.type === CONNECT
-        ? { send: [connack(0)] }
-        : p.type === SUBSCRIBE
-        ? { send: [suback(p, 0)] }
-        : p.type === PUBLISH
-        ? { send: [publish("s/dat", "71,this-is-not-a-jwt")] }
-        : undefined
-    ),
-    (c) => ({ ...c, exit: 8, code: "TOKEN_MALFORMED", stage: "token", names: "71" }),
+    mqttPeer({
+      connect: accept,
+      subscribe: grant,
+      publish: () => ({ send: [publish("s/dat", "71,this-is-not-a-jwt")] }),
+    }),
+    { exit: 8, code: "TOKEN_MALFORMED", stage: "token", names: "71" },
   );
 });
