@@ -149,7 +149,7 @@ export interface EmulatorOptions extends EmulatorSettings {
 }
 
 /** A running emulator, as returned by {@linkcode startEmulator}. */
-export interface Emulator {
+export interface Emulator extends AsyncDisposable {
   /** `mqtts://<host>:<port>` (IPv6 hosts in brackets). */
   url: string;
   /** The port it listens on. */
@@ -164,7 +164,10 @@ export interface Emulator {
   publicKeyJwk: JsonWebKey;
   /** The same public key as SPKI PEM. */
   publicKeyPem: string;
-  /** Stops listening, drops every connection and stops the broker. Idempotent. */
+  /**
+   * Stops listening, drops every connection and stops the broker. Idempotent; also what
+   * `await using emulator = await startEmulator(...)` calls at the end of the scope.
+   */
   close(): Promise<void>;
 }
 
@@ -776,5 +779,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     return closing;
   };
 
-  return { url, port, hostname, tenant, issuer, publicKeyJwk, publicKeyPem, close };
+  return {
+    url,
+    port,
+    hostname,
+    tenant,
+    issuer,
+    publicKeyJwk,
+    publicKeyPem,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
+import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
 
 /** Where JDK 17 packages put the JDK's own truststore (a JKS, password `changeit`). */
 export const JDK_CACERTS: readonly string[] = [
@@ -92,4 +93,19 @@ export function assertStoreErrorSync(fn: () => unknown, expected: ExpectedStoreE
     return checkStoreError(error, expected);
   }
   return checkStoreError(undefined, expected);
+}
+
+/**
+ * Starts the emulator with the fixture server certificate and key, trusting the fixture device
+ * root CA (override any option). Use it with `await using`: it stops at the end of the scope.
+ */
+export function startFixtureEmulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator> {
+  const fixture = (path: string): string =>
+    Deno.readTextFileSync(new URL(`../fixtures/${path}`, import.meta.url));
+  return startEmulator({
+    serverCertPem: fixture("server/server.pem"),
+    serverKeyPem: fixture("server/server.key"),
+    trustedCaPems: [fixture("ca/device-root-ca.pem")],
+    ...options,
+  });
 }
