@@ -44,6 +44,8 @@
  * @module
  */
 
+import { concat } from "./bytes.ts";
+
 /** The deepest nesting {@linkcode children} descends to (PKCS#12 needs about 12, X.509 about 8). */
 export const MAX_DER_DEPTH = 48;
 
@@ -238,13 +240,7 @@ export function readOctets(node: Tlv): Uint8Array {
     }
     return readOctets(child);
   });
-  const out = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /**

@@ -43,6 +43,7 @@
  */
 
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
+import { equalBytes } from "./bytes.ts";
 import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
 import { UsageError } from "./errors.ts";
@@ -253,8 +254,7 @@ function matchKey(pem: string, nodes: Node[], out: Problem[]): number | undefine
 function sameKey(x509: X509Certificate | undefined, spki: Uint8Array): boolean {
   if (!x509) return false;
   try {
-    const own = x509.publicKey.export({ type: "spki", format: "der" });
-    return own.length === spki.length && own.every((b, i) => b === spki[i]);
+    return equalBytes(x509.publicKey.export({ type: "spki", format: "der" }), spki);
   } catch {
     return false;
   }

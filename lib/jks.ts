@@ -19,6 +19,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, createPrivateKey } from "node:crypto";
+import { equalBytes, utf16be } from "./bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 import type { RawEntry, RawStore } from "./types.ts";
@@ -46,6 +47,32 @@ export interface ReadJksOptions {
 export const JKS_MAGIC = 0xfeedfeed;
 /** The JCEKS magic number (Sun JCE's keystore, not supported). */
 export const JCEKS_MAGIC = 0xcececece;
+
+/**
+ * Which Java keystore a store's magic number (its first four bytes) announces. The one reader of
+ * the magic: format detection (`keystore.ts`) and the PKCS#12 reader's message for a store of
+ * another format use it too.
+ *
+ * @param bytes The store's bytes.
+ * @returns `"jks"` for `FEEDFEED`, `"jceks"` for `CECECECE`, `undefined` for anything else
+ *   (also for fewer than four bytes).
+ *
+ * @example
+ * ```ts
+ * import { javaStoreType } from "./jks.ts";
+ * if (javaStoreType(new Uint8Array([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2])) !== "jks") {
+ *   throw new Error("expected JKS");
+ * }
+ * if (javaStoreType(new Uint8Array([0xfe, 0xed])) !== undefined) throw new Error("too short");
+ * ```
+ */
+export function javaStoreType(bytes: Uint8Array): "jks" | "jceks" | undefined {
+  if (bytes.length < 4) return undefined;
+  const magic = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  if (magic === JKS_MAGIC) return "jks";
+  if (magic === JCEKS_MAGIC) return "jceks";
+  return undefined;
+}
 
 const DIGEST_LEN = 20;
 
@@ -79,10 +106,8 @@ const DIGEST_LEN = 20;
  */
 export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): Promise<RawStore> {
   const name = options.name ?? "keystore";
-  const magic = bytes.length >= 4
-    ? new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0)
-    : 0;
-  if (magic === JCEKS_MAGIC) {
+  const type = javaStoreType(bytes);
+  if (type === "jceks") {
     throw new StoreError(`Cannot read "${name}": it is a JCEKS keystore, which is not supported`, {
       code: "STORE_JCEKS",
       hint: `Convert it to PKCS#12 with: keytool -importkeystore -srckeystore ${shellWord(name)} ` +
@@ -90,7 +115,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
         "-deststoretype PKCS12",
     });
   }
-  if (magic !== JKS_MAGIC) {
+  if (type !== "jks") {
     throw new StoreError(`Cannot read "${name}": it is not a JKS keystore (no FEEDFEED magic)`, {
       code: "STORE_FORMAT",
       hint: "Check --keystore-type / --truststore-type, or leave it out to detect the format.",
@@ -109,7 +134,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
   if (options.password !== undefined) {
     const expected = jksDigest(options.password, bytes.subarray(0, bodyEnd));
     const actual = bytes.subarray(bodyEnd, bodyEnd + DIGEST_LEN);
-    if (!expected.every((b, i) => b === actual[i])) {
+    if (!equalBytes(expected, actual)) {
       throw new StoreError(
         `Cannot read the JKS store "${name}": integrity check failed (wrong password?)`,
         {
@@ -243,15 +268,8 @@ function corrupt(name: string, cause: unknown): StoreError {
  * The JKS integrity digest: SHA-1(password as UTF-16BE || "Mighty Aphrodite" || body).
  */
 function jksDigest(password: string, body: Uint8Array): Uint8Array {
-  const pw = new Uint8Array(password.length * 2);
-  for (let i = 0; i < password.length; i++) {
-    const c = password.charCodeAt(i);
-    pw[2 * i] = c >> 8;
-    pw[2 * i + 1] = c & 0xff;
-  }
-  return new Uint8Array(
-    createHash("sha1").update(pw).update("Mighty Aphrodite", "utf8").update(body).digest(),
-  );
+  const hash = createHash("sha1").update(utf16be(password)).update("Mighty Aphrodite", "utf8");
+  return new Uint8Array(hash.update(body).digest());
 }
 
 /**

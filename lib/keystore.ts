@@ -20,7 +20,7 @@ import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } fr
 import { equalBytes, hex } from "./bytes.ts";
 import { issuedBy, parseCertificate, toKeyType } from "./certificate.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
-import { readJks } from "./jks.ts";
+import { javaStoreType, readJks } from "./jks.ts";
 import { readPem, toPem } from "./pem.ts";
 import { readPkcs12 } from "./pkcs12.ts";
 import type {
@@ -66,11 +66,8 @@ const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
  * ```
  */
 export function detectFormat(bytes: Uint8Array): StoreFormat | "jceks" | undefined {
-  if (bytes.length >= 4) {
-    const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
-    if (magic === 0xfeedfeed) return "jks";
-    if (magic === 0xcececece) return "jceks";
-  }
+  const java = javaStoreType(bytes);
+  if (java !== undefined) return java;
   if (bytes.length >= 5 && bytes[0] === 0x30) {
     // SEQUENCE header: short (1 byte) or long (0x81..0x84 + n bytes) length.
     let off = 2;
@@ -233,7 +230,8 @@ export async function loadKeyStore(
   }
 
   const entryLabel = entry.alias === undefined ? "" : `entry ${entry.alias}, `;
-  const certificates = dedupe([...entry.certificates, ...extraCertificates]).map((der, i) =>
+  const ders = uniqueBy([...entry.certificates, ...extraCertificates], hex);
+  const certificates = ders.map((der, i) =>
     parseCertificate(der, { name: `${name} (${entryLabel}certificate #${i + 1})` })
   );
   if (certificates.length === 0) {
@@ -295,20 +293,17 @@ export async function loadTrustStore(
     password: options.password,
     type: options.type,
   });
-  const seen = new Set<string>();
-  const certificates: TrustedCertificate[] = [];
-  for (const entry of store.entries) {
-    for (const der of entry.certificates) {
-      const key = hex(der);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const label = entry.alias === undefined
-        ? `${name} (certificate #${certificates.length + 1})`
-        : `${name} (entry ${entry.alias})`;
-      const cert: Certificate = parseCertificate(der, { name: label });
-      certificates.push({ ...cert, alias: entry.alias });
-    }
-  }
+  const stored = store.entries.flatMap(({ alias, certificates }) =>
+    certificates.map((der) => ({ alias, der }))
+  );
+  const certificates: TrustedCertificate[] = uniqueBy(stored, (c) => hex(c.der)).map(
+    ({ alias, der }, i) => {
+      const label = alias === undefined
+        ? `${name} (certificate #${i + 1})`
+        : `${name} (entry ${alias})`;
+      return { ...parseCertificate(der, { name: label }), alias };
+    },
+  );
   if (certificates.length === 0) {
     const hasKey = store.entries.some((e) => e.privateKeyPkcs8 !== undefined);
     throw new StoreError(`Truststore "${name}" holds no certificate`, {
@@ -505,7 +500,7 @@ function isSelfIssued(x: X509Certificate): boolean {
 
 function spkiHex(key: KeyObject): string {
   try {
-    return hex(new Uint8Array(key.export({ type: "spki", format: "der" })));
+    return hex(key.export({ type: "spki", format: "der" }));
   } catch {
     return "";
   }
@@ -513,10 +508,11 @@ function spkiHex(key: KeyObject): string {
 
 // ---- Small helpers -------------------------------------------------------------------------
 
-function dedupe(ders: Uint8Array[]): Uint8Array[] {
+/** The items in order, without those whose key an earlier item has. */
+function uniqueBy<T>(items: T[], key: (item: T) => string): T[] {
   const seen = new Set<string>();
-  return ders.filter((d) => {
-    const k = hex(d);
+  return items.filter((item) => {
+    const k = key(item);
     if (seen.has(k)) return false;
     seen.add(k);
     return true;

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { fromBinaryString } from "./bytes.ts";
 import { readDer } from "./der.ts";
 import { createPrivateKey, type KeyObject } from "node:crypto";
 import { StoreError } from "./errors.ts";
@@ -86,10 +87,7 @@ function decodeBase64(body: string, label: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 === 1) {
     throw new SyntaxError(`PEM block "${label}" is not valid base64`);
   }
-  const bin = atob(body);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
+  return fromBinaryString(atob(body));
 }
 
 /**
@@ -110,11 +108,7 @@ function decodeBase64(body: string, label: string): Uint8Array {
  * ```
  */
 export function toPem(der: Uint8Array, label = "CERTIFICATE"): string {
-  let bin = "";
-  for (let i = 0; i < der.length; i += 0x8000) {
-    bin += String.fromCharCode(...der.subarray(i, i + 0x8000));
-  }
-  const b64 = btoa(bin);
+  const b64 = der.toBase64();
   const lines: string[] = [];
   for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
   return `-----BEGIN ${label}-----\n${lines.join("\n")}${

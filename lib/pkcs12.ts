@@ -27,9 +27,10 @@ import {
   type Tlv,
 } from "./der.ts";
 import { loadForge, loadNobleHashes, type NobleHashes } from "./deps.ts";
-import { equalBytes, hex } from "./bytes.ts";
+import { binaryString, concat, equalBytes, fromBinaryString, hex, utf16be } from "./bytes.ts";
 import { certificateNames } from "./certificate.ts";
 import { StoreError } from "./errors.ts";
+import { javaStoreType } from "./jks.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readPkcs12}. */
@@ -738,11 +739,14 @@ async function rc2Cbc(
     );
   }
   const { util } = forge;
-  const cipher = forge.rc2.createDecryptionCipher(util.createBuffer(binary(key)), key.length * 8);
-  cipher.start(util.createBuffer(binary(iv)));
-  cipher.update(util.createBuffer(binary(data)));
+  const cipher = forge.rc2.createDecryptionCipher(
+    util.createBuffer(binaryString(key)),
+    key.length * 8,
+  );
+  cipher.start(util.createBuffer(binaryString(iv)));
+  cipher.update(util.createBuffer(binaryString(data)));
   if (!cipher.finish(() => true)) return undefined; // keep padding: unpad() checks it
-  return unpad(fromBinary(cipher.output.getBytes()), 8);
+  return unpad(fromBinaryString(cipher.output.getBytes()), 8);
 }
 
 /** Removes PKCS#7 padding, or returns `undefined` when it is not valid. */
@@ -852,13 +856,7 @@ function iterateHash(hasher: Hasher, first: Uint8Array, times: number): Uint8Arr
 
 /** The password as a BMPString (UTF-16BE) with the two zero bytes PKCS#12 appends. */
 function bmpPassword(password: string): Uint8Array {
-  const out = new Uint8Array(password.length * 2 + 2);
-  for (let i = 0; i < password.length; i++) {
-    const code = password.charCodeAt(i);
-    out[2 * i] = code >> 8;
-    out[2 * i + 1] = code & 0xff;
-  }
-  return out;
+  return concat([utf16be(password), new Uint8Array(2)]);
 }
 
 function checkIterations(iterations: number, max: number, ctx: Context): void {
@@ -893,11 +891,9 @@ function unsupported(ctx: Context, what: string, oid: string): StoreError {
 
 /** Recognises the other store formats, for a clearer message. */
 function sniffOtherFormat(bytes: Uint8Array): string | undefined {
-  const magic = bytes.length >= 4
-    ? ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0
-    : 0;
-  if (magic === 0xfeedfeed) return "a JKS keystore";
-  if (magic === 0xcececece) return "a JCEKS keystore";
+  const java = javaStoreType(bytes);
+  if (java === "jks") return "a JKS keystore";
+  if (java === "jceks") return "a JCEKS keystore";
   const head = new TextDecoder().decode(bytes.subarray(0, 64));
   if (/^\s*-----BEGIN /.test(head)) return "a PEM file";
   return undefined;
@@ -932,29 +928,4 @@ function isPkcs8(bytes: Uint8Array): boolean {
 /** A copy backed by a plain ArrayBuffer (what WebCrypto's types ask for). */
 function own(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(bytes);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-/** Bytes to a forge "binary string" (one char per byte). */
-function binary(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return s;
-}
-
-function fromBinary(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
 }
