@@ -18,7 +18,6 @@
  */
 
 import assert from "node:assert/strict";
-import { startEmulator } from "../lib/emulator.ts";
 import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
 import {
   freePort,
@@ -27,6 +26,7 @@ import {
   mosquittoTest,
   startMosquitto,
 } from "./mosquitto.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const text = (p: string): string => Deno.readTextFileSync(new URL(p, FIXTURES));
@@ -579,62 +579,50 @@ for (
 
 Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TLS failures", async (t) => {
   const trustedCaPems = [text("ca/device-root-ca.pem"), text("ca/device-intermediate-ca.pem")];
-  const good = await startEmulator({
-    serverCertPem: text("server/server.pem"),
-    serverKeyPem: text("server/server.key"),
+  await using good = await startFixtureEmulator({ trustedCaPems });
+  await using wrongHost = await startFixtureEmulator({
+    serverCertPem: text("server/wrong-host.pem"),
+    serverKeyPem: text("server/wrong-host.key"),
     trustedCaPems,
+    // The name, not 127.0.0.1: server and client then resolve it alike (::1 or 127.0.0.1).
+    hostname: "localhost",
   });
-  try {
-    const wrongHost = await startEmulator({
-      serverCertPem: text("server/wrong-host.pem"),
-      serverKeyPem: text("server/wrong-host.key"),
-      trustedCaPems,
-      // The name, not 127.0.0.1: server and client then resolve it alike (::1 or 127.0.0.1).
-      hostname: "localhost",
-    });
-    try {
-      const deviceCa = "fixtures/devices/truststore.jks";
-      const cases: Case[] = [
-        {
-          name: "token: a truststore with the device CA instead of the server's",
-          args: connect("token", good.url, RSA_JKS, [
-            "--truststore",
-            deviceCa,
-            "--truststore-password",
-            `pass:${PASSWORD}`,
-          ]),
-          exit: 6,
-          code: "TLS_SERVER_UNTRUSTED",
-          names: `127.0.0.1:${good.port}`,
-          stage: "tls",
-        },
-        {
-          name: "check: no truststore, and the default root CAs do not know the server's CA",
-          args: connect("check", good.url, RSA_JKS),
-          exit: 6,
-          code: "TLS_SERVER_UNTRUSTED",
-          names: `127.0.0.1:${good.port}`,
-          stage: "tls",
-        },
-        {
-          name: "token: a server certificate for another host name",
-          args: connect("token", `ssl://localhost:${wrongHost.port}`, RSA_JKS, [
-            "--truststore",
-            TRUST,
-          ]),
-          exit: 6,
-          code: "TLS_HOSTNAME_MISMATCH",
-          names: [`localhost:${wrongHost.port}`, '"localhost"'],
-          stage: "tls",
-        },
-      ];
-      for (const c of cases) await t.step(c.name, () => runCase(c));
-    } finally {
-      await wrongHost.close();
-    }
-  } finally {
-    await good.close();
-  }
+  const deviceCa = "fixtures/devices/truststore.jks";
+  const cases: Case[] = [
+    {
+      name: "token: a truststore with the device CA instead of the server's",
+      args: connect("token", good.url, RSA_JKS, [
+        "--truststore",
+        deviceCa,
+        "--truststore-password",
+        `pass:${PASSWORD}`,
+      ]),
+      exit: 6,
+      code: "TLS_SERVER_UNTRUSTED",
+      names: `127.0.0.1:${good.port}`,
+      stage: "tls",
+    },
+    {
+      name: "check: no truststore, and the default root CAs do not know the server's CA",
+      args: connect("check", good.url, RSA_JKS),
+      exit: 6,
+      code: "TLS_SERVER_UNTRUSTED",
+      names: `127.0.0.1:${good.port}`,
+      stage: "tls",
+    },
+    {
+      name: "token: a server certificate for another host name",
+      args: connect("token", `ssl://localhost:${wrongHost.port}`, RSA_JKS, [
+        "--truststore",
+        TRUST,
+      ]),
+      exit: 6,
+      code: "TLS_HOSTNAME_MISMATCH",
+      names: [`localhost:${wrongHost.port}`, '"localhost"'],
+      stage: "tls",
+    },
+  ];
+  for (const c of cases) await t.step(c.name, () => runCase(c));
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ import {
   type Emulator,
   type EmulatorEvent,
   type EmulatorOptions,
-  startEmulator,
   verifyDeviceChain,
 } from "../lib/emulator.ts";
 import { loadJose } from "../lib/deps.ts";
 import { UsageError } from "../lib/errors.ts";
 import { pemBlocks } from "../lib/pem.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
 
 /** MQTT.js: an independent, widely used client to test the emulator with. */
 function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
@@ -29,10 +29,6 @@ const permissions: Deno.PermissionOptions = {
   sys: true,
 };
 
-const SERVER = {
-  serverCertPem: read("server/server.pem"),
-  serverKeyPem: read("server/server.key"),
-};
 const ROOT = read("ca/device-root-ca.pem");
 const INTERMEDIATE = read("ca/device-intermediate-ca.pem");
 
@@ -172,8 +168,7 @@ async function withEmulator(
   const events: EmulatorEvent[] = [];
   const waiters: { pred: (e: EmulatorEvent) => boolean; resolve: (e: EmulatorEvent) => void }[] =
     [];
-  const emulator = await startEmulator({
-    ...SERVER,
+  await using emulator = await startFixtureEmulator({
     ...options,
     trustedCaPems: trusted ?? [ROOT, INTERMEDIATE],
     log: (event) => {
@@ -236,8 +231,8 @@ async function withEmulator(
         await verifyToken(emulator, (await requestToken(attempt.client, 0))[0]),
     });
   } finally {
+    // The clients end before the emulator closes (at the end of this scope).
     for (const attempt of [...open]) await end(attempt);
-    await emulator.close();
   }
 }
 
@@ -488,7 +483,7 @@ Deno.test({
     message?: RegExp,
   ): Promise<void> =>
     assert.rejects(
-      startEmulator({ ...SERVER, trustedCaPems: [ROOT], ...options }),
+      startFixtureEmulator(options),
       (err) =>
         err instanceof UsageError && err.code === code && (message?.test(err.message) ?? true),
     );

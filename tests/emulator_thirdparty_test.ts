@@ -7,12 +7,12 @@
  * `REQUIRE_MOSQUITTO=1` (set by `.ci/run`) makes them run and fail.
  */
 import assert from "node:assert/strict";
-import { type Emulator, startEmulator } from "../lib/emulator.ts";
+import type { Emulator } from "../lib/emulator.ts";
 import { loadJose } from "../lib/deps.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const path = (p: string): string => new URL(p, fixtures).pathname;
-const read = (p: string): string => Deno.readTextFileSync(new URL(p, fixtures));
 
 /** Whether the command runs and exits with 0 (false when it is not installed). */
 function runs(cmd: string, args: string[]): Promise<boolean> {
@@ -63,16 +63,8 @@ function emulatorTest(
   body: (emulator: Emulator) => Promise<void>,
 ): void {
   Deno.test({ name, ignore, permissions }, async () => {
-    const emulator = await startEmulator({
-      serverCertPem: read("server/server.pem"),
-      serverKeyPem: read("server/server.key"),
-      trustedCaPems: [read("ca/device-root-ca.pem")],
-    });
-    try {
-      await body(emulator);
-    } finally {
-      await emulator.close();
-    }
+    await using emulator = await startFixtureEmulator();
+    await body(emulator);
   });
 }
 

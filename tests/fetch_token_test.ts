@@ -3,52 +3,38 @@ import { fetchToken } from "../lib/fetch_token.ts";
 import { connect, type Session } from "../lib/session.ts";
 import { parseBrokerUrl } from "../lib/broker_url.ts";
 import { tlsOptions } from "../lib/tls_options.ts";
-import { startEmulator } from "../lib/emulator.ts";
 import { loadJose } from "../lib/deps.ts";
 import { CertificateError, TlsError, TokenError, UsageError } from "../lib/errors.ts";
 import type { Stage } from "../lib/errors.ts";
-import {
-  fixtureIdentity,
-  fixtureText,
-  fixtureTrust,
-  mosquittoTest,
-  startMosquitto,
-} from "./mosquitto.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 
 Deno.test("fetchToken() gets a verifiable token from the emulator, reporting every stage", async () => {
-  const emulator = await startEmulator({
-    serverCertPem: await fixtureText("server/server.pem"),
-    serverKeyPem: await fixtureText("server/server.key"),
-    trustedCaPems: [await fixtureText("ca/device-root-ca.pem")],
-  });
-  try {
-    for (const identity of [rsa, ec256]) {
-      const stages: Stage[] = [];
-      const token = await fetchToken({
-        url: `ssl://localhost:${emulator.port}`,
-        identity,
-        trust: serverCa,
-        timeoutMs: 5000,
-        onStage: (stage) => stages.push(stage),
-      });
-      const cn = identity.chain[0].summary.commonName;
-      assert.equal(token.clientId, `d:${cn}`);
-      assert.equal(token.subject, `device_${cn}`);
-      assert.equal(token.tenant, emulator.tenant);
-      assert.deepEqual(stages, ["dns", "tcp", "tls", "mqtt", "subscribe", "token"]);
-      // The token really is the emulator's: its signature verifies with the emulator's key.
-      const jose = await loadJose();
-      const key = await jose.importJWK(emulator.publicKeyJwk, "RS256");
-      const { payload } = await jose.jwtVerify(token.token, key, { issuer: emulator.issuer });
-      assert.equal(payload.sub, `device_${cn}`);
-      assert.ok(Date.parse(token.expiresAt!) > Date.now());
-    }
-  } finally {
-    await emulator.close();
+  await using emulator = await startFixtureEmulator();
+  for (const identity of [rsa, ec256]) {
+    const stages: Stage[] = [];
+    const token = await fetchToken({
+      url: `ssl://localhost:${emulator.port}`,
+      identity,
+      trust: serverCa,
+      timeoutMs: 5000,
+      onStage: (stage) => stages.push(stage),
+    });
+    const cn = identity.chain[0].summary.commonName;
+    assert.equal(token.clientId, `d:${cn}`);
+    assert.equal(token.subject, `device_${cn}`);
+    assert.equal(token.tenant, emulator.tenant);
+    assert.deepEqual(stages, ["dns", "tcp", "tls", "mqtt", "subscribe", "token"]);
+    // The token really is the emulator's: its signature verifies with the emulator's key.
+    const jose = await loadJose();
+    const key = await jose.importJWK(emulator.publicKeyJwk, "RS256");
+    const { payload } = await jose.jwtVerify(token.token, key, { issuer: emulator.issuer });
+    assert.equal(payload.sub, `device_${cn}`);
+    assert.ok(Date.parse(token.expiresAt!) > Date.now());
   }
 });
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startEmulator } from "../lib/emulator.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
 
 const root = new URL("../", import.meta.url);
 const fixtures = new URL("fixtures/", root);
@@ -24,12 +24,8 @@ function serveCheckout(): Deno.HttpServer<Deno.NetAddr> {
 }
 
 Deno.test("mod.ts imported from a URL by a script without our deno.json fetches a token", async () => {
-  const server = serveCheckout();
-  const emulator = await startEmulator({
-    serverCertPem: Deno.readTextFileSync(new URL("server/server.pem", fixtures)),
-    serverKeyPem: Deno.readTextFileSync(new URL("server/server.key", fixtures)),
-    trustedCaPems: [Deno.readTextFileSync(new URL("ca/device-root-ca.pem", fixtures))],
-  });
+  await using server = serveCheckout();
+  await using emulator = await startFixtureEmulator();
   const dir = await Deno.makeTempDir({ prefix: "c8y-remote-" });
   try {
     const origin = `127.0.0.1:${server.addr.port}`;
@@ -67,8 +63,6 @@ console.log(JSON.stringify({ clientId: result.clientId, subject: result.subject 
     assert.deepEqual(out, { clientId: "d:device-ec256-001", subject: "device_device-ec256-001" });
   } finally {
     await Deno.remove(dir, { recursive: true });
-    await emulator.close();
-    await server.shutdown();
   }
 });
 

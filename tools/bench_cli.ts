@@ -402,7 +402,7 @@ async function main(): Promise<number> {
 
   // ---- The emulator, in this process
   const read = (p: string): string => Deno.readTextFileSync(`${ROOT}${p}`);
-  const emulator = await startEmulator({
+  await using emulator = await startEmulator({
     serverCertPem: read(F.serverCert),
     serverKeyPem: read(F.serverKey),
     trustedCaPems: [read(F.deviceRoot), read(F.deviceIntermediate)],
@@ -633,7 +633,6 @@ async function main(): Promise<number> {
     }
     return results.every((r) => r.ok && r.failures === 0) ? 0 : 1;
   } finally {
-    await emulator.close();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
