@@ -51,14 +51,13 @@
  * @example Starting the emulator (the certificates here are placeholders: pass real PEM)
  * ```ts ignore
  * import { startEmulator } from "./emulator.ts";
- * const emulator = await startEmulator({
+ * await using emulator = await startEmulator({
  *   serverCertPem: await Deno.readTextFile("fixtures/server/server.pem"),
  *   serverKeyPem: await Deno.readTextFile("fixtures/server/server.key"),
  *   trustedCaPems: [await Deno.readTextFile("fixtures/ca/device-root-ca.pem")],
  *   log: (event) => console.error(event.kind, event.clientId ?? "", event.reason ?? ""),
  * });
- * console.log(`listening on ${emulator.url}`);
- * await emulator.close();
+ * console.log(`listening on ${emulator.url}`); // closed at the end of the scope
  * ```
  *
  * @module
