@@ -192,7 +192,7 @@ export interface C8yErrorOptions {
  *
  * @example Catching and inspecting an error
  * ```ts
- * import { C8yError, StoreError } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { C8yError, StoreError } from "../mod.ts";
  * const err = new StoreError('Cannot read keystore "a.p12": wrong password', {
  *   code: "KEYSTORE_PASSWORD",
  *   hint: "Check --keystore-password.",

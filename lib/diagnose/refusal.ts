@@ -76,7 +76,7 @@ const TRUST_CAUSES: [ProblemCode, string][] = [
  *
  * @example A refused certificate that had expired
  * ```ts
- * import { refusalExplanation } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { refusalExplanation } from "../../mod.ts";
  * const { causes, hint } = refusalExplanation("MQTT_NOT_AUTHORIZED", [
  *   { code: "CHAIN_ANCHOR", severity: "info", message: "…", hint: "Upload it." },
  *   { code: "CERT_EXPIRED", severity: "error", message: "…", hint: "Renew the certificate." },
@@ -138,7 +138,7 @@ export function refusalExplanation(
  *
  * @example
  * ```ts
- * import { explainRefusal, MqttError } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { explainRefusal, MqttError } from "../../mod.ts";
  * const refused = new MqttError("The broker refused the connection: CONNACK 5 (not authorized)", {
  *   code: "MQTT_NOT_AUTHORIZED",
  *   returnCode: 5,
