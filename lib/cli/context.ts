@@ -37,6 +37,8 @@ export class RunContext {
   readonly secrets: Set<string> = new Set();
   /** The first line of standard input, once a `stdin` password has asked for it. */
   stdinLine: Promise<string> | undefined;
+  /** The stages a failed `check` got through, for the `--json` error report. */
+  checkStages: StageReport[] | undefined;
 
   constructor(readonly io: Io) {}
 
@@ -48,6 +50,14 @@ export class RunContext {
     }
     return result;
   }
+}
+
+/** One stage of `check`, as printed and put in the JSON output. */
+export interface StageReport {
+  stage: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
 }
 
 /** What a command works with: the run, its parsed options and the output flags. */

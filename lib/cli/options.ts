@@ -10,7 +10,6 @@ import { UsageError } from "../errors.ts";
 import { parseClientId } from "../client_id.ts";
 import { checkEmulatorSettings } from "../emulator_settings.ts";
 import type { StoreFormat } from "../types.ts";
-import { passwordSpecs } from "./passwords.ts";
 
 export const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
 export type Command = typeof COMMANDS[number];
@@ -169,7 +168,8 @@ export function emulatorSettings(
 
 /**
  * Checks option values that need no file or network, so that a usage error is reported as one
- * (exit 2) before permissions are checked or anything is read.
+ * (exit 2) before permissions are checked or anything is read. (`checkPasswordSources` in
+ * `passwords.ts` does the same for the password options.)
  */
 export function validate(command: Command, values: Values): void {
   if (command === "token" || command === "check") {
@@ -190,16 +190,6 @@ export function validate(command: Command, values: Values): void {
     throw new UsageError(
       `Client id "${explicitId}" has connection type "${connectionType}", but a device with a certificate connects as "d"`,
       { code: "CLIENT_ID_TYPE", hint: "Use d:<CN>, or leave --client-id out." },
-    );
-  }
-  const stdin = passwordSpecs(values, command).filter(([, spec]) => spec.kind === "stdin");
-  if (stdin.length > 1) {
-    throw new UsageError(
-      `${stdin.map(([option]) => option).join(" and ")} cannot both read from stdin`,
-      {
-        code: "PASSWORD_SOURCE",
-        hint: "Give one of them as env:NAME or file:PATH.",
-      },
     );
   }
 }

@@ -26,6 +26,23 @@ export function passwordSpecs(values: Values, command: Command): [string, Passwo
   return specs;
 }
 
+/**
+ * Checks that at most one password option reads standard input (there is one line to read), so
+ * that the conflict is reported as a usage error before anything is read.
+ */
+export function checkPasswordSources(values: Values, command: Command): void {
+  const stdin = passwordSpecs(values, command).filter(([, spec]) => spec.kind === "stdin");
+  if (stdin.length > 1) {
+    throw new UsageError(
+      `${stdin.map(([option]) => option).join(" and ")} cannot both read from stdin`,
+      {
+        code: "PASSWORD_SOURCE",
+        hint: "Give one of them as env:NAME or file:PATH.",
+      },
+    );
+  }
+}
+
 /** A password file is read up to this size (its first line is the password). */
 const MAX_PASSWORD_FILE = 64 * 1024;
 

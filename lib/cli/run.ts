@@ -6,15 +6,21 @@
  */
 
 import { C8yError, ExitCode, PermissionError } from "../errors.ts";
-import { checkCommand, type StageReport } from "./commands/check.ts";
+import { checkCommand } from "./commands/check.ts";
 import { emulateCommand } from "./commands/emulate.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
-import { type CommandContext, consoleIo, type Io, RunContext } from "./context.ts";
+import {
+  type CommandContext,
+  consoleIo,
+  type Io,
+  RunContext,
+  type StageReport,
+} from "./context.ts";
 import { HELP } from "./help.ts";
 import { parse, validate } from "./options.ts";
 import { errorMessage } from "./output.ts";
-import { passwordSpecs } from "./passwords.ts";
+import { checkPasswordSources, passwordSpecs } from "./passwords.ts";
 import { checkPermissions } from "./permissions.ts";
 import { VERSION } from "./version.ts";
 
@@ -53,6 +59,7 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
       if (spec.kind === "pass") runContext.secrets.add(spec.value);
     }
     validate(command, values);
+    checkPasswordSources(values, command);
     await checkPermissions(command, values, args);
     const ctx: CommandContext = {
       run: runContext,
@@ -76,7 +83,7 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
       out: (l) => io.out(runContext.scrub(l)),
       err: (l) => io.err(runContext.scrub(l)),
     };
-    return reportError(error, safeIo, { json, verbose });
+    return reportError(error, safeIo, { json, verbose, stages: runContext.checkStages });
   }
 }
 
@@ -102,7 +109,11 @@ function asC8yError(error: unknown): C8yError {
   });
 }
 
-function reportError(error: unknown, io: Io, opts: { json: boolean; verbose: boolean }): number {
+function reportError(
+  error: unknown,
+  io: Io,
+  opts: { json: boolean; verbose: boolean; stages?: StageReport[] },
+): number {
   const e = asC8yError(error);
   if (opts.json) {
     const body: Record<string, unknown> = {
@@ -116,8 +127,7 @@ function reportError(error: unknown, io: Io, opts: { json: boolean; verbose: boo
         returnCode: (e as { returnCode?: number }).returnCode,
       },
     };
-    const stages = (e as { checkStages?: StageReport[] }).checkStages;
-    if (stages) body.stages = stages;
+    if (opts.stages) body.stages = opts.stages;
     if (opts.verbose && e.cause !== undefined) {
       (body.error as Record<string, unknown>).cause = errorMessage(e.cause);
     }

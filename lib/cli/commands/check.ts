@@ -6,109 +6,50 @@
 
 import { C8yError, ExitCode } from "../../errors.ts";
 import type { Stage } from "../../errors.ts";
-import { diagnose } from "../../diagnose.ts";
-import { parseBrokerUrl } from "../../broker_url.ts";
 import type { Problem } from "../../types.ts";
-import type { CommandContext } from "../context.ts";
-import { loadStores } from "../load_stores.ts";
-import { required, seconds } from "../options.ts";
+import type { CommandContext, StageReport } from "../context.ts";
+import type { LoadedStores } from "../load_stores.ts";
 import { describeKey, errorMessage, MARK, ms, plural } from "../output.ts";
-import { connectClientId, firstError } from "./prepare.ts";
+import { prepare, type PrepareHooks } from "./prepare.ts";
 
-/** One stage of `check`, as reported and put in the JSON output. */
-export interface StageReport {
-  stage: string;
-  ok: boolean;
-  ms: number;
-  detail?: string;
-}
+/** The stages `fetchToken` reports, in order. */
+const CONNECTION_STAGES: readonly Stage[] = ["dns", "tcp", "tls", "mqtt", "subscribe", "token"];
 
 /** `check`: the whole path, stage by stage, with timings; stops at the first failure. */
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  const url = required(ctx.values, "url", "check");
-  const broker = parseBrokerUrl(url);
-  const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
-  const stages: StageReport[] = [];
-  const report = (stage: string, ok: boolean, elapsed: number, detail?: string) => {
-    stages.push({ stage, ok, ms: Math.round(elapsed * 10) / 10, detail });
-    if (!ctx.json) {
-      ctx.io.out(
-        `${ok ? "✓" : "✗"} ${stage.padEnd(12)} ${ms(elapsed).padStart(8)}  ${detail ?? ""}`
-          .trimEnd(),
-      );
-    }
-  };
-  let problems: Problem[] = [];
-  let current = "keystore";
-  let stageStart = performance.now();
+  const stages = new CheckStages(ctx);
   try {
-    const stores = await loadStores(ctx.run, ctx.values, "check", (kind, loaded) => {
-      if (kind === "keystore") {
-        const { identity } = loaded;
-        const leaf = identity!.chain[0]?.summary;
-        report(
-          "keystore",
-          true,
-          loaded.timings.keystore ?? 0,
-          `${identity!.format}${identity!.alias ? ` alias "${identity!.alias}"` : ""}, ${
-            leaf ? describeKey(leaf) : identity!.keyType
-          }, chain of ${identity!.chain.length}`,
-        );
-        current = "truststore";
-      } else {
-        const trust = loaded.trust!;
-        report(
-          "truststore",
-          true,
-          loaded.timings.truststore ?? 0,
-          plural(trust.certificates.length, `${trust.format}, `, "certificate"),
-        );
-      }
-      stageStart = performance.now();
-    });
-    const identity = stores.identity!;
-    current = "certificates";
-    stageStart = performance.now();
-    problems = diagnose({ identity, trust: stores.trust, clientId: ctx.values["client-id"] });
-    const blocking = firstError(problems);
+    const prepared = await prepare(ctx, "check", stages);
+    const { problems, clientId } = prepared;
     const counts = ["error", "warning"].map((s) => {
       const n = problems.filter((p) => p.severity === s).length;
       return n ? `${n} ${s}${n === 1 ? "" : "s"}` : "";
     }).filter(Boolean).join(", ");
-    if (blocking && !ctx.values.force) throw blocking;
-    const id = connectClientId(identity, ctx.values["client-id"], ctx.values.force);
-    report(
+    stages.pass(
       "certificates",
-      true,
-      performance.now() - stageStart,
-      `${id}; ${counts || "no errors or warnings"}`,
+      stages.elapsed(),
+      `${clientId}; ${counts || "no errors or warnings"}`,
     );
     printStageProblems(ctx, problems);
     const { fetchToken } = await import("../../fetch_token.ts");
-    current = "dns";
-    stageStart = performance.now();
+    stages.begin("dns");
     const token = await fetchToken({
-      url: broker.url,
-      identity,
-      trust: stores.trust,
-      clientId: id,
-      timeoutMs,
+      ...prepared.connection,
       onStage: (stage: Stage, elapsed: number, detail?: string) => {
-        report(stage, true, elapsed, detail);
-        current = nextStage(stage);
-        stageStart = performance.now();
+        stages.pass(stage, elapsed, detail);
+        stages.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
       },
     });
-    if (!stages.some((s) => s.stage === "token")) {
-      report("token", true, performance.now() - stageStart, `expires ${token.expiresAt}`);
+    if (!stages.reports.some((s) => s.stage === "token")) {
+      stages.pass("token", stages.elapsed(), `expires ${token.expiresAt}`);
     }
     if (ctx.json) {
       ctx.io.out(JSON.stringify(
         {
           ok: true,
-          clientId: id,
-          url: broker.url,
-          stages,
+          clientId,
+          url: prepared.broker.url,
+          stages: stages.reports,
           problems,
           tenant: token.tenant,
           expiresAt: token.expiresAt,
@@ -117,20 +58,105 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
         2,
       ));
     } else {
-      ctx.io.out(`ok: ${id} can connect to ${broker.url} and get a token`);
+      ctx.io.out(`ok: ${clientId} can connect to ${prepared.broker.url} and get a token`);
     }
     return ExitCode.OK;
   } catch (error) {
-    const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : current;
-    const label = stage === "store" ? current : stage === "certificate" ? "certificates" : stage;
-    report(label, false, performance.now() - stageStart, ctx.run.scrub(errorMessage(error)));
-    if (label === "certificates") {
-      printStageProblems(ctx, problems.filter((p) => p.message !== errorMessage(error)));
-    }
-    if (error instanceof C8yError) {
-      (error as C8yError & { checkStages?: StageReport[] }).checkStages = stages;
-    }
+    stages.fail(error);
+    // The --json error report lists the stages this check got through.
+    if (error instanceof C8yError) ctx.run.checkStages = stages.reports;
     throw error;
+  }
+}
+
+/**
+ * The stages of one `check` as they run, in a list: each stage begins, then passes or fails, and
+ * the last one begun is the one under way. It hears the preparation's progress as its hooks.
+ */
+class CheckStages implements PrepareHooks {
+  /** What each ended stage reported, in order: the `stages` of the JSON output. */
+  readonly reports: StageReport[] = [];
+  /** The stages begun, in order, with when each began (`performance.now()`, ms). */
+  readonly #begun: { stage: string; startedAt: number }[] = [];
+  /** The offline problems, once the certificate checks have run. */
+  #problems: Problem[] = [];
+
+  constructor(readonly ctx: CommandContext) {
+    this.begin("keystore");
+  }
+
+  /** Starts `stage` (its clock, and the name a failure is reported under). */
+  begin(stage: string): void {
+    this.#begun.push({ stage, startedAt: performance.now() });
+  }
+
+  /** The time since the stage under way began, in ms. */
+  elapsed(): number {
+    return performance.now() - this.#running.startedAt;
+  }
+
+  /** Reports `stage` as passed after `elapsedMs`. */
+  pass(stage: string, elapsedMs: number, detail?: string): void {
+    this.#report(stage, true, elapsedMs, detail);
+  }
+
+  /**
+   * Reports the failure under its stage: the error's own, or the stage under way when the error
+   * does not say (a usage error) or only says "store"; the problems found beside it are listed
+   * when the certificates failed.
+   */
+  fail(error: unknown): void {
+    const running = this.#running.stage;
+    const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : running;
+    const label = stage === "store" ? running : stage === "certificate" ? "certificates" : stage;
+    this.#report(label, false, this.elapsed(), this.ctx.run.scrub(errorMessage(error)));
+    if (label === "certificates") {
+      printStageProblems(this.ctx, this.#problems.filter((p) => p.message !== errorMessage(error)));
+    }
+  }
+
+  onLoaded(kind: "keystore" | "truststore", loaded: LoadedStores): void {
+    if (kind === "keystore") {
+      const identity = loaded.identity!;
+      const leaf = identity.chain[0]?.summary;
+      this.pass(
+        "keystore",
+        loaded.timings.keystore ?? 0,
+        `${identity.format}${identity.alias ? ` alias "${identity.alias}"` : ""}, ${
+          leaf ? describeKey(leaf) : identity.keyType
+        }, chain of ${identity.chain.length}`,
+      );
+      this.begin("truststore");
+    } else {
+      const trust = loaded.trust!;
+      this.pass(
+        "truststore",
+        loaded.timings.truststore ?? 0,
+        plural(trust.certificates.length, `${trust.format}, `, "certificate"),
+      );
+    }
+  }
+
+  onChecking(): void {
+    this.begin("certificates");
+  }
+
+  onDiagnosed(problems: Problem[]): void {
+    this.#problems = problems;
+  }
+
+  get #running(): { stage: string; startedAt: number } {
+    return this.#begun.at(-1)!;
+  }
+
+  #report(stage: string, ok: boolean, elapsedMs: number, detail?: string): void {
+    this.reports.push({ stage, ok, ms: Math.round(elapsedMs * 10) / 10, detail });
+    if (!this.ctx.json) {
+      this.ctx.io.out(
+        `${ok ? "✓" : "✗"} ${stage.padEnd(12)} ${ms(elapsedMs).padStart(8)}  ${detail ?? ""}`
+          .trimEnd(),
+      );
+    }
   }
 }
 
@@ -138,9 +164,4 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
 function printStageProblems(ctx: CommandContext, problems: Problem[]): void {
   if (ctx.json) return;
   for (const p of problems) ctx.io.out(`    ${MARK[p.severity]} ${p.code}: ${p.message}`);
-}
-
-function nextStage(stage: Stage): string {
-  const order = ["dns", "tcp", "tls", "mqtt", "subscribe", "token"];
-  return order[order.indexOf(stage) + 1] ?? stage;
 }
