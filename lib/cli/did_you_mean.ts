@@ -9,8 +9,8 @@ import { loadLevenshtein } from "../deps.ts";
 
 /**
  * The known word closest to `typed`, when it is close enough to be a typo: at most a third of
- * its length in edits (at least 1, at most 3), or `typed` is the start of exactly one known word
- * (`--keystore-pass`).
+ * its length in edits (at least 2, so that two swapped letters count, at most 3), or `typed` is
+ * the start of exactly one known word (`--keystore-pass`).
  *
  * @param typed What the user wrote, without leading dashes.
  * @param known The words that exist, without leading dashes.
@@ -25,7 +25,7 @@ export async function closestWord(
   const starts = known.filter((word) => word.startsWith(lower));
   if (starts.length === 1) return starts[0];
   const { distance } = await loadLevenshtein();
-  const limit = Math.min(3, Math.max(1, Math.floor(lower.length / 3)));
+  const limit = Math.min(3, Math.max(2, Math.floor(lower.length / 3)));
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const word of known) {

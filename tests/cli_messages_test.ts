@@ -1,0 +1,142 @@
+/**
+ * What the command line says before it does anything: help per command, "did you mean" for a
+ * mistyped flag or command, our own words for a bad value, and where a misplaced option goes.
+ * Each case runs `cli.ts` as a subprocess with no permission at all (none is needed to refuse a
+ * command line) and asserts the text, not just the exit code.
+ */
+
+import assert from "node:assert/strict";
+import { runCli } from "./cli_helpers.ts";
+
+/** Each command's page: what it must show, and what belongs to other commands only. */
+const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {
+  token: {
+    has: [
+      /^ {2}c8y-mqtt-cert token --url URL --keystore PATH/m,
+      /^ {2}--keystore-password P /m,
+      /^ {2}--timeout SECONDS /m,
+      /--allow-net=<host>:<port> cli\.ts token/,
+      /^PASSWORD SPEC/m,
+      /^ {2}7 {2}MQTT:/m,
+    ],
+    hasNot: [/--server-cert/, /--token-lifetime/, /^ {2}check /m],
+  },
+  check: {
+    has: [/^ {2}c8y-mqtt-cert check --url URL/m, /stage by stage/, /--force /, /cli\.ts check/],
+    hasNot: [/--server-cert/, /--tenant/],
+  },
+  inspect: {
+    has: [/^ {2}c8y-mqtt-cert inspect /m, /^ {2}--truststore PATH /m, /cli\.ts inspect/],
+    hasNot: [/--allow-net/, /^ {2}--url /m, /--timeout/, /--force/],
+  },
+  emulate: {
+    has: [
+      /^ {2}c8y-mqtt-cert emulate --trust PATH/m,
+      /^ {2}--server-cert PEM /m,
+      /^ {2}--token-lifetime S /m,
+      /deno run --ignore-env --allow-read=<trust>,<cert>,<key>/,
+    ],
+    hasNot: [/^ {2}--keystore /m, /^ {2}--url /m],
+  },
+};
+
+Deno.test("each command's --help and help <command> show that command's page", async (t) => {
+  const overview = await runCli(["--help"]);
+  assert.equal(overview.code, 0);
+  for (const [command, page] of Object.entries(PAGES)) {
+    await t.step(command, async () => {
+      const r = await runCli([command, "--help"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      assert.ok(r.stdout.startsWith(`c8y-mqtt-cert ${command}\n`), r.stdout.slice(0, 80));
+      for (const re of page.has) assert.match(r.stdout, re);
+      for (const re of page.hasNot) assert.doesNotMatch(r.stdout, re);
+      assert.notEqual(r.stdout, overview.stdout);
+      // `help <command>` and `-h` print the same page.
+      assert.equal((await runCli(["help", command])).stdout, r.stdout);
+      assert.equal((await runCli([command, "-h"])).stdout, r.stdout);
+    });
+  }
+});
+
+Deno.test("help alone is the overview, which points to the pages", async () => {
+  const r = await runCli(["help"]);
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, (await runCli(["--help"])).stdout);
+  assert.match(r.stdout, /c8y-mqtt-cert help COMMAND {3}\(or COMMAND --help\)/);
+  for (const command of Object.keys(PAGES)) {
+    assert.match(r.stdout, new RegExp(`^ {2}c8y-mqtt-cert ${command} `, "m"));
+  }
+});
+
+/** A usage error: exit 2, the error line and the hint line, in both output modes. */
+async function usageError(args: string[], error: RegExp, hint: RegExp): Promise<void> {
+  const r = await runCli(args);
+  assert.equal(r.code, 2, r.stderr);
+  const [first, second, ...rest] = r.stderr.trimEnd().split("\n");
+  assert.match(first!, error);
+  assert.match(second!, hint);
+  assert.deepEqual(rest, []);
+  const json = await runCli([...args, "--json"]);
+  assert.equal(json.code, 2);
+  const body = JSON.parse(json.stdout);
+  assert.equal(body.ok, false);
+  assert.equal(body.error.code, "USAGE");
+  assert.match(`error: ${body.error.message}`, error);
+  assert.match(`hint: ${body.error.hint}`, hint);
+}
+
+const USAGE_CASES: [string, string[], RegExp, RegExp][] = [
+  [
+    "a mistyped flag gets the closest one",
+    ["token", "--url", "localhost", "--keystore", "k.p12", "--keystore-pasword", "pass:x"],
+    /^error: Unknown option --keystore-pasword$/,
+    /^hint: Did you mean --keystore-password\? /,
+  ],
+  [
+    "a flag cut short gets the flag it starts",
+    ["inspect", "--truststore-pass", "x"],
+    /^error: Unknown option --truststore-pass$/,
+    /^hint: Did you mean --truststore-password\? /,
+  ],
+  [
+    "a flag far from every other gets no guess",
+    ["inspect", "--frobnicate"],
+    /^error: Unknown option --frobnicate$/,
+    /^hint: Run c8y-mqtt-cert --help for the options\.$/,
+  ],
+  [
+    "a mistyped command gets the closest one",
+    ["tokne", "--url", "x"],
+    /^error: Unknown command "tokne"$/,
+    /^hint: Did you mean token\? Commands: token, check, inspect, emulate\./,
+  ],
+  [
+    "a negative --timeout gets our message, not the parser's",
+    ["token", "--url", "localhost", "--keystore", "k.p12", "--timeout", "-1"],
+    /^error: --timeout must be a positive number of seconds, not "-1"$/,
+    /^hint: For example --timeout 20\.$/,
+  ],
+  [
+    "token --port says the port goes into --url",
+    ["token", "--url", "localhost", "--keystore", "k.p12", "--port", "8883"],
+    /^error: The token command does not take --port$/,
+    /^hint: Put the port in --url, e\.g\. --url ssl:\/\/<host>:8883/,
+  ],
+  [
+    "check --host says the host goes into --url",
+    ["check", "--url", "localhost", "--keystore", "k.p12", "--host", "example.com"],
+    /^error: The check command does not take --host$/,
+    /^hint: Put the host in --url/,
+  ],
+  [
+    "an option of another command names the command's own page",
+    ["inspect", "--keystore", "k.p12", "--server-key", "s.key"],
+    /^error: The inspect command does not take --server-key$/,
+    /^hint: Run c8y-mqtt-cert inspect --help for its options\.$/,
+  ],
+];
+
+for (const [name, args, error, hint] of USAGE_CASES) {
+  Deno.test(`usage: ${name}`, () => usageError(args, error, hint));
+}
