@@ -5,7 +5,8 @@
  *
  * Every case runs twice, in human mode and with `--json`, and asserts:
  * - the exit code of the failure class and the error `code` (and `stage`, `returnCode` where set);
- * - human mode: stderr holds only progress lines (`✓`, `✗`, `!`) before a line `error: …` that
+ * - human mode: stderr holds only progress lines (stages `✓`, `✗`, `!` and the findings under
+ *   them) before a line `error: …` that
  *   names the culprit (the file, host and port, client id, ...), then at most a `hint: …` line;
  * - `--json`: one object `{"ok": false, "error": {...}}` on stdout, nothing on stderr;
  * - no stack trace, and no secret (the passwords used, a token) in stdout or stderr.
@@ -45,8 +46,8 @@ const SECRETS = [
 ];
 /** The start of a compact JWT (`{"` base64url-encoded): a token must never be printed here. */
 const JWT = /eyJ[\w-]{4,}\.[\w-]{4,}/;
-/** Progress lines `token` writes to stderr before an error. */
-const PROGRESS = /^(✓|✗|!) /;
+/** Progress lines `token` writes to stderr before an error: stages, and findings under them. */
+const PROGRESS = /^(✓|✗|!) |^ {4}(✗|!) [A-Z0-9_]+: /;
 
 /** A port nothing listens on (taken at load time; each case fails fast with ECONNREFUSED). */
 const CLOSED = freePort();

@@ -5,9 +5,8 @@
  * @module
  */
 
-import type { Stage } from "../errors.ts";
 import type { CertificateSummary, Problem } from "../types.ts";
-import type { CommandContext, Io } from "./context.ts";
+import type { Io } from "./context.ts";
 
 /** The first line of an error's message (a permission error's whole message). */
 export function errorMessage(error: unknown): string {
@@ -56,19 +55,10 @@ export function printCertificate(
   io.out(`      sha256   ${summary.sha256}`);
 }
 
-/** A progress line on stderr, unless --quiet or --json. */
-export function progress(ctx: CommandContext, line: string): void {
-  if (!ctx.quiet && !ctx.json) ctx.io.err(line);
-}
-
 export function plural(n: number, prefix: string, noun: string): string {
   return `${prefix}${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 export function ms(value: number | undefined): string {
   return value === undefined ? "-" : `${Math.round(value)} ms`;
-}
-
-export function roundTimings(t: Partial<Record<Stage, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round((v ?? 0) * 10) / 10]));
 }

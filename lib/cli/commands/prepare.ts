@@ -1,19 +1,23 @@
 /**
  * The preparation `token` and `check` share before connecting: the broker URL and timeout, the
- * stores, the offline certificate checks, and the client id to connect with.
+ * stores, the offline certificate checks and the client id, each reported as a stage; then the
+ * connection itself, whose stages are reported the same way.
  *
  * @module
  */
 
-import { CertificateError } from "../../errors.ts";
+import { C8yError, CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
+import { explainRefusal } from "../../diagnose/refusal.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
-import type { FetchTokenOptions } from "../../fetch_token.ts";
+import type { DeviceToken } from "../../token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
 import { required, seconds } from "../options.ts";
+import { describeKey, plural } from "../output.ts";
+import { CONNECTION_STAGES, type StageLog } from "../stages.ts";
 
 /** What {@linkcode prepare} hands to the command: everything needed to connect. */
 export interface Prepared {
@@ -27,78 +31,120 @@ export interface Prepared {
   problems: Problem[];
   /** The client id to connect with. */
   clientId: string;
-  /** The options for `fetchToken`, all but `onStage`. */
-  connection: Omit<FetchTokenOptions, "onStage">;
-}
-
-/** Hooks through which `check` reports the preparation as stages; each is optional. */
-export interface PrepareHooks {
-  /** A store was loaded (the keystore first). */
-  onLoaded?(kind: "keystore" | "truststore", stores: LoadedStores): void;
-  /** The stores are loaded; the certificate checks start. */
-  onChecking?(): void;
-  /** The certificate checks found `problems` (heard before an error among them is thrown). */
-  onDiagnosed?(problems: Problem[]): void;
+  /** The time allowed for each wait, in milliseconds. */
+  timeoutMs: number;
 }
 
 /**
- * Prepares `token` or `check`: reads `--url` and `--timeout`, loads the stores, runs the offline
- * checks and settles the client id.
+ * Prepares `token` or `check`: reads `--url` and `--timeout`, loads the stores (stage `store`),
+ * runs the offline checks and settles the client id (stage `certificate`).
  *
  * @throws {CertificateError} for the first problem of severity `error`, unless `--force`.
  */
 export async function prepare(
   ctx: CommandContext,
   command: "token" | "check",
-  hooks: PrepareHooks = {},
+  log: StageLog,
 ): Promise<Prepared> {
   const broker = parseBrokerUrl(required(ctx.values, "url", command));
   const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
-  const stores = await loadStores(
-    ctx.run,
-    ctx.values,
-    command,
-    (kind, loaded) => hooks.onLoaded?.(kind, loaded),
-  );
+  const stores = await loadStores(ctx.run, ctx.values, command);
   const identity = stores.identity!;
-  hooks.onChecking?.();
+  log.end(
+    "store",
+    "ok",
+    (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
+    [
+      `keystore ${stores.keystorePath}: ${describeIdentity(identity)}`,
+      stores.trust
+        ? `truststore ${stores.truststorePath}: ${
+          plural(stores.trust.certificates.length, `${stores.trust.format}, `, "certificate")
+        }`
+        : "default root CAs",
+    ].join("; "),
+  );
+
+  log.begin("certificate");
   const explicit = ctx.values["client-id"];
+  const force = ctx.values.force ?? false;
   const problems = diagnose({ identity, trust: stores.trust, clientId: explicit });
-  hooks.onDiagnosed?.(problems);
-  const blocking = ctx.values.force ? undefined : firstError(problems);
-  if (blocking) throw blocking;
-  const clientId = connectClientId(identity, explicit, ctx.values.force);
-  return {
-    broker,
-    stores,
-    identity,
-    problems,
-    clientId,
-    connection: { url: broker.url, identity, trust: stores.trust, clientId, timeoutMs },
-  };
+  const clientId = connectClientId(identity, explicit, force);
+  log.certificate(problems, clientId, { force, info: command === "check" });
+  const blocking = problems.find((p) => p.severity === "error");
+  // --force needs a client id to connect with: one given, or the certificate's CN.
+  const canForce = explicit !== undefined || Boolean(identity.chain[0]?.summary.commonName);
+  if (blocking && (!force || clientId === undefined)) {
+    throw certificateError(blocking, canForce && !force);
+  }
+  if (clientId === undefined) throw new Error("no client id, yet no finding says why");
+  return { broker, stores, identity, problems, clientId, timeoutMs };
+}
+
+/**
+ * Connects with what {@linkcode prepare} found and fetches the token, reporting each connection
+ * stage to `log`. The error of a failure carries the offline findings, and a refused certificate
+ * is explained from them (`explainRefusal`).
+ */
+export async function connectAndFetch(
+  prepared: Prepared,
+  log: StageLog,
+): Promise<DeviceToken & { clientId: string }> {
+  const { fetchToken } = await import("../../fetch_token.ts");
+  log.begin("dns");
+  try {
+    return await fetchToken({
+      url: prepared.broker.url,
+      identity: prepared.identity,
+      trust: prepared.stores.trust,
+      clientId: prepared.clientId,
+      timeoutMs: prepared.timeoutMs,
+      onStage: (stage: Stage, elapsed: number, detail?: string) => {
+        log.end(stage, "ok", elapsed, detail);
+        log.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
+      },
+    });
+  } catch (error) {
+    throw error instanceof C8yError ? explainRefusal(error, prepared.problems) : error;
+  }
+}
+
+function describeIdentity(identity: DeviceIdentity): string {
+  const leaf = identity.chain[0]?.summary;
+  return `${identity.format}${identity.alias ? ` alias "${identity.alias}"` : ""}, ${
+    leaf ? describeKey(leaf) : identity.keyType
+  }, chain of ${identity.chain.length}`;
 }
 
 /**
  * The client id to connect with. With `--force` it is the one given, or `d:<CN>`, even when the
- * offline checks object to it: the user wants to see what the broker says.
+ * offline checks object to it: the user wants to see what the broker says. `undefined` when no
+ * client id can be built (no CN and none given): then not even `--force` can connect.
  */
 function connectClientId(
   identity: DeviceIdentity,
   explicit: string | undefined,
-  force: boolean | undefined,
-): string {
-  if (!force) return deviceClientId(identity, { explicit });
-  if (explicit !== undefined) return explicit;
+  force: boolean,
+): string | undefined {
+  if (force && explicit !== undefined) return explicit;
   const cn = identity.chain[0]?.summary.commonName;
-  return cn === undefined ? deviceClientId(identity) : `d:${cn}`;
+  if (force && cn) return `d:${cn}`;
+  try {
+    return deviceClientId(identity, { explicit });
+  } catch (error) {
+    // The same problem is among the findings, worded once by diagnose().
+    if (error instanceof CertificateError) return undefined;
+    throw error;
+  }
 }
 
-/** The first error-severity problem as a `CertificateError` that names `--force`. */
-function firstError(problems: Problem[]): CertificateError | undefined {
-  const p = problems.find((x) => x.severity === "error");
-  if (!p) return undefined;
-  return new CertificateError(p.message, {
-    code: p.code,
-    hint: `${p.hint ? p.hint + " " : ""}(--force connects anyway.)`,
+/**
+ * A finding of severity `error` as the run's failure; the hint offers `--force` only when a
+ * client id exists to connect with.
+ */
+function certificateError(problem: Problem, canForce: boolean): CertificateError {
+  const force = canForce ? " (--force connects anyway.)" : "";
+  return new CertificateError(problem.message, {
+    code: problem.code,
+    hint: `${problem.hint ?? ""}${force}`.trim(),
   });
 }
