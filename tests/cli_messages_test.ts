@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./cli_helpers.ts";
+import { ROOT, runCli } from "./cli_helpers.ts";
 
 /** Each command's page: what it must show, and what belongs to other commands only. */
 const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {
@@ -140,3 +140,44 @@ const USAGE_CASES: [string, string[], RegExp, RegExp][] = [
 for (const [name, args, error, hint] of USAGE_CASES) {
   Deno.test(`usage: ${name}`, () => usageError(args, error, hint));
 }
+
+Deno.test("a permission error's deno run line moves a pass: password to env:NAME, and works as pasted", async () => {
+  const keystore = "fixtures/devices/rsa.jks";
+  const password = "changeit";
+  // Nothing listens on port 9 of 127.0.0.1: with every permission granted, the run fails there.
+  const args = [
+    "inspect",
+    "--keystore",
+    keystore,
+    `--keystore-password=pass:${password}`,
+    "--truststore",
+    "fixtures/server/server-truststore.jks",
+    "--truststore-password",
+    password,
+  ];
+  const r = await runCli(args);
+  assert.equal(r.code, 9, r.stderr);
+  assert.ok(!r.stderr.includes(password), "no password in the error or the suggested line");
+  assert.doesNotMatch(r.stderr, /\*\*\*/);
+  const hint = r.stderr.split("\n").find((l) => l.startsWith("hint: "))!;
+  assert.match(
+    hint,
+    /^hint: Put the keystore password into the variable KEYSTORE_PASSWORD and the truststore password into the variable TRUSTSTORE_PASSWORD \(a password never goes into a suggested command line\), then run: deno run /,
+  );
+  const line = hint.slice(hint.indexOf("deno run ") + "deno run ".length).split(" ");
+  assert.ok(line.includes("--allow-env=KEYSTORE_PASSWORD,TRUSTSTORE_PASSWORD"), hint);
+  assert.ok(line.includes("--keystore-password=env:KEYSTORE_PASSWORD"), hint);
+  assert.ok(line.includes("--truststore-password"), hint);
+  assert.equal(line[line.indexOf("--truststore-password") + 1], "env:TRUSTSTORE_PASSWORD");
+  // Pasted with the variables set, the line runs: inspect reads both stores and succeeds.
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...line],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", KEYSTORE_PASSWORD: password, TRUSTSTORE_PASSWORD: password },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(child.stderr);
+  assert.equal(child.code, 0, stderr);
+  assert.match(new TextDecoder().decode(child.stdout), /^client id: d:device-rsa-001$/m);
+});
