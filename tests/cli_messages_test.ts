@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ROOT, runCli } from "./cli_helpers.ts";
+import { type CliResult, ROOT, runCli } from "./cli_helpers.ts";
 
 /** Each command's page: what it must show, and what belongs to other commands only. */
 const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {
@@ -180,4 +180,68 @@ Deno.test("a permission error's deno run line moves a pass: password to env:NAME
   const stderr = new TextDecoder().decode(child.stderr);
   assert.equal(child.code, 0, stderr);
   assert.match(new TextDecoder().decode(child.stdout), /^client id: d:device-rsa-001$/m);
+});
+
+/**
+ * Runs a command on a new pseudo-terminal (Python's `pty`, a real terminal to the child), types
+ * `answer` and Enter once `password: ` appears, and returns everything the terminal showed.
+ */
+async function onTerminal(args: string[], answer: string): Promise<CliResult> {
+  const script = `
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out, answered, deadline = b"", False, time.time() + 20
+while time.time() < deadline:
+    if fd in select.select([fd], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not answered and b"password: " in out:
+            time.sleep(0.2)
+            os.write(fd, os.environ["ANSWER"].encode() + b"\\r")
+            answered = True
+sys.stdout.write(out.decode(errors="replace"))
+if os.waitpid(pid, os.WNOHANG)[0] == 0:
+    os.kill(pid, 9)  # still waiting for input: no prompt came
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+`;
+  const child = await new Deno.Command("python3", {
+    args: ["-c", script, Deno.execPath(), "run", "--no-prompt", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ANSWER: answer },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: child.code,
+    stdout: decoder.decode(child.stdout),
+    stderr: decoder.decode(child.stderr),
+  };
+}
+
+Deno.test("--keystore-password stdin on a terminal asks without echoing what is typed", async () => {
+  const keystore = "fixtures/devices/rsa.jks";
+  const r = await onTerminal(
+    [
+      `--allow-read=${keystore}`,
+      "cli.ts",
+      "inspect",
+      "--keystore",
+      keystore,
+      "--keystore-password",
+      "stdin",
+    ],
+    "changeit",
+  );
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^Keystore password: /m);
+  assert.ok(!r.stdout.includes("changeit"), `the typed password is not echoed:\n${r.stdout}`);
+  assert.match(r.stdout, /^client id: d:device-rsa-001\r?$/m);
 });
