@@ -962,7 +962,7 @@ async function tokenCommand(ctx: Context): Promise<number> {
   const timings: Partial<Record<Stage, number>> = {
     store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
   };
-  const { fetchToken } = await import("./lib/fetch_token.ts");
+  const { fetchToken } = await import("./lib/token/fetch_token.ts");
   const token = await fetchToken({
     url: broker.url,
     identity,
@@ -1078,7 +1078,7 @@ async function checkCommand(ctx: Context): Promise<number> {
       `${id}; ${counts || "no errors or warnings"}`,
     );
     printStageProblems(ctx, problems);
-    const { fetchToken } = await import("./lib/fetch_token.ts");
+    const { fetchToken } = await import("./lib/token/fetch_token.ts");
     current = "dns";
     stageStart = performance.now();
     const token = await fetchToken({

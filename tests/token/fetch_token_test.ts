@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { fetchToken } from "../lib/fetch_token.ts";
-import { connect, type Session } from "../lib/session.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
-import { loadJose } from "../lib/deps.ts";
-import { CertificateError, TlsError, TokenError, UsageError } from "../lib/errors.ts";
-import type { Stage } from "../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { fetchToken } from "../../lib/token/fetch_token.ts";
+import { connect, type DeviceConnection } from "../../lib/connect/connection.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { CertificateError, TlsError, TokenError, UsageError } from "../../lib/errors.ts";
+import type { Stage } from "../../lib/errors.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");
@@ -40,17 +38,16 @@ Deno.test("fetchToken() gets a verifiable token from the emulator, reporting eve
 
 mosquittoTest("fetchToken() takes the token from s/dat and disconnects cleanly", async () => {
   await using mosquitto = await startMosquitto();
-  let responder: Session | undefined;
+  let responder: DeviceConnection | undefined;
   try {
     const jose = await loadJose();
     const { privateKey } = await jose.generateKeyPair("RS256");
     const jwt = await new jose.SignJWT({ ten: "t999" }).setProtectedHeader({ alg: "RS256" })
       .setSubject("device_device-rsa-001").setExpirationTime("1h").sign(privateKey);
-    const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
     responder = await connect({
-      broker,
-      tls: tlsOptions(ec256, serverCa, broker),
-      clientId: "d:device-ec256-001",
+      url: `ssl://localhost:${mosquitto.port}`,
+      identity: ec256,
+      trust: serverCa,
     });
     const r = responder;
     r.listen({
