@@ -107,7 +107,9 @@ export interface PublishOptions {
   retain?: boolean;
   /**
    * Time allowed for the acknowledgement (PUBACK, PUBCOMP; for QoS 0 the write), in
-   * milliseconds. @default no limit
+   * milliseconds. When it runs out the promise rejects; MQTT.js keeps the message, so a broker
+   * that answers late (or a reconnect that sends it again) may still deliver it.
+   * @default no limit
    */
   timeoutMs?: number;
 }

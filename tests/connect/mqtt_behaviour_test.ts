@@ -838,3 +838,34 @@ for (const qos of [1, 2] as const) {
     },
   );
 }
+
+// ---- Time limits -------------------------------------------------------------------------
+
+sessionTest(
+  "publish() and subscribe() with timeoutMs end with MQTT_PUBACK_TIMEOUT and MQTT_SUBACK_TIMEOUT when the broker stays silent",
+  async ({ session, peer }) => {
+    const publishing = track(session.publish("s/us", "211,25", { qos: 1, timeoutMs: 200 }));
+    const subscribing = track(session.subscribe("s/ds", { qos: 1, timeoutMs: 200 }));
+    await peer.expect("publish");
+    await peer.expect("subscribe");
+    await assert.rejects(
+      guard(publishing.promise, "publish()"),
+      (err: unknown) => {
+        isError(MqttError, "MQTT_PUBACK_TIMEOUT", "mqtt")(err);
+        assert.match((err as Error).message, /no PUBACK for the publish to "s\/us" within 0\.2 s/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      guard(subscribing.promise, "subscribe()"),
+      (err: unknown) => {
+        isError(MqttError, "MQTT_SUBACK_TIMEOUT", "subscribe")(err);
+        assert.match((err as Error).message, /no SUBACK for the subscription to "s\/ds"/);
+        return true;
+      },
+    );
+    // The connection itself is still up.
+    await publishAcked(session, peer, "211,26");
+    assert.equal(session.connected, true);
+  },
+);
