@@ -553,6 +553,9 @@ class Connection implements DeviceConnection {
     // DISCONNECT when nothing is in flight; otherwise (or while offline) the socket is destroyed,
     // which also ends a reconnect attempt waiting for its CONNACK.
     const force = !this.#connected || Object.keys(this.client.outgoing).length > 0;
+    // Closing our end waits for the broker's: destroying the socket at "finish" (as soon as the
+    // DISCONNECT is written, which would save a round trip) loses the DISCONNECT now and then
+    // under Deno 2.9.6's node:tls (mosquitto then logs an unexpected EOF instead).
     const grace = setTimeout(() => stream?.destroy(), CLOSE_GRACE_MS);
     await new Promise<void>((resolve) => this.client.end(force, {}, () => resolve()));
     clearTimeout(grace);
