@@ -55,8 +55,11 @@ export async function loadJks(): Promise<JksJs> {
 /** The `mqtt` module (MQTT.js 5), the MQTT client. */
 export type Mqtt = typeof import("npm:mqtt@5.16.0");
 
-/** MQTT.js's client class, as {@linkcode Mqtt} exports it. */
-export type MqttClient = import("npm:mqtt@5.16.0").MqttClient;
+/**
+ * MQTT.js's client (`MqttClient` of `npm:mqtt`), as `DeviceConnection.client` exposes it: its
+ * events, `publish`, `subscribe`, `end` and the rest are documented by MQTT.js.
+ */
+export type MqttClient = InstanceType<Mqtt["MqttClient"]>;
 
 /**
  * Loads `mqtt` (MQTT.js 5), the MQTT client. Its dependencies (`debug`, `readable-stream`) look up

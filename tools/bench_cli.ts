@@ -478,7 +478,9 @@ async function main(): Promise<number> {
   if (!mosquittoRr) note("mosquitto_rr not found: its peer is left out");
   if (!openssl) note("openssl not found: the inspect peer is left out");
   if (!paho) note("no python3 with paho.mqtt found: the Paho peer is left out");
-  if (!nodeMqttjs && (wanted("node-mqttjs") || wanted("scale"))) note("the Node.js MQTT.js peer is left out");
+  if (!nodeMqttjs && (wanted("node-mqttjs") || wanted("scale"))) {
+    note("the Node.js MQTT.js peer is left out");
+  }
 
   const machine = await machineInfo({
     mosquitto: mosquittoPub,

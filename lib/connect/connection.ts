@@ -209,7 +209,7 @@ export function reconnectDelayMs(
  * Every failure of the first connection is a {@linkcode C8yError} whose `code` and `stage` say
  * what went wrong:
  * - `usage` ({@linkcode UsageError}): a bad URL, client id, `USAGE_KEEPALIVE` (outside 0 to
- *   65535 s), `USAGE_RECONNECT` (delays not positive, or the initial one above the maximum);
+ *   65535 s), `OPTION_INVALID` (delays not positive, or the initial one above the maximum);
  * - `dns`: `DNS_NOT_FOUND`, `DNS_FAILED`, `NETWORK_TIMEOUT` ({@linkcode NetworkError});
  * - `tcp`: `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED`;
  * - `tls` (`TlsError`): `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH`,
@@ -342,7 +342,7 @@ function reconnectTiming(
     throw new UsageError(
       `The reconnect delays must be positive with the initial one (${initialDelayMs} ms) at most the maximum (${maxDelayMs} ms)`,
       {
-        code: "USAGE_RECONNECT",
+        code: "OPTION_INVALID",
         hint: "Leave them out for 1 s doubling up to 60 s.",
       },
     );

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { TokenError } from "../errors.ts";
+import { TokenError, UsageError } from "../errors.ts";
 import type { DeviceConnection, StageListener } from "../connect/connection.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 
@@ -44,6 +44,7 @@ export const TOKEN_REQUEST_TOPIC = "s/uat";
  * @throws {TokenError} `TOKEN_TIMEOUT` when no `71` arrived after all attempts,
  * `TOKEN_MALFORMED` for a `71` line without a JWT, `TOKEN_CONNECTION_LOST` when the connection
  * dropped while subscribing (stage `subscribe`), requesting or waiting (stage `token`).
+ * @throws {UsageError} `OPTION_INVALID` for `attempts` below 1.
  * @throws {MqttError} When subscribing or publishing fails: `MQTT_SUBSCRIBE_REFUSED`,
  * `MQTT_SUBACK_TIMEOUT` (no SUBACK within `attemptTimeoutMs`), `MQTT_PUBACK_TIMEOUT`.
  *
@@ -78,7 +79,10 @@ export async function requestToken(
   // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
   const attemptTimeoutMs = Math.min(options.attemptTimeoutMs ?? 20_000, 2 ** 31 - 1);
   if (!Number.isInteger(attempts) || attempts < 1) {
-    throw new TypeError(`attempts must be a positive integer, got ${attempts}`);
+    throw new UsageError(`attempts must be a positive whole number, not ${attempts}`, {
+      code: "OPTION_INVALID",
+      hint: "Leave attempts out for 3 requests.",
+    });
   }
   const decoder = new TextDecoder();
   let reply: string | undefined;

@@ -170,7 +170,7 @@ Deno.test("reconnectDelayMs() doubles from the initial delay up to the maximum, 
   }
 });
 
-Deno.test("connect() refuses reconnect delays that are not positive or not ordered with USAGE_RECONNECT", async () => {
+Deno.test("connect() refuses reconnect delays that are not positive or not ordered with OPTION_INVALID", async () => {
   const identity = await loadKeyStore(await Deno.readFile(fixture("devices/rsa.jdk.p12")), {
     password: "changeit",
   });
@@ -185,7 +185,7 @@ Deno.test("connect() refuses reconnect delays that are not positive or not order
     await assert.rejects(
       connect({ url: "ssl://127.0.0.1:9", identity, reconnect }),
       (err: unknown) =>
-        err instanceof C8yError && err.code === "USAGE_RECONNECT" && err.stage === "usage",
+        err instanceof C8yError && err.code === "OPTION_INVALID" && err.stage === "usage",
     );
   }
 });

@@ -8,7 +8,7 @@ import {
 } from "../../lib/connect/connection.ts";
 import type { TokenConnection } from "../../lib/token/request_token.ts";
 import { loadJose } from "../../lib/deps.ts";
-import { NetworkError, TokenError } from "../../lib/errors.ts";
+import { NetworkError, TokenError, UsageError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
 import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
 
@@ -205,8 +205,11 @@ Deno.test("requestToken() stops with TOKEN_CONNECTION_LOST when the connection d
   assert.equal(stub.requests.length, 1);
 });
 
-Deno.test("requestToken() refuses attempts below 1 with a TypeError", async () => {
-  await assert.rejects(requestToken(stubSession(() => {}).session, { attempts: 0 }), TypeError);
+Deno.test("requestToken() refuses attempts below 1 with OPTION_INVALID", async () => {
+  await assert.rejects(
+    requestToken(stubSession(() => {}).session, { attempts: 0 }),
+    (err: unknown) => err instanceof UsageError && err.code === "OPTION_INVALID",
+  );
 });
 
 // --- requestToken() over a real broker --------------------------------------------------------
