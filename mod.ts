@@ -35,6 +35,22 @@
  * });
  * ```
  *
+ * @example Staying connected (see {@linkcode connect} for the complete program)
+ * ```ts ignore
+ * import { connect, loadKeyStore, loadTrustStore } from "./mod.ts";
+ *
+ * const identity = await loadKeyStore(await Deno.readFile("device.p12"), { password: "changeit" });
+ * const trust = await loadTrustStore(await Deno.readFile("truststore.jks"));
+ * await using device = await connect({
+ *   url: "ssl://mytenant.cumulocity.com:8883",
+ *   identity,
+ *   trust,
+ *   reconnect: true,
+ *   callbacks: { error: (err) => console.warn(err.code, err.message) },
+ * });
+ * await device.publish("s/us", "211,25", { qos: 1 });
+ * ```
+ *
  * @example Runnable: broker URLs and client ids
  * ```ts
  * import { parseBrokerUrl, parseClientId } from "./mod.ts";
