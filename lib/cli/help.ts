@@ -97,16 +97,18 @@ const COMMAND_HELP: Record<Command, { usage: string; about: string; permissions:
     about: "Connect as d:<certificate CN>, request a token (empty publish on s/uat) and print\n" +
       "the JWT from the '71,<JWT>' reply on s/dat alone on stdout:\n" +
       "TOKEN=$(c8y-mqtt-cert token ...). Progress goes to stderr.",
-    permissions: "deno run --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
-      "  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...",
+    permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
+      "  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...\n" +
+      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load)",
   },
   check: {
     usage: "check --url URL --keystore PATH [store options] [--truststore PATH] [--json]",
     about: "The path to a token, reported stage by stage with timings (keystore, truststore,\n" +
       "certificates, dns, tcp, tls, mqtt, subscribe, token); stops at the first failure and\n" +
       "explains it.",
-    permissions: "deno run --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
-      "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...",
+    permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
+      "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...\n" +
+      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load)",
   },
   inspect: {
     usage: "inspect [--keystore PATH [store options]] [--truststore PATH] [--json]",
@@ -119,7 +121,9 @@ const COMMAND_HELP: Record<Command, { usage: string; about: string; permissions:
     about: "A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).\n" +
       "Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.",
     permissions: "deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\\n" +
-      "  cli.ts emulate ...   (--ignore-env: the broker library looks up variables)",
+      "  cli.ts emulate ...\n" +
+      "(--ignore-env: the broker library's dependencies look up environment variables when they\n" +
+      "load)",
   },
 };
 

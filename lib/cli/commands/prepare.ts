@@ -11,7 +11,7 @@ import { diagnose } from "../../diagnose.ts";
 import { explainRefusal } from "../../diagnose/refusal.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
-import type { DeviceToken } from "../../token.ts";
+import type { DeviceToken } from "../../token/decode_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
@@ -89,7 +89,7 @@ export async function connectAndFetch(
   prepared: Prepared,
   log: StageLog,
 ): Promise<DeviceToken & { clientId: string }> {
-  const { fetchToken } = await import("../../fetch_token.ts");
+  const { fetchToken } = await import("../../token/fetch_token.ts");
   log.begin("dns");
   try {
     return await fetchToken({
