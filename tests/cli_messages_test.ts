@@ -207,9 +207,11 @@ while time.time() < deadline:
             os.write(fd, os.environ["ANSWER"].encode() + b"\\r")
             answered = True
 sys.stdout.write(out.decode(errors="replace"))
-if os.waitpid(pid, os.WNOHANG)[0] == 0:
+done, status = os.waitpid(pid, os.WNOHANG)
+if done == 0:
     os.kill(pid, 9)  # still waiting for input: no prompt came
-sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    status = os.waitpid(pid, 0)[1]
+sys.exit(os.waitstatus_to_exitcode(status))
 `;
   const child = await new Deno.Command("python3", {
     args: ["-c", script, Deno.execPath(), "run", "--no-prompt", ...args],
