@@ -167,7 +167,10 @@ Deno.test("check reports every stage once with a mark and a time", async () => {
     /✓ store\s+\d+ ms\s+keystore fixtures\/devices\/rsa\.jks: jks alias "rsa"/,
   );
   assert.match(r.stdout, /✓ certificate\s+\d+ ms\s+d:device-rsa-001; no errors or warnings/);
-  assert.match(r.stdout, /✓ tls\s+\d+ ms\s+TLSv1\.[23], server certificate trusted/);
+  assert.match(
+    r.stdout,
+    /✓ tls\s+\d+ ms\s+TLSv1\.[23], server certificate "CN=localhost" \(issued by "CN=c8y-mqtt-cert Test Server CA"\) trusted/,
+  );
   assert.match(r.stdout, /✓ mqtt\s+\d+ ms\s+CONNACK 0 \(accepted\) as d:device-rsa-001/);
   assert.match(r.stdout, /✓ token\s+\d+ ms\s+71 on s\/dat, device_device-rsa-001, expires /);
 });
@@ -302,4 +305,83 @@ Deno.test("token names the missing permission flag for each flag left out", asyn
   }
   const ok = await runCli(args, all, { env: { KS_PW: PASSWORD } });
   assert.equal(ok.code, 0, ok.stderr);
+});
+
+Deno.test("check --client-id of another device --force: the certificate stage once as ✗, then the broker's answer", async () => {
+  await using emulator = await startFixtureEmulator(CLI_EMULATOR);
+  const device = store("fixtures/devices/rsa.jks");
+  const extra = ["--client-id", "d:someone-else", "--force"];
+  const r = await runDevice(emulator, "check", device, [...extra, "--json"]);
+  assert.equal(r.code, 7, r.stdout);
+  const body = JSON.parse(r.stdout);
+  assert.deepEqual(stagesOf(body), ["store", "certificate", "dns", "tcp", "tls", "mqtt"]);
+  assert.deepEqual(
+    body.stages.map((s: { state: string }) => s.state),
+    ["ok", "error", "ok", "ok", "ok", "error"],
+  );
+  assert.equal(body.error.code, "MQTT_NOT_AUTHORIZED");
+  assert.match(body.error.message, /"d:someone-else"/);
+  assert.match(
+    body.error.hint,
+    /^Most likely the client id does not name .*\(CLIENT_ID_MISMATCH\)/,
+  );
+  const human = await runDevice(emulator, "check", device, extra);
+  assert.equal(human.code, 7);
+  assert.equal(human.stdout.match(/CLIENT_ID_MISMATCH/g)?.length, 1, human.stdout);
+  assert.doesNotMatch(
+    human.stdout + human.stderr,
+    /names device "someone-else", but the certificate's/,
+  );
+});
+
+Deno.test("check and token --verbose show the tls row when MQTT fails: TLS version, server certificate", async () => {
+  await using emulator = await startFixtureEmulator(CLI_EMULATOR);
+  const device = store("fixtures/bad/unknown-ca.p12");
+  const tls =
+    /^✓ tls\s+\d+ ms\s+TLSv1\.[23], server certificate "CN=localhost" \(issued by "CN=c8y-mqtt-cert Test Server CA"\) trusted$/m;
+  const check = await runDevice(emulator, "check", device);
+  assert.equal(check.code, 7);
+  assert.match(check.stdout, tls);
+  assert.match(check.stdout, /^✗ mqtt\s+\d+ ms\s+.*CONNACK 5, not authorized$/m);
+  const token = await runDevice(emulator, "token", device, ["--verbose"]);
+  assert.equal(token.code, 7);
+  assert.match(token.stderr, tls);
+  // Without --verbose the same rows, without the connection's details.
+  const quiet = await runDevice(emulator, "token", device);
+  assert.match(quiet.stderr, /^✓ tls\s+\d+ ms$/m);
+});
+
+Deno.test("token --verbose shows what check shows about the connection", async () => {
+  await using emulator = await startFixtureEmulator(CLI_EMULATOR);
+  const r = await runDevice(emulator, "token", store("fixtures/devices/ec256.jks"), ["-v"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^✓ tls\s+\d+ ms\s+TLSv1\.[23], server certificate "CN=localhost" \(issued by /m,
+  );
+  assert.match(r.stderr, /^✓ mqtt\s+\d+ ms\s+CONNACK 0 \(accepted\) as d:device-ec256-001$/m);
+});
+
+Deno.test("an untrusted server certificate is named with its subject and issuer", async () => {
+  await using emulator = await startFixtureEmulator(CLI_EMULATOR);
+  const device = store("fixtures/devices/rsa.jks");
+  const args = [
+    "check",
+    "--url",
+    emulator.url,
+    ...device.args,
+    "--truststore",
+    "fixtures/ca/unknown-ca.pem",
+  ];
+  const r = await runCli(args, {
+    read: [...device.files, "fixtures/ca/unknown-ca.pem"],
+    net: [`127.0.0.1:${emulator.port}`],
+  });
+  assert.equal(r.code, 6, r.stderr);
+  assert.match(
+    r.stderr,
+    /^error: The server certificate of mqtts:\/\/127\.0\.0\.1:\d+ \("CN=localhost", issued by "CN=c8y-mqtt-cert Test Server CA"\) is not trusted/m,
+  );
+  assert.match(r.stderr, /^hint: The truststore does not hold "CN=c8y-mqtt-cert Test Server CA"/m);
+  assert.match(r.stdout, /^✗ tls /m);
 });

@@ -8,18 +8,60 @@ import assert from "node:assert/strict";
 import {
   C8yError,
   clientId,
+  connect,
+  type DeviceConnection,
   type DeviceIdentity,
   diagnose,
+  fetchToken,
   parseBrokerUrl,
   parseClientId,
+  requestToken,
   UsageError,
 } from "../mod.ts";
 import { checkNumberOption } from "../lib/check_option.ts";
 
 /** A stand-in identity for the checks that only read the leaf's summary. */
 const NO_CHAIN = { chain: [] } as unknown as DeviceIdentity;
+/** A stand-in identity: the option checks come before its key and certificate are used. */
+const DEVICE = {
+  privateKeyPem: "",
+  chain: [{ pem: "", summary: { commonName: "device-001" } }],
+} as unknown as DeviceIdentity;
+/**
+ * A port nothing listens on: a call that got as far as connecting would fail with
+ * NETWORK_REFUSED, so OPTION_INVALID proves the option is checked first.
+ */
+const CLOSED = (() => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  listener.close();
+  return `ssl://127.0.0.1:${listener.addr.port}`;
+})();
 
 const cases: [string, () => unknown, string, RegExp][] = [
+  [
+    "fetchToken() with zero attempts",
+    () => fetchToken({ url: CLOSED, identity: DEVICE, attempts: 0 }),
+    "OPTION_INVALID",
+    /^The option attempts must be a whole number 1 or more, not 0$/,
+  ],
+  [
+    "fetchToken() with a zero timeoutMs",
+    () => fetchToken({ url: CLOSED, identity: DEVICE, timeoutMs: 0 }),
+    "OPTION_INVALID",
+    /^The option timeoutMs must be a whole number 1 or more, not 0$/,
+  ],
+  [
+    "connect() with a negative connectTimeoutMs",
+    () => connect({ url: CLOSED, identity: DEVICE, connectTimeoutMs: -5 }),
+    "OPTION_INVALID",
+    /connectTimeoutMs must be a whole number 1 or more, not -5/,
+  ],
+  [
+    "requestToken() with a NaN attemptTimeoutMs",
+    () => requestToken({} as DeviceConnection, { attemptTimeoutMs: Number.NaN }),
+    "OPTION_INVALID",
+    /attemptTimeoutMs must be a whole number 1 or more, not NaN/,
+  ],
   [
     "diagnose() with a negative expiresSoonDays",
     () => diagnose({ expiresSoonDays: -1 }),

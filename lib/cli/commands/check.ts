@@ -18,7 +18,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   try {
     const prepared = await prepare(ctx, "check", log);
     const { problems, clientId, broker } = prepared;
-    const token = await connectAndFetch(prepared, log);
+    const token = await connectAndFetch(prepared, log, ctx.values.force ?? false);
     if (!log.has("token")) log.end("token", "ok", log.elapsed(), `expires ${token.expiresAt}`);
     const errors = problems.filter((p) => p.severity === "error").length;
     const despite = errors

@@ -6,9 +6,8 @@
  * @module
  */
 
-import { C8yError, CertificateError, type Stage } from "../../errors.ts";
+import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
-import { explainRefusal } from "../../diagnose/refusal.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
 import type { DeviceToken } from "../../token/decode_token.ts";
@@ -82,30 +81,30 @@ export async function prepare(
 
 /**
  * Connects with what {@linkcode prepare} found and fetches the token, reporting each connection
- * stage to `log`. The error of a failure carries the offline findings, and a refused certificate
- * is explained from them (`explainRefusal`).
+ * stage to `log`. The offline findings go along: a refused certificate is explained from them, and
+ * the error carries them. With `--force` the client id is sent as given, even when it does not
+ * name the certificate's CN.
  */
 export async function connectAndFetch(
   prepared: Prepared,
   log: StageLog,
+  force: boolean,
 ): Promise<DeviceToken & { clientId: string }> {
   const { fetchToken } = await import("../../token/fetch_token.ts");
   log.begin("dns");
-  try {
-    return await fetchToken({
-      url: prepared.broker.url,
-      identity: prepared.identity,
-      trust: prepared.stores.trust,
-      clientId: prepared.clientId,
-      timeoutMs: prepared.timeoutMs,
-      onStage: (stage: Stage, elapsed: number, detail?: string) => {
-        log.end(stage, "ok", elapsed, detail);
-        log.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
-      },
-    });
-  } catch (error) {
-    throw error instanceof C8yError ? explainRefusal(error, prepared.problems) : error;
-  }
+  return await fetchToken({
+    url: prepared.broker.url,
+    identity: prepared.identity,
+    trust: prepared.stores.trust,
+    clientId: prepared.clientId,
+    checkClientId: !force,
+    findings: prepared.problems,
+    timeoutMs: prepared.timeoutMs,
+    onStage: (stage: Stage, elapsed: number, detail?: string, state?: "ok" | "warning") => {
+      log.end(stage, state ?? "ok", elapsed, detail);
+      log.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
+    },
+  });
 }
 
 function describeIdentity(identity: DeviceIdentity): string {

@@ -25,7 +25,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   );
   try {
     const prepared = await prepare(ctx, "token", log);
-    const token = await connectAndFetch(prepared, log);
+    const token = await connectAndFetch(prepared, log, ctx.values.force ?? false);
     if (ctx.json) {
       ctx.io.out(JSON.stringify(
         {
