@@ -22,7 +22,7 @@ const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {
     hasNot: [/--server-cert/, /--token-lifetime/, /^ {2}check /m],
   },
   check: {
-    has: [/^ {2}c8y-mqtt-cert check --url URL/m, /stage by stage/, /--force /, /cli\.ts check/],
+    has: [/^ {2}c8y-mqtt-cert check --url URL/m, /one line per stage/, /--force /, /cli\.ts check/],
     hasNot: [/--server-cert/, /--tenant/],
   },
   inspect: {

@@ -103,9 +103,9 @@ const COMMAND_HELP: Record<Command, { usage: string; about: string; permissions:
   },
   check: {
     usage: "check --url URL --keystore PATH [store options] [--truststore PATH] [--json]",
-    about: "The path to a token, reported stage by stage with timings (keystore, truststore,\n" +
-      "certificates, dns, tcp, tls, mqtt, subscribe, token); stops at the first failure and\n" +
-      "explains it.",
+    about: "The path to a token, one line per stage with its time and state (✓ passed, ! with\n" +
+      "warnings or not yet confirmed, ✗ failed): store, certificate, dns, tcp, tls, mqtt,\n" +
+      "subscribe, token. Stops at the first failure and explains it.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...\n" +
       "(--ignore-env: MQTT.js's dependencies look up environment variables when they load)",
