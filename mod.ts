@@ -80,6 +80,14 @@ export {
 export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
 export { fetchToken } from "./lib/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/fetch_token.ts";
+export {
+  MAX_REST_ANSWER_BYTES,
+  requestRestToken,
+  REST_TOKEN_PATH,
+} from "./lib/token/rest_token.ts";
+export type { RestTokenOptions } from "./lib/token/rest_token.ts";
+export { DEFAULT_REST_PORT, parseRestUrl, restUrlOf } from "./lib/token/rest_url.ts";
+export type { RestAddress } from "./lib/token/rest_url.ts";
 export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 export type { EmulatorSettings } from "./lib/emulator_settings.ts";

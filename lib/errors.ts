@@ -42,6 +42,9 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
  * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
  * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
+ * | `HTTP_UNAUTHORIZED`, `HTTP_FORBIDDEN` | `TokenError` | REST token (stage `http`): 401 or 403, the device is not registered for certificate authentication or its CA is not trusted. |
+ * | `HTTP_STATUS`, `HTTP_TIMEOUT`, `HTTP_CONNECTION_CLOSED` | `TokenError` | REST token (stage `http`): another status, no answer in time, or a close before the answer. |
+ * | `TOKEN_NOT_JSON`, `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_TOO_LARGE` | `TokenError` | REST token: an answer that is not JSON, has no `accessToken`, or is larger than 64 KiB. |
  * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
  */
 export type ErrorCode =
@@ -123,6 +126,14 @@ export type ErrorCode =
   | "TOKEN_TIMEOUT"
   | "TOKEN_MALFORMED"
   | "TOKEN_CONNECTION_LOST"
+  | "HTTP_UNAUTHORIZED"
+  | "HTTP_FORBIDDEN"
+  | "HTTP_STATUS"
+  | "HTTP_TIMEOUT"
+  | "HTTP_CONNECTION_CLOSED"
+  | "TOKEN_NOT_JSON"
+  | "TOKEN_NO_ACCESS_TOKEN"
+  | "TOKEN_TOO_LARGE"
   | "INTERNAL";
 
 /** The stage of the path from stores to token in which a failure happened. */
@@ -136,6 +147,7 @@ export type Stage =
   | "tls"
   | "mqtt"
   | "subscribe"
+  | "http"
   | "token";
 
 /**
