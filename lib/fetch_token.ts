@@ -10,6 +10,8 @@ import { connect, type StageListener } from "./session.ts";
 import { tlsOptions } from "./tls_options.ts";
 import { type DeviceToken, requestToken } from "./token.ts";
 import type { DeviceIdentity, TrustAnchors } from "./types.ts";
+import { requestRestToken } from "./token/rest_token.ts";
+import { parseRestUrl, restUrlOf } from "./token/rest_url.ts";
 
 /** Options of {@linkcode fetchToken}. */
 export interface FetchTokenOptions {
@@ -28,12 +30,27 @@ export interface FetchTokenOptions {
   timeoutMs?: number;
   /** How many token requests to send before giving up. @default 3 */
   attempts?: number;
-  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token`). */
+  /**
+   * Called with each stage's time: `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token` over MQTT;
+   * `dns`, `tcp`, `tls`, `http`, `token` over REST.
+   */
   onStage?: StageListener;
+  /**
+   * How to get the token: `"mqtt"` (`s/uat` -> `71,<JWT>` on `s/dat`) or `"rest"`
+   * (`POST /devicecontrol/deviceAccessToken` over mutual TLS, see `requestRestToken`).
+   * @default "mqtt"
+   */
+  via?: "mqtt" | "rest";
+  /** With `via: "rest"`: the HTTPS address. @default the host of `url` on port 443 */
+  restUrl?: string;
+  /** With `via: "rest"`: send the device's chain in `X-Ssl-Cert-Chain`. @default false */
+  sendChain?: boolean;
 }
 
 /**
- * Connects as the device, requests a JWT session token and disconnects (also on failure).
+ * Connects as the device, requests a JWT session token and disconnects (also on failure); with
+ * `via: "rest"`, requests it over HTTPS with the device certificate instead (no MQTT connection;
+ * the client id is still worked out, which checks the certificate's CN).
  *
  * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
@@ -67,6 +84,17 @@ export async function fetchToken(
 ): Promise<DeviceToken & { clientId: string }> {
   const broker = parseBrokerUrl(options.url);
   const id = buildClientId(options.identity, { explicit: options.clientId });
+  if (options.via === "rest") {
+    const token = await requestRestToken({
+      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+      identity: options.identity,
+      trust: options.trust,
+      sendChain: options.sendChain,
+      timeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: id };
+  }
   const tls = tlsOptions(options.identity, options.trust, broker);
   const session = await connect({
     broker,

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { requestRestToken } from "../lib/token/rest_token.ts";
+import { fetchToken } from "../lib/fetch_token.ts";
 import { parseRestUrl, restUrlOf } from "../lib/token/rest_url.ts";
 import { parseBrokerUrl } from "../lib/broker_url.ts";
 import { C8yError } from "../lib/errors.ts";
@@ -414,4 +415,27 @@ Deno.test("requestRestToken() names a device certificate the server refuses in t
       /refused the device certificate \(TLS alert "unknown CA"\)/,
     );
   }
+});
+
+Deno.test("fetchToken({ via: 'rest' }) takes the token over REST, from restUrl or the URL's host on 443", async () => {
+  await using server = await scriptedServer((_req, res) => json(res, 200, { accessToken: TOKEN }));
+  const stages: Stage[] = [];
+  const token = await fetchToken({
+    url: "ssl://localhost:8883", // no MQTT broker there: REST does not use it
+    identity: rsa,
+    trust: serverCa,
+    via: "rest",
+    restUrl: server.url,
+    onStage: (stage) => stages.push(stage),
+  });
+  assert.equal(token.token, TOKEN);
+  assert.equal(token.clientId, "d:device-rsa-001");
+  assert.deepEqual(stages, ["dns", "tcp", "tls", "http", "token"]);
+  // Without restUrl: the broker's host on 443 (nothing listens there on this machine).
+  await rejectsWith(
+    fetchToken({ url: "ssl://127.0.0.1:8883", identity: rsa, trust: serverCa, via: "rest" }),
+    "NETWORK_REFUSED",
+    "tcp",
+    /127\.0\.0\.1 port 443/,
+  );
 });

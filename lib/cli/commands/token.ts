@@ -40,6 +40,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
         token: token.token,
         clientId: id,
         url: prepared.broker.url,
+        ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
         tenant: token.tenant,
         issuer: token.issuer,
         subject: token.subject,
