@@ -88,6 +88,8 @@ export {
 export type { RestTokenOptions } from "./lib/token/rest_token.ts";
 export { DEFAULT_REST_PORT, parseRestUrl, restUrlOf } from "./lib/token/rest_url.ts";
 export type { RestAddress } from "./lib/token/rest_url.ts";
+export { keepToken } from "./lib/token/keep_token.ts";
+export type { KeepTokenOptions, KeptConnection, TokenKeeper } from "./lib/token/keep_token.ts";
 export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 export type { EmulatorSettings } from "./lib/emulator_settings.ts";

@@ -14,7 +14,9 @@ certificate, and fetch its JWT session token; says what is wrong when that fails
 
 USAGE
   c8y-mqtt-cert token   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]] [--watch]
   c8y-mqtt-cert check   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]]
   c8y-mqtt-cert inspect [--keystore PATH [store options]] [--truststore PATH] [--json]
   c8y-mqtt-cert emulate --trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]
 
@@ -39,6 +41,9 @@ CONNECTION
                           (check then shows dns, tcp, tls, http, token).
   --rest-url URL          With --via rest: https://host[:port] (default: the --url host on 443).
   --send-chain            With --via rest: send the device's chain in the X-Ssl-Cert-Chain header.
+  --watch                 token: stay connected, renew the token once half its lifetime has
+                          passed (and after a reconnect) and print each new one on its own line
+                          (--json: one JSON object per line) until Ctrl-C or SIGTERM (exit 0).
 
 STORE OPTIONS
   --keystore PATH         The device's key and certificate chain: JKS, PKCS#12 or PEM.
