@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import type { EmulatorEvent } from "../lib/emulator.ts";
-import { decodeToken } from "../lib/token.ts";
+import { decodeToken } from "../lib/token/decode_token.ts";
 import { denoFlags, ROOT } from "./cli_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
 
@@ -34,7 +34,7 @@ function startWatch(url: string, port: number, extra: string[] = []): {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...denoFlags({ read: [KEYSTORE, TRUST], net: [`127.0.0.1:${port}`] }),
+      ...denoFlags({ read: [KEYSTORE, TRUST], net: [`127.0.0.1:${port}`] }, "token"),
       "cli.ts",
       ...args,
     ],

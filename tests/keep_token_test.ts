@@ -6,12 +6,10 @@
 
 import assert from "node:assert/strict";
 import { keepToken } from "../lib/token/keep_token.ts";
-import { connect, type Session } from "../lib/session.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
+import { connect, type DeviceConnection } from "../lib/connect/connection.ts";
 import { loadJose } from "../lib/deps.ts";
 import type { C8yError } from "../lib/errors.ts";
-import type { DeviceToken } from "../lib/token.ts";
+import type { DeviceToken } from "../lib/token/decode_token.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
 import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
 
@@ -19,21 +17,20 @@ const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 
-async function session(port: number, identity: DeviceIdentity, clientId: string): Promise<Session> {
-  const broker = parseBrokerUrl(`ssl://localhost:${port}`);
-  return await connect({ broker, tls: tlsOptions(identity, serverCa, broker), clientId });
+function session(port: number, identity: DeviceIdentity): Promise<DeviceConnection> {
+  return connect({ url: `ssl://localhost:${port}`, identity, trust: serverCa });
 }
 
 /** A token service on the broker: answers `s/uat` with a fresh 6 s token unless `silent`. */
 async function tokenService(port: number): Promise<{
-  session: Session;
+  session: DeviceConnection;
   silent: boolean;
   /** When each request arrived (`Date.now()`), and whether it was answered. */
   requests: { at: number; answered: boolean }[];
 }> {
   const jose = await loadJose();
   const { privateKey } = await jose.generateKeyPair("RS256");
-  const responder = await session(port, ec256, "d:device-ec256-001");
+  const responder = await session(port, ec256);
   const service = {
     session: responder,
     silent: false,
@@ -74,7 +71,7 @@ mosquittoTest(
   async () => {
     await using mosquitto = await startMosquitto();
     const service = await tokenService(mosquitto.port);
-    const device = await session(mosquitto.port, rsa, "d:device-rsa-001");
+    const device = await session(mosquitto.port, rsa);
     try {
       const renewed: DeviceToken[] = [];
       const errors: C8yError[] = [];
@@ -109,7 +106,7 @@ mosquittoTest(
   async () => {
     await using mosquitto = await startMosquitto();
     const service = await tokenService(mosquitto.port);
-    const device = await session(mosquitto.port, rsa, "d:device-rsa-001");
+    const device = await session(mosquitto.port, rsa);
     try {
       const renewed: DeviceToken[] = [];
       const errors: C8yError[] = [];
@@ -145,7 +142,7 @@ mosquittoTest(
     await using mosquitto = await startMosquitto();
     const service = await tokenService(mosquitto.port);
     service.silent = true;
-    const device = await session(mosquitto.port, rsa, "d:device-rsa-001");
+    const device = await session(mosquitto.port, rsa);
     try {
       await assert.rejects(
         keepToken(device, { request: { attempts: 1, attemptTimeoutMs: 300 } }),

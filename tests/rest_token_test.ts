@@ -11,7 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { requestRestToken } from "../lib/token/rest_token.ts";
-import { fetchToken } from "../lib/fetch_token.ts";
+import { fetchToken } from "../lib/token/fetch_token.ts";
 import { parseRestUrl, restUrlOf } from "../lib/token/rest_url.ts";
 import { parseBrokerUrl } from "../lib/broker_url.ts";
 import { C8yError } from "../lib/errors.ts";

@@ -8,13 +8,12 @@
  */
 
 import { C8yError } from "../errors.ts";
-import { type DeviceToken, requestToken, type RequestTokenOptions } from "../token.ts";
+import type { DeviceToken } from "./decode_token.ts";
+import type { DeviceConnection } from "../connect/connection.ts";
+import { requestToken, type RequestTokenOptions, type TokenConnection } from "./request_token.ts";
 
 /** What {@linkcode keepToken} uses of a connection: what `requestToken` needs, and `connected`. */
-export type KeptConnection = Parameters<typeof requestToken>[0] & {
-  /** Whether the connection is up now. */
-  readonly connected: boolean;
-};
+export type KeptConnection = TokenConnection & Pick<DeviceConnection, "connected">;
 
 /** Options of {@linkcode keepToken}. */
 export interface KeepTokenOptions {

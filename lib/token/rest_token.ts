@@ -32,9 +32,9 @@ import {
   TokenError,
 } from "../errors.ts";
 import { hostPort } from "../broker_url.ts";
-import type { StageListener } from "../session.ts";
-import { tlsOptions } from "../tls_options.ts";
-import { decodeToken, type DeviceToken } from "../token.ts";
+import type { StageListener } from "../connect/connection.ts";
+import { tlsOptions } from "../connect/tls_options.ts";
+import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 import { parseRestUrl, type RestAddress } from "./rest_url.ts";
 

@@ -34,7 +34,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       `${clientId}; ${counts || "no errors or warnings"}`,
     );
     printStageProblems(ctx, problems);
-    const { fetchToken } = await import("../../fetch_token.ts");
+    const { fetchToken } = await import("../../token/fetch_token.ts");
     const order = CONNECTION_STAGES[prepared.connection.via ?? "mqtt"];
     stages.begin("dns");
     const token = await fetchToken({

@@ -6,7 +6,7 @@
  */
 
 import { ExitCode } from "../../errors.ts";
-import type { DeviceToken } from "../../token.ts";
+import type { DeviceToken } from "../../token/decode_token.ts";
 import type { CommandContext } from "../context.ts";
 import { errorMessage, progress } from "../output.ts";
 import type { Prepared } from "./prepare.ts";
@@ -22,17 +22,15 @@ const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
  * @throws {C8yError} When connecting or the first token request fails (as `token` does).
  */
 export async function watchTokens(ctx: CommandContext, prepared: Prepared): Promise<number> {
-  const [{ connect }, { parseBrokerUrl }, { tlsOptions }, { keepToken }] = await Promise.all([
-    import("../../session.ts"),
-    import("../../broker_url.ts"),
-    import("../../tls_options.ts"),
+  const [{ connect }, { keepToken }] = await Promise.all([
+    import("../../connect/connection.ts"),
     import("../../token/keep_token.ts"),
   ]);
-  const { connection: options, clientId } = prepared;
-  const broker = parseBrokerUrl(options.url);
+  const { connection: options, clientId, broker } = prepared;
   const connection = await connect({
-    broker,
-    tls: tlsOptions(options.identity, options.trust, broker),
+    url: options.url,
+    identity: options.identity,
+    trust: options.trust,
     clientId,
     connectTimeoutMs: options.timeoutMs,
     reconnect: true,
