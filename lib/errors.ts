@@ -43,6 +43,9 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
  * | `MQTT_SUBACK_TIMEOUT`, `MQTT_PUBACK_TIMEOUT` | `MqttError` | The broker accepted the connection but did not acknowledge a subscription or publication within the time limit. |
  * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
+ * | `HTTP_UNAUTHORIZED`, `HTTP_FORBIDDEN` | `TokenError` | REST token (stage `http`): 401 or 403, the device is not registered for certificate authentication or its CA is not trusted. |
+ * | `HTTP_STATUS`, `HTTP_TIMEOUT`, `HTTP_CONNECTION_CLOSED` | `TokenError` | REST token (stage `http`): another status, no answer in time, or a close before the answer. |
+ * | `TOKEN_NOT_JSON`, `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_TOO_LARGE` | `TokenError` | REST token: an answer that is not JSON, has no `accessToken`, or is larger than 64 KiB. |
  * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
  */
 export type ErrorCode =
@@ -127,6 +130,14 @@ export type ErrorCode =
   | "TOKEN_TIMEOUT"
   | "TOKEN_MALFORMED"
   | "TOKEN_CONNECTION_LOST"
+  | "HTTP_UNAUTHORIZED"
+  | "HTTP_FORBIDDEN"
+  | "HTTP_STATUS"
+  | "HTTP_TIMEOUT"
+  | "HTTP_CONNECTION_CLOSED"
+  | "TOKEN_NOT_JSON"
+  | "TOKEN_NO_ACCESS_TOKEN"
+  | "TOKEN_TOO_LARGE"
   | "INTERNAL";
 
 /** The stage of the path from stores to token in which a failure happened. */
@@ -140,6 +151,7 @@ export type Stage =
   | "tls"
   | "mqtt"
   | "subscribe"
+  | "http"
   | "token";
 
 /**

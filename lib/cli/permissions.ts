@@ -7,7 +7,8 @@
 
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../broker_url.ts";
-import type { Command, Values } from "./options.ts";
+import { type Command, tokenRoute, type Values } from "./options.ts";
+import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {
@@ -42,7 +43,13 @@ function neededPermissions(command: Command, values: Values): Needs {
   }
   if ((command === "token" || command === "check") && values.url) {
     const broker = parseBrokerUrl(values.url);
-    needs.net.push(hostPort(broker.host, broker.port));
+    if (tokenRoute(values).via === "rest") {
+      // Over REST only the HTTPS address is contacted, not the MQTT broker.
+      const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
+      needs.net.push(hostPort(rest.host, rest.port));
+    } else {
+      needs.net.push(hostPort(broker.host, broker.port));
+    }
   }
   if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
   return needs;
