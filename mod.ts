@@ -78,6 +78,20 @@ export {
 export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
 export { fetchToken } from "./lib/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/fetch_token.ts";
+export { checkFleet, DEFAULT_FLEET_CONCURRENCY } from "./lib/fleet/check_fleet.ts";
+export type { CheckFleetOptions, FleetMode, FleetSource } from "./lib/fleet/check_fleet.ts";
+export { MANIFEST_COLUMNS, readManifest } from "./lib/fleet/manifest.ts";
+export type { FleetDevice, ManifestColumn, ReadManifestOptions } from "./lib/fleet/manifest.ts";
+export { deviceLabel, FAILURE_CLASSES, failureClass } from "./lib/fleet/result.ts";
+export type {
+  DeviceFailure,
+  DeviceResult,
+  FailureClass,
+  FailureClassSummary,
+  FleetStats,
+  FleetSummary,
+  StageTime,
+} from "./lib/fleet/result.ts";
 export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 export type { EmulatorSettings } from "./lib/emulator_settings.ts";

@@ -79,3 +79,20 @@ export async function loadNobleHashes(): Promise<NobleHashes> {
   ]);
   return { ...sha2, sha1: legacy.sha1 };
 }
+
+/** Loads `csv-parse` (streaming CSV parser, for fleet manifests). */
+export function loadCsvParse(): Promise<typeof import("npm:csv-parse@7.0.3")> {
+  return import("npm:csv-parse@7.0.3");
+}
+
+/** Loads `xmlbuilder2` (XML writer, for the fleet's JUnit report). */
+export function loadXmlBuilder(): Promise<typeof import("npm:xmlbuilder2@4.0.3")> {
+  return import("npm:xmlbuilder2@4.0.3");
+}
+
+/** Loads `cli-progress` (the fleet command's progress bar on a terminal). */
+export async function loadCliProgress(): Promise<typeof import("npm:cli-progress@3.12.0")> {
+  // @ts-types="npm:@types/cli-progress@3.11.6"
+  const mod = await import("npm:cli-progress@3.12.0");
+  return mod.default ?? mod;
+}
