@@ -82,6 +82,8 @@ export { checkFleet, DEFAULT_FLEET_CONCURRENCY } from "./lib/fleet/check_fleet.t
 export type { CheckFleetOptions, FleetMode, FleetSource } from "./lib/fleet/check_fleet.ts";
 export { MANIFEST_COLUMNS, readManifest } from "./lib/fleet/manifest.ts";
 export type { FleetDevice, ManifestColumn, ReadManifestOptions } from "./lib/fleet/manifest.ts";
+export { fleetJUnitReport } from "./lib/fleet/junit.ts";
+export type { FleetJUnitOptions } from "./lib/fleet/junit.ts";
 export { deviceLabel, FAILURE_CLASSES, failureClass } from "./lib/fleet/result.ts";
 export type {
   DeviceFailure,
