@@ -205,6 +205,8 @@ export async function checkFleet(
     }
   });
 
+  const offlineMs = ms(started);
+
   // Client ids used by more than one device: those devices fail before anything connects.
   const duplicates: FleetSummary["duplicates"] = [];
   for (const indices of byIdentifier.values()) {
@@ -271,6 +273,7 @@ export async function checkFleet(
   return summary.build({
     duplicates,
     durationMs: ms(started),
+    offlineMs,
     stats: counters.stats(),
   });
 }

@@ -133,6 +133,8 @@ export interface FleetSummary {
   duplicates: { clientId: string; devices: string[] }[];
   /** Milliseconds from the start to the end of the run. */
   durationMs: number;
+  /** Milliseconds of the offline pass (reading keystores, checks, client ids) within `durationMs`. */
+  offlineMs: number;
   /** The run's counters. */
   stats: FleetStats;
 }
@@ -230,7 +232,9 @@ export class SummaryBuilder {
   }
 
   /** The summary so far. */
-  build(extra: Pick<FleetSummary, "duplicates" | "durationMs" | "stats">): FleetSummary {
+  build(
+    extra: Pick<FleetSummary, "duplicates" | "durationMs" | "offlineMs" | "stats">,
+  ): FleetSummary {
     const classes = [...this.#classes.values()].map(({ hints, ...entry }) => {
       const [top] = Object.entries(entry.codes).sort((a, b) => b[1] - a[1]);
       return { ...entry, hint: hints.get(top[0]) ?? "" };
