@@ -14,19 +14,25 @@ interface Needs {
   read: string[];
   net: string[];
   env: string[];
+  write: string[];
 }
 
 function neededPermissions(command: Command, values: Values): Needs {
-  const needs: Needs = { read: [], net: [], env: [] };
+  const needs: Needs = { read: [], net: [], env: [], write: [] };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
+    : command === "fleet"
+    ? [values.manifest, values.keystores, values.truststore]
     : [values.keystore, values.key, values.truststore];
   for (const path of fileOptions) if (path) needs.read.push(path);
   for (const [, spec] of passwordSpecs(values, command)) {
     if (spec.kind === "file") needs.read.push(spec.path);
     if (spec.kind === "env") needs.env.push(spec.name);
   }
-  if ((command === "token" || command === "check") && values.url) {
+  if (
+    (command === "token" || command === "check" || (command === "fleet" && !values.offline)) &&
+    values.url
+  ) {
     const broker = parseBrokerUrl(values.url);
     needs.net.push(hostPort(broker.host, broker.port));
   }
@@ -55,8 +61,13 @@ export async function checkPermissions(
   command: Command,
   values: Values,
   args: string[],
+  more: Partial<Pick<Needs, "read" | "env" | "write">> = {},
 ): Promise<void> {
   const needs = neededPermissions(command, values);
+  // What only a file the arguments name can tell (a fleet manifest's keystores, --junit).
+  needs.read.push(...more.read ?? []);
+  needs.env.push(...more.env ?? []);
+  needs.write.push(...more.write ?? []);
   const missing: string[] = [];
   for (const path of [...needs.read]) {
     const { state } = await Deno.permissions.query({ name: "read", path });
@@ -81,6 +92,10 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "env", variable });
     if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
   }
+  for (const path of needs.write) {
+    const { state } = await Deno.permissions.query({ name: "write", path });
+    if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
+  }
   if (missing.length === 0) return;
   throw new PermissionError(missing.join("; "), {
     code: "PERMISSION_MISSING",
@@ -94,7 +109,8 @@ function denoRunLine(needs: Needs, args: string[], command: Command): string {
   const flags = command === "emulate" ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
-  if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
+  if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);
+  if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;

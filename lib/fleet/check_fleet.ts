@@ -16,7 +16,7 @@
 import { parseBrokerUrl } from "../broker_url.ts";
 import { clientId as buildClientId, parseClientId } from "../client_id.ts";
 import { diagnose } from "../diagnose.ts";
-import { CertificateError, type Stage, UsageError } from "../errors.ts";
+import { CertificateError, type Stage, StoreError, UsageError } from "../errors.ts";
 import { fetchToken } from "../fetch_token.ts";
 import { loadKeyStore } from "../keystore.ts";
 import { parsePasswordSpec } from "../password_spec.ts";
@@ -173,7 +173,7 @@ export async function checkFleet(
   // Pass 1: offline. Devices that pass wait (as a small record) until every client id is known.
   const passed = new Map<number, Passed>();
   const byIdentifier = new Map<string, number[]>();
-  const firstSeen = new Map<string, string>();
+  const firstSeen = new Map<string, { clientId: string; labels: string[] }>();
   await pool(open(devices), concurrency, async (device, index) => {
     using _ = counters.working();
     const t0 = performance.now();
@@ -188,9 +188,12 @@ export async function checkFleet(
       const warnings = checked.warnings;
       if (mode === "offline") {
         // Nothing connects: a shared client id is a warning about the connection to come.
-        const other = firstSeen.get(identifier);
-        if (other === undefined) firstSeen.set(identifier, label);
-        else warnings.push(duplicateWarning(clientId, other));
+        const seen = firstSeen.get(identifier);
+        if (seen === undefined) firstSeen.set(identifier, { clientId, labels: [label] });
+        else {
+          warnings.push(duplicateWarning(clientId, seen.labels[0]));
+          seen.labels.push(label);
+        }
         finish(result(device, index, { ok: true, clientId, stages, warnings, ms: ms(t0) }));
         return;
       }
@@ -209,6 +212,9 @@ export async function checkFleet(
 
   // Client ids used by more than one device: those devices fail before anything connects.
   const duplicates: FleetSummary["duplicates"] = [];
+  for (const { clientId, labels } of firstSeen.values()) {
+    if (labels.length > 1) duplicates.push({ clientId, devices: labels });
+  }
   for (const indices of byIdentifier.values()) {
     if (indices.length < 2) continue;
     const labels = indices.map((i) => passed.get(i)!.label);
@@ -243,7 +249,7 @@ export async function checkFleet(
           const identity = await readIdentity(device, options, undefined);
           const clientId = buildClientId(identity, { explicit: device.clientId });
           if (clientId !== entry.clientId) {
-            throw new CertificateError(
+            throw new StoreError(
               `The keystore "${device.keystore}" changed during the run (client id "${clientId}", ` +
                 `was "${entry.clientId}")`,
               {

@@ -248,6 +248,8 @@ export class SummaryBuilder {
       failed: this.#devices - this.#passed,
       classes,
       ...extra,
+      durationMs: Math.round(extra.durationMs * 10) / 10,
+      offlineMs: Math.round(extra.offlineMs * 10) / 10,
     };
   }
 }
