@@ -199,3 +199,46 @@ Deno.test("fleet --offline: 2,000 lines of one device are streamed, never more k
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fleet --keystores DIR takes the directory's keystores and PEM pairs, with one password", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const copy = (from: string, to: string): Promise<void> =>
+      Deno.copyFile(`${FIXTURES}${from}`, `${dir}/${to}`);
+    await copy("devices/rsa.jdk.p12", "a.p12");
+    await copy("devices/ec256.jks", "b.jks");
+    await copy("devices/ec384.chain.pem", "c.chain.pem");
+    await copy("devices/ec384.pem", "c.pem");
+    await copy("devices/ec384.key", "c.key");
+    await copy("bad/expired.p12", "d.pfx");
+    await Deno.writeTextFile(`${dir}/notes.txt`, "not a keystore");
+    const run = await runCli(
+      [
+        "fleet",
+        "--keystores",
+        dir,
+        "--keystore-password",
+        "env:FLEET_PASSWORD",
+        "--offline",
+        "--json",
+        "-q",
+      ],
+      { read: [dir], env: ["FLEET_PASSWORD"] },
+      { env: { FLEET_PASSWORD: "changeit" } },
+    ); // deno-fmt-ignore
+    assert.equal(run.code, 4, run.stderr);
+    const lines: JsonLine[] = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = lines.filter((l) => l.kind === "device")
+      .map((r) => [r.keystore.slice(dir.length + 1), r.clientId ?? r.error?.code]).sort();
+    // c.pem is left out: c.key goes with c.chain.pem; notes.txt is no keystore.
+    assert.deepEqual(rows, [
+      ["a.p12", "d:device-rsa-001"],
+      ["b.jks", "d:device-ec256-001"],
+      ["c.chain.pem", "d:device-ec384-001"],
+      ["d.pfx", "CERT_EXPIRED"],
+    ]);
+    assert.ok(!run.stdout.includes("changeit"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -183,3 +183,45 @@ Deno.test("readManifest() names the line and column of each malformed form", asy
     { keystore: "b", line: 3 },
   ]);
 });
+
+Deno.test("checkFleet() in connect mode connects each device, runs whileConnected, and asks no token", async () => {
+  const events: EmulatorEvent[] = [];
+  await using emulator = await startFixtureEmulator({ log: (e) => events.push(e) });
+  const devices: FleetDevice[] = ["rsa", "ec256", "ec384"].map((name) => ({
+    keystore: `${FIXTURES}devices/${name}.chain.pem`,
+    key: `${FIXTURES}devices/${name}.key`,
+  }));
+  const results: DeviceResult[] = [];
+  const connected: string[] = [];
+  const summary = await checkFleet(devices, {
+    mode: "connect",
+    url: `ssl://localhost:${emulator.port}`,
+    trust: serverCa,
+    readFile,
+    whileConnected: async (session, { clientId }) => {
+      assert.equal(session.clientId, clientId);
+      connected.push(clientId);
+      await session.publish("s/us", `100,${clientId},c8y_MQTTDevice`);
+    },
+    onResult: (r) => results.push(r),
+  });
+  assert.equal(summary.passed, 3);
+  assert.deepEqual(connected.sort(), [
+    "d:device-ec256-001",
+    "d:device-ec384-001",
+    "d:device-rsa-001",
+  ]);
+  for (const r of results) {
+    assert.deepEqual(r.stages.map((s) => s.stage), [
+      "store",
+      "certificate",
+      "dns",
+      "tcp",
+      "tls",
+      "mqtt",
+    ]);
+    assert.equal(r.token, undefined);
+  }
+  assert.equal(events.filter((e) => e.kind === "token").length, 0);
+  assert.equal(events.filter((e) => e.kind === "disconnect").length, 3);
+});
