@@ -61,7 +61,7 @@ Deno.test("fleet: 20 devices against the emulator, permissions from the manifest
       "--json",
       "--junit",
       junit,
-    ]; // deno-fmt-ignore
+    ];
 
     // With access to the manifest only, the planner reads it and names every path it needs.
     const denied = await runCli(args, { read: [scenario.manifest] });
@@ -149,7 +149,7 @@ Deno.test("fleet: a malformed manifest is a usage error naming line and column, 
         /line 3, column 1: a quoted cell is not closed/,
       ],
       ["keystore,password\na.p12,x,y\n", /line 2: 3 cells where the header has 2/],
-    ]; // deno-fmt-ignore
+    ];
     for (const [text, message] of cases) {
       const manifest = `${dir}/fleet.csv`;
       await Deno.writeTextFile(manifest, text);
@@ -225,7 +225,7 @@ Deno.test("fleet --keystores DIR takes the directory's keystores and PEM pairs, 
       ],
       { read: [dir], env: ["FLEET_PASSWORD"] },
       { env: { FLEET_PASSWORD: "changeit" } },
-    ); // deno-fmt-ignore
+    );
     assert.equal(run.code, 4, run.stderr);
     const lines: JsonLine[] = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const rows = lines.filter((l) => l.kind === "device")

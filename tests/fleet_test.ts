@@ -58,7 +58,7 @@ Deno.test("checkFleet() gives each of 20 devices its row, a summary by class and
           "mqtt",
           "subscribe",
           "token",
-        ]); // deno-fmt-ignore
+        ]);
       }
     }
     // The duplicate pair names each other, and neither connected.

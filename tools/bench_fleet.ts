@@ -432,14 +432,38 @@ async function coordinator(values: Record<string, string | boolean | undefined>)
       "--concurrency",
       String(concurrency),
       ...extra,
-    ]; // deno-fmt-ignore
+    ];
     const argv: Partial<Record<JobName, string[]>> = {
       fleet: deno("fleet", ["--manifest", manifest]),
       "fleet-offline": deno("fleet-offline", ["--manifest", manifest]),
       connect: deno("connect", ["--list", devicesCsv]),
-      ...(paho ? { paho: [paho.python, `${ROOT}tools/paho_fleet.py`, "127.0.0.1", String(mosquitto.port), ca, devicesCsv, String(concurrency)] } : {}),
-      ...(node ? { "node-mqttjs": ["node", node.script, "127.0.0.1", String(mosquitto.port), ca, devicesCsv, String(concurrency)] } : {}),
-    }; // deno-fmt-ignore
+      ...(paho
+        ? {
+          paho: [
+            paho.python,
+            `${ROOT}tools/paho_fleet.py`,
+            "127.0.0.1",
+            String(mosquitto.port),
+            ca,
+            devicesCsv,
+            String(concurrency),
+          ],
+        }
+        : {}),
+      ...(node
+        ? {
+          "node-mqttjs": [
+            "node",
+            node.script,
+            "127.0.0.1",
+            String(mosquitto.port),
+            ca,
+            devicesCsv,
+            String(concurrency),
+          ],
+        }
+        : {}),
+    };
     const jobs = JOBS.filter((j) => only.includes(j) && argv[j]);
     const runs = new Map<JobName, Measured[]>(jobs.map((j) => [j, []]));
     const failures = new Map<JobName, string>();
@@ -485,7 +509,7 @@ async function coordinator(values: Record<string, string | boolean | undefined>)
         ),
         offlineMs: job === "fleet" ? median(ms.map((m) => m.offlineMs ?? 0)) : undefined,
       };
-    }); // deno-fmt-ignore
+    });
     const rate = (job: JobName): number | undefined =>
       rows.find((r) => r.job === job)?.devicesPerSecond;
     const ratios = (
@@ -496,7 +520,7 @@ async function coordinator(values: Record<string, string | boolean | undefined>)
     ).flatMap(([a, b]) => {
       const x = rate(a), y = rate(b);
       return x && y ? [{ label: `${a} / ${b} (devices/s)`, ratio: x / y }] : [];
-    }); // deno-fmt-ignore
+    });
     const machine = {
       cpus: navigator.hardwareConcurrency,
       deno: Deno.version.deno,

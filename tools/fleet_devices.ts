@@ -94,7 +94,7 @@ export async function makeFleetDevices(options: FleetDevicesOptions): Promise<Ma
           config,
           "-extensions",
           "leaf_ec",
-        ], // deno-fmt-ignore
+        ],
         stdout: "null",
         stderr: "piped",
       }).output();
