@@ -180,8 +180,11 @@ export async function checkFleet(
     const stages: StageTime[] = [];
     let clientId: string | undefined;
     try {
-      const identity = await counters.holding(() => readIdentity(device, options, stages));
-      const checked = checkOffline(identity, device, options.now, stages);
+      // The keystore counts as held until its checks are done; only the client id is kept.
+      const checked = await counters.holding(async () => {
+        const identity = await readIdentity(device, options, stages);
+        return checkOffline(identity, device, options.now, stages);
+      });
       clientId = checked.clientId;
       const identifier = parseClientId(clientId).deviceIdentifier;
       const label = deviceLabel(device);
@@ -223,10 +226,11 @@ export async function checkFleet(
       const entry = passed.get(i)!;
       passed.delete(i);
       const others = labels.filter((label) => label !== entry.label);
+      // A few of the others by name: a device listed a thousand times is not named a million.
+      const named = others.slice(0, 3).map((o) => `"${o}"`).join(", ") +
+        (others.length > 3 ? ` and ${others.length - 3} more` : "");
       const error = new CertificateError(
-        `Client id "${entry.clientId}" of "${entry.label}" is also the client id of ${
-          others.map((o) => `"${o}"`).join(", ")
-        }`,
+        `Client id "${entry.clientId}" of "${entry.label}" is also the client id of ${named}`,
         {
           code: "CLIENT_ID_DUPLICATE",
           hint: "The platform admits one connection per client id (the certificate's CN): " +
