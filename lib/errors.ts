@@ -24,7 +24,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
  * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT` | `UsageError` | An emulator setting that cannot work. |
  * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
- * | `PERMISSION_MISSING`, `PERMISSION_NET` | `PermissionError` | Deno lacks a permission; the message names the flag. |
+ * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, unreadable or too large. |
  * | `STORE_FORMAT`, `STORE_CORRUPT`, `STORE_UNSUPPORTED`, `STORE_JCEKS`, `STORE_EMPTY` | `StoreError` | A store of an unknown, damaged or unsupported format, or with nothing in it. |
  * | `STORE_NO_KEY`, `STORE_NO_CERTIFICATE`, `STORE_ALIAS_REQUIRED`, `STORE_ALIAS_UNKNOWN` | `StoreError` | No key entry or certificate, or a key entry that must be chosen by alias. |
@@ -44,6 +44,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
  * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
  * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
+ * | `MQTT_SUBACK_TIMEOUT`, `MQTT_PUBACK_TIMEOUT` | `MqttError` | The broker accepted the connection but did not acknowledge a subscription or publication within the time limit. |
  * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
  * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
  */
@@ -79,6 +80,7 @@ export type ErrorCode =
   | "MANIFEST_CSV"
   | "PERMISSION_MISSING"
   | "PERMISSION_NET"
+  | "PERMISSION_ENV"
   | "STORE_NOT_FOUND"
   | "STORE_IS_DIRECTORY"
   | "STORE_UNREADABLE"
@@ -133,6 +135,8 @@ export type ErrorCode =
   | "MQTT_SUBSCRIBE_REFUSED"
   | "MQTT_PUBLISH_FAILED"
   | "MQTT_NOT_CONNECTED"
+  | "MQTT_SUBACK_TIMEOUT"
+  | "MQTT_PUBACK_TIMEOUT"
   | "TOKEN_TIMEOUT"
   | "TOKEN_MALFORMED"
   | "TOKEN_CONNECTION_LOST"

@@ -14,12 +14,19 @@ interface Suggested {
   net?: string[];
   env?: string[];
   write?: string[];
+  ignoreEnv: boolean;
 }
 
 function suggestedPermissions(hint: string): Suggested {
   const flag = (name: string): string[] | undefined =>
     new RegExp(`--allow-${name}=(\\S+)`).exec(hint)?.[1].split(",");
-  return { read: flag("read"), net: flag("net"), env: flag("env"), write: flag("write") };
+  return {
+    read: flag("read"),
+    net: flag("net"),
+    env: flag("env"),
+    write: flag("write"),
+    ignoreEnv: / --ignore-env /.test(hint),
+  };
 }
 
 /** Runs `cli.ts` as `runCli` does, with `--allow-write` as well (for `--junit`). */
@@ -73,6 +80,7 @@ Deno.test("fleet: 20 devices against the emulator, permissions from the manifest
     }
     assert.deepEqual(granted.net, [`localhost:${emulator.port}`]);
     assert.deepEqual(granted.write, [`${scenario.dir}/report`]);
+    assert.ok(granted.ignoreEnv, "MQTT.js's dependencies look up variables: --ignore-env");
     assert.equal(events.filter((e) => e.kind === "connect").length, 0);
 
     // The suggested line works as given.
@@ -155,7 +163,7 @@ Deno.test("fleet: a malformed manifest is a usage error naming line and column, 
       await Deno.writeTextFile(manifest, text);
       const run = await runCli(
         ["fleet", "--manifest", manifest, "--url", `ssl://localhost:${emulator.port}`],
-        { read: [dir, FIXTURES], net: [`localhost:${emulator.port}`] },
+        { read: [dir, FIXTURES], net: [`localhost:${emulator.port}`], ignoreEnv: true },
       );
       assert.equal(run.code, 2, run.stderr);
       assert.match(run.stderr, message);

@@ -30,12 +30,10 @@
 
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
 import { checkFleet, type FleetMode } from "../lib/fleet/check_fleet.ts";
 import { readManifest } from "../lib/fleet/manifest.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { connect, type Session } from "../lib/session.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
+import { connect, type DeviceConnection } from "../lib/connect/connection.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
 import { startMosquitto } from "../tests/mosquitto.ts";
 import { makeFleetDevices } from "./fleet_devices.ts";
@@ -164,7 +162,7 @@ project's connect(), Eclipse Paho for Python and MQTT.js on Node.js against mosq
 // ---- Workers: the Deno jobs, each in its own process -----------------------------------------
 
 /** Subscribes to the device's own topic, publishes there and waits for the message to come back. */
-async function echo(session: Session, topic: string): Promise<void> {
+async function echo(session: DeviceConnection, topic: string): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stop = (): void => {};
   const received = new Promise<void>((resolve, reject) => {
@@ -243,7 +241,6 @@ async function connectWorker(
   concurrency: number,
 ): Promise<Measured> {
   const trust = await loadTrustStore(await Deno.readFile(caPath));
-  const broker = parseBrokerUrl(url);
   const devices: { identity: DeviceIdentity; cn: string }[] = [];
   for (const line of (await Deno.readTextFile(devicesCsv)).split("\n")) {
     if (!line.trim()) continue;
@@ -265,11 +262,7 @@ async function connectWorker(
       const { identity, cn } = devices[next++];
       peakInFlight = Math.max(peakInFlight, ++inFlight);
       try {
-        const session = await connect({
-          broker,
-          tls: tlsOptions(identity, trust, broker),
-          clientId: `d:${cn}`,
-        });
+        const session = await connect({ url, identity, trust, clientId: `d:${cn}` });
         try {
           await echo(session, `fleet/${cn}`);
           ok++;

@@ -88,13 +88,16 @@ PASSWORD SPEC (as openssl's -passin)
   anything else is taken literally.
 
 PERMISSIONS (deno run)
-  token/check: deno run --allow-read=<keystore>,<truststore>[,<key>] \\
+  token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
-                 cli.ts emulate ...   (--ignore-env: the broker library looks up variables)
-  fleet:       deno run --allow-read=<manifest>,<the files it names> | <DIR> \\
-                 --allow-net=<host>:<port> [--allow-write=<directory of --junit FILE>] cli.ts fleet ...
+                 cli.ts emulate ...
+  --ignore-env: the MQTT libraries' dependencies (MQTT.js for token/check, aedes for emulate)
+  look up environment variables when they load; it makes those look-ups find nothing.
+  fleet:       deno run --ignore-env --allow-read=<manifest>,<the files it names> | <DIR> \\
+                 --allow-net=<host>:<port> [--allow-write=<directory of --junit FILE>] \\
+                 cli.ts fleet ...   (--offline: no --ignore-env, no --allow-net)
   Add --allow-env=NAME for env:NAME passwords and the file of a file: password to --allow-read.
   A missing permission is reported with the exact flag to add (exit 9).
   Installed or compiled: deno install --global --name c8y-mqtt-cert --allow-read --allow-net \\

@@ -15,10 +15,26 @@ interface Needs {
   net: string[];
   env: string[];
   write: string[];
+  /**
+   * Whether the command loads an npm library whose dependencies look up environment variables
+   * when they load (MQTT.js for `token`, `check` and a connecting `fleet`, aedes for `emulate`):
+   * `--ignore-env` makes those look-ups find nothing instead of asking or failing.
+   */
+  ignoreEnv: boolean;
 }
 
+/** The first variable MQTT.js's dependencies look up when they load (`readable-stream`). */
+const LOOKED_UP_AT_LOAD = "READABLE_STREAM";
+
 function neededPermissions(command: Command, values: Values): Needs {
-  const needs: Needs = { read: [], net: [], env: [], write: [] };
+  const needs: Needs = {
+    read: [],
+    net: [],
+    env: [],
+    write: [],
+    ignoreEnv: command === "token" || command === "check" || command === "emulate" ||
+      (command === "fleet" && !values.offline),
+  };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
     : command === "fleet"
@@ -50,6 +66,23 @@ function linkTarget(path: string): string | undefined {
     return Deno.realPathSync(path);
   } catch {
     return undefined; // Missing or not yet permitted: reported on its own.
+  }
+}
+
+/**
+ * Whether a look-up of an environment variable the command did not ask for ends quietly: granted
+ * (`--allow-env`) or ignored (`--ignore-env`, reported as "denied" but returning nothing, unlike
+ * `--deny-env`, which throws). Without either, Deno would ask (or fail under `--no-prompt`).
+ */
+function envLookupsQuiet(): boolean {
+  const { state } = Deno.permissions.querySync({ name: "env", variable: LOOKED_UP_AT_LOAD });
+  if (state === "granted") return true;
+  if (state !== "denied") return false;
+  try {
+    Deno.env.get(LOOKED_UP_AT_LOAD);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -96,17 +129,21 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "write", path });
     if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
   }
+  if (needs.ignoreEnv && !envLookupsQuiet()) {
+    const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
+    missing.push(
+      `loading ${library}, whose dependencies look up environment variables, needs --ignore-env`,
+    );
+  }
   if (missing.length === 0) return;
   throw new PermissionError(missing.join("; "), {
     code: "PERMISSION_MISSING",
-    hint: `Run: ${denoRunLine(needs, args, command)}`,
+    hint: `Run: ${denoRunLine(needs, args)}`,
   });
 }
 
-function denoRunLine(needs: Needs, args: string[], command: Command): string {
-  // Only the emulator's dependencies (aedes and its stream modules) look up environment variables
-  // when they load; --ignore-env makes those look-ups find nothing instead of failing.
-  const flags = command === "emulate" ? ["--ignore-env"] : [];
+function denoRunLine(needs: Needs, args: string[]): string {
+  const flags = needs.ignoreEnv ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
   if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);

@@ -17,11 +17,10 @@ import { parseBrokerUrl } from "../broker_url.ts";
 import { clientId as buildClientId, parseClientId } from "../client_id.ts";
 import { diagnose } from "../diagnose.ts";
 import { CertificateError, type Stage, StoreError, UsageError } from "../errors.ts";
-import { fetchToken } from "../fetch_token.ts";
+import { fetchToken } from "../token/fetch_token.ts";
 import { loadKeyStore } from "../keystore.ts";
 import { parsePasswordSpec } from "../password_spec.ts";
-import { connect, type Session } from "../session.ts";
-import { tlsOptions } from "../tls_options.ts";
+import { connect, type DeviceConnection } from "../connect/connection.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { FleetDevice } from "./manifest.ts";
 import {
@@ -81,7 +80,10 @@ export interface CheckFleetOptions {
    * In `connect` mode, runs while the device is connected (e.g. a publish and its echo); a
    * `C8yError` it throws fails the device. @default nothing: the device disconnects at once
    */
-  whileConnected?(session: Session, device: { clientId: string; index: number }): Promise<void>;
+  whileConnected?(
+    connection: DeviceConnection,
+    device: { clientId: string; index: number },
+  ): Promise<void>;
 }
 
 /** The default of {@linkcode CheckFleetOptions.concurrency}. */
@@ -412,18 +414,18 @@ async function connectDevice(
     });
     return { subject: token.subject, expiresAt: token.expiresAt, tenant: token.tenant };
   }
-  const broker = parseBrokerUrl(url);
-  const session = await connect({
-    broker,
-    tls: tlsOptions(identity, options.trust, broker),
+  const connection = await connect({
+    url,
+    identity,
+    trust: options.trust,
     clientId,
     connectTimeoutMs: options.timeoutMs,
     onStage,
   });
   try {
-    await options.whileConnected?.(session, { clientId, index });
+    await options.whileConnected?.(connection, { clientId, index });
   } finally {
-    await session.close();
+    await connection.close();
   }
   return undefined;
 }

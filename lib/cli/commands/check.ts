@@ -31,7 +31,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
       `${clientId}; ${counts || "no errors or warnings"}`,
     );
     printStageProblems(ctx, problems);
-    const { fetchToken } = await import("../../fetch_token.ts");
+    const { fetchToken } = await import("../../token/fetch_token.ts");
     stages.begin("dns");
     const token = await fetchToken({
       ...prepared.connection,

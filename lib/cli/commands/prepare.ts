@@ -9,7 +9,7 @@ import { CertificateError } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
-import type { FetchTokenOptions } from "../../fetch_token.ts";
+import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";

@@ -25,7 +25,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   const timings: Partial<Record<Stage, number>> = {
     store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
   };
-  const { fetchToken } = await import("../../fetch_token.ts");
+  const { fetchToken } = await import("../../token/fetch_token.ts");
   const token = await fetchToken({
     ...prepared.connection,
     onStage: (stage: Stage, elapsed: number) => {
