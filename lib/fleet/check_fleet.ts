@@ -52,9 +52,10 @@ export type FleetSource =
 export interface CheckFleetOptions {
   /**
    * Reads a keystore or key file named by the list (the caller's way to files; the library
-   * touches none). A failure should be a `StoreError` naming the path; it fails that device only.
+   * touches none); `what` says which, for messages. A failure should be a `StoreError` naming the
+   * path; it fails that device only.
    */
-  readFile(path: string): Promise<Uint8Array>;
+  readFile(path: string, what: "keystore" | "key file"): Promise<Uint8Array>;
   /**
    * Turns a device's password source (`env:NAME`, `file:PATH`, ...) into the password. A failure
    * fails that device only. @default only `pass:VALUE` and literal values are accepted
@@ -343,8 +344,8 @@ async function readIdentity(
   const password = device.password === undefined
     ? undefined
     : await (options.resolvePassword ?? literalPassword)(device.password, device);
-  const bytes = await options.readFile(device.keystore);
-  const key = device.key === undefined ? undefined : await options.readFile(device.key);
+  const bytes = await options.readFile(device.keystore, "keystore");
+  const key = device.key === undefined ? undefined : await options.readFile(device.key, "key file");
   const identity = await loadKeyStore(bytes, {
     password,
     alias: device.alias,

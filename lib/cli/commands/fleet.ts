@@ -302,12 +302,15 @@ export async function fleetCommand(ctx: CommandContext, plan: FleetPlan): Promis
       trust,
       concurrency: concurrency(values),
       timeoutMs: seconds(values.timeout, "--timeout", 20) * 1000,
-      readFile: (path) => readStoreFile(path, "keystore"),
+      readFile: (path, what) => readStoreFile(path, what),
       resolvePassword: (spec) => {
         // One read per source (a file or variable many devices share), remembered as a secret.
         let password = passwords.get(spec);
         if (password === undefined) {
-          password = resolvePassword(ctx.run, parsePasswordSpec(spec, "password"), "password");
+          const option = spec === values["keystore-password"]
+            ? "--keystore-password"
+            : "The manifest's password";
+          password = resolvePassword(ctx.run, parsePasswordSpec(spec, option), option);
           passwords.set(spec, password);
         }
         return password;
