@@ -90,7 +90,12 @@ export interface ConnectOptions {
   queueOffline?: boolean;
   /** Callbacks for connection events and messages. */
   callbacks?: ConnectionCallbacks;
-  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`) of the first connection. */
+  /**
+   * Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`) of the first connection, wall
+   * clock. MQTT.js loads while DNS, TCP and TLS are under way (once per process; tens of
+   * milliseconds in a cold one): where the network is faster than that, the stage it overlaps
+   * shows the rest of the load (on loopback, `tcp`).
+   */
   onStage?: StageListener;
   /**
    * TLS options built by the caller (from `tlsOptions`), used instead of those `identity` and
