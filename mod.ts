@@ -88,7 +88,7 @@ export type {
   StageListener,
   SubscribeOptions,
 } from "./lib/connect/connection.ts";
-export type { Mqtt, MqttClient } from "./lib/deps.ts";
+export type { Mqtt, MqttClient, MqttClientModule } from "./lib/deps.ts";
 export {
   requestToken,
   TOKEN_REQUEST_TOPIC,
