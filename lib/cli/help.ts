@@ -39,6 +39,23 @@ const OPTION_HELP: Record<string, OptionHelp> = {
     value: undefined,
     text: "Connect even when an offline check found an error (to see what the broker says).",
   },
+  via: {
+    value: "mqtt|rest",
+    text: "How to get the token (default mqtt): rest posts to /devicecontrol/deviceAccessToken " +
+      "over HTTPS with the device certificate (check then shows dns, tcp, tls, http, token).",
+  },
+  "rest-url": {
+    value: "URL",
+    text: "With --via rest: https://host[:port] (default: the --url host on 443).",
+  },
+  "send-chain": {
+    text: "With --via rest: send the device's chain in the X-Ssl-Cert-Chain header.",
+  },
+  watch: {
+    text: "Stay connected, renew the token once half its lifetime has passed (and after a " +
+      "reconnect) and print each new one on its own line (--json: one JSON object per line) " +
+      "until Ctrl-C or SIGTERM (exit 0).",
+  },
   keystore: { value: "PATH", text: "The device's key and certificate chain: JKS, PKCS#12 or PEM." },
   "keystore-type": { value: "T", text: "jks | pkcs12 | pem (default: detected from the content)." },
   "keystore-password": {
@@ -75,6 +92,24 @@ const OPTION_HELP: Record<string, OptionHelp> = {
     value: "S",
     text: "Token lifetime in seconds (default 3600, minimum 300).",
   },
+  manifest: {
+    value: "FILE",
+    text: "CSV with a header naming some of keystore,password,alias,client_id,key (keystore " +
+      "required; password a SPEC; paths relative to the manifest), or one JSON object per line " +
+      "with those keys.",
+  },
+  keystores: {
+    value: "DIR",
+    text: "Every .p12, .pfx, .jks, .keystore of DIR, and NAME.key with NAME.chain.pem (or " +
+      "NAME.pem); --keystore-password P for all of them.",
+  },
+  offline: { text: "Only the offline checks." },
+  "no-token": { text: "Connect, but ask no token." },
+  concurrency: { value: "N", text: "Devices at once (default 50)." },
+  junit: {
+    value: "FILE",
+    text: "A JUnit XML report, one test case per device (written whole, renamed).",
+  },
   json: {
     text: 'One JSON object on stdout (errors too: {"ok": false, "error": {...}}).',
   },
@@ -91,39 +126,64 @@ const OPTION_HELP: Record<string, OptionHelp> = {
 const SHORT: Record<string, string> = { quiet: "q", verbose: "v", help: "h", version: "V" };
 
 /** Each command: its usage line, what it does, and how `deno run` must be started for it. */
-const COMMAND_HELP: Record<Command, { usage: string; about: string; permissions: string }> = {
+const COMMAND_HELP: Record<
+  Command,
+  { usage: string; about: string; permissions: string; options?: Record<string, OptionHelp> }
+> = {
   token: {
-    usage: "token --url URL --keystore PATH [store options] [--truststore PATH] [--json]",
+    usage: "--url URL --keystore PATH [store options] [--truststore PATH] [--json]\n" +
+      "[--via mqtt|rest [--rest-url URL] [--send-chain]] [--watch]",
     about: "Connect as d:<certificate CN>, request a token (empty publish on s/uat) and print\n" +
       "the JWT from the '71,<JWT>' reply on s/dat alone on stdout:\n" +
       "TOKEN=$(c8y-mqtt-cert token ...). Progress goes to stderr.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...\n" +
-      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load)",
+      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443; --ignore-env: MQTT.js's\n" +
+      "dependencies look up environment variables when they load)",
   },
   check: {
-    usage: "check --url URL --keystore PATH [store options] [--truststore PATH] [--json]",
+    usage: "--url URL --keystore PATH [store options] [--truststore PATH] [--json]\n" +
+      "[--via mqtt|rest [--rest-url URL] [--send-chain]]",
     about: "The path to a token, one line per stage with its time and state (✓ passed, ! with\n" +
       "warnings or not yet confirmed, ✗ failed): store, certificate, dns, tcp, tls, mqtt,\n" +
       "subscribe, token. Stops at the first failure and explains it.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...\n" +
-      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load)",
+      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443; --ignore-env: MQTT.js's\n" +
+      "dependencies look up environment variables when they load)",
   },
   inspect: {
-    usage: "inspect [--keystore PATH [store options]] [--truststore PATH] [--json]",
+    usage: "[--keystore PATH [store options]] [--truststore PATH] [--json]",
     about: "Offline: the entries, chain (leaf first), validity, fingerprints, the client id the\n" +
       "device would use, and the problems found. Exits 4 when a problem is an error.",
     permissions: "deno run --allow-read=<keystore>[,<truststore>][,<key>] cli.ts inspect ...",
   },
   emulate: {
-    usage: "emulate --trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]",
+    usage: "--trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]",
     about: "A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).\n" +
       "Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.",
     permissions: "deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\\n" +
       "  cli.ts emulate ...\n" +
       "(--ignore-env: the broker library's dependencies look up environment variables when they\n" +
       "load)",
+  },
+  fleet: {
+    usage: "--manifest FILE | --keystores DIR [--url URL] [--truststore PATH]\n" +
+      "[--offline | --no-token] [--concurrency N] [--json] [--junit FILE]",
+    about: "Check a batch of devices in one run: every keystore and certificate offline, client\n" +
+      "ids used twice, then (unless --offline) a connection and a token request each,\n" +
+      "--concurrency at a time. Progress on stderr, a table of failure classes at the end.\n" +
+      "Exits 0 when every device passed, otherwise with the code of the most common failure\n" +
+      "class (a tie goes to the class a device meets first: store, certificate, network, TLS,\n" +
+      "MQTT, token).",
+    permissions: "deno run --ignore-env --allow-read=<manifest>,<the files it names> | <DIR> \\\n" +
+      "  --allow-net=<host>:<port> [--allow-write=<directory of --junit FILE>] \\\n" +
+      "  cli.ts fleet ...   (--offline: no --ignore-env, no --allow-net)",
+    options: {
+      "keystore-password": { value: "P", text: "Password SPEC of every keystore of --keystores." },
+      timeout: { value: "S", text: "Per attempt (default 20)." },
+      json: { text: "One JSON object per device as it finishes, then the summary object." },
+    },
   },
 };
 
@@ -137,9 +197,12 @@ const PASSWORD_SPEC = `PASSWORD SPEC (as openssl's -passin)
 const COLUMN = 26;
 
 /** `  --name VALUE          text`, the text wrapped to 100 columns at {@linkcode COLUMN}. */
-function optionLines(names: readonly string[]): string[] {
+function optionLines(
+  names: readonly string[],
+  overrides: Record<string, OptionHelp> = {},
+): string[] {
   return names.map((name) => {
-    const { value, text } = OPTION_HELP[name];
+    const { value, text } = overrides[name] ?? OPTION_HELP[name];
     const short = SHORT[name] ? `-${SHORT[name]}, ` : "";
     const head = `  ${short}--${name}${value ? ` ${value}` : ""}`;
     const [first, ...rest] = wrap(text, 100 - COLUMN);
@@ -162,7 +225,16 @@ function wrap(text: string, width: number): string[] {
 
 /** The option sections, in the order of the pages. */
 const GROUPS: [string, readonly string[]][] = [
-  ["CONNECTION", ["url", "client-id", "timeout", "force"]],
+  ["CONNECTION", [
+    "url",
+    "client-id",
+    "timeout",
+    "force",
+    "via",
+    "rest-url",
+    "send-chain",
+    "watch",
+  ]],
   ["STORE OPTIONS", [
     "keystore",
     "keystore-type",
@@ -185,15 +257,19 @@ const GROUPS: [string, readonly string[]][] = [
     "tenant",
     "token-lifetime",
   ]],
+  ["FLEET OPTIONS", ["manifest", "keystores", "offline", "no-token", "concurrency", "junit"]],
   ["OUTPUT", ["json", "quiet", "verbose", "help", "version"]],
 ];
 
 const indent = (text: string): string => text.split("\n").map((l) => `  ${l}`).join("\n");
 
-function optionSections(allowed: (name: string) => boolean): string[] {
+function optionSections(
+  allowed: (name: string) => boolean,
+  overrides?: Record<string, OptionHelp>,
+): string[] {
   return GROUPS.flatMap(([title, names]) => {
     const taken = names.filter(allowed);
-    return taken.length > 0 ? [`${title}\n${optionLines(taken).join("\n")}`] : [];
+    return taken.length > 0 ? [`${title}\n${optionLines(taken, overrides).join("\n")}`] : [];
   });
 }
 
@@ -209,12 +285,12 @@ const NOTE_PERMISSIONS = "Add --allow-env=NAME for env:NAME passwords and the fi
  * @returns The text, ending with the exit table.
  */
 export function commandHelp(command: Command): string {
-  const { usage, about, permissions } = COMMAND_HELP[command];
+  const { about, permissions, options } = COMMAND_HELP[command];
   const allowed = ALLOWED[command];
   const sections = [
     `c8y-mqtt-cert ${command}\n${indent(about)}`,
-    `USAGE\n  c8y-mqtt-cert ${usage}`,
-    ...optionSections((name) => allowed.includes(name)),
+    `USAGE\n${usageLines(command, command.length)}`,
+    ...optionSections((name) => allowed.includes(name), options),
   ];
   if (allowed.some((name) => name.endsWith("password"))) sections.push(PASSWORD_SPEC);
   sections.push(`PERMISSIONS (deno run)\n${indent(permissions)}\n${indent(NOTE_PERMISSIONS)}`);
@@ -222,11 +298,21 @@ export function commandHelp(command: Command): string {
   return `${sections.join("\n\n")}\n`;
 }
 
+/**
+ * `  c8y-mqtt-cert <command> <usage>`, the command padded to `width` and the usage's further
+ * lines aligned under its first option.
+ */
+function usageLines(command: Command, width: number): string {
+  const head = `  c8y-mqtt-cert ${command.padEnd(width)} `;
+  const [first, ...rest] = COMMAND_HELP[command].usage.split("\n");
+  return [head + first, ...rest.map((line) => " ".repeat(head.length) + line)].join("\n");
+}
+
 /** The overview: usage and purpose of every command, every option, permissions and exit codes. */
 export const HELP: string = [
   `c8y-mqtt-cert ${VERSION}: connect a device to Cumulocity IoT over MQTT with its X.509\n` +
   "certificate, and fetch its JWT session token; says what is wrong when that fails.",
-  `USAGE\n${COMMANDS.map((c) => `  c8y-mqtt-cert ${COMMAND_HELP[c].usage}`).join("\n")}\n` +
+  `USAGE\n${COMMANDS.map((c) => usageLines(c, 7)).join("\n")}\n` +
   "  c8y-mqtt-cert help COMMAND   (or COMMAND --help): that command's options and permissions",
   `COMMANDS\n${
     COMMANDS.map((c) => {

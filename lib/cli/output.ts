@@ -6,7 +6,7 @@
  */
 
 import type { CertificateSummary, Problem } from "../types.ts";
-import type { Io } from "./context.ts";
+import type { CommandContext, Io } from "./context.ts";
 
 /** The first line of an error's message (a permission error's whole message). */
 export function errorMessage(error: unknown): string {
@@ -53,6 +53,11 @@ export function printCertificate(
     }`,
   );
   io.out(`      sha256   ${summary.sha256}`);
+}
+
+/** A progress line on stderr, unless --quiet or --json. */
+export function progress(ctx: CommandContext, line: string): void {
+  if (!ctx.quiet && !ctx.json) ctx.io.err(line);
 }
 
 export function plural(n: number, prefix: string, noun: string): string {

@@ -4,7 +4,8 @@
  * stdout and lists them as `stages` in `--json`; `token` prints the same lines as its progress on
  * stderr and their times as `timings`. The names are the library's {@linkcode Stage}s, so
  * `stages[].stage`, `error.stage` and the keys of `timings` are one vocabulary: `store`,
- * `certificate`, `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token`.
+ * `certificate`, `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token` (over REST `http` instead of
+ * `mqtt` and `subscribe`).
  *
  * @module
  */
@@ -32,15 +33,11 @@ export interface StageReport {
 
 const MARKS: Record<StageState, string> = { ok: "✓", warning: "!", error: "✗" };
 
-/** The stages of a connection, in order (what `fetchToken` reports to its `onStage`). */
-export const CONNECTION_STAGES: readonly Stage[] = [
-  "dns",
-  "tcp",
-  "tls",
-  "mqtt",
-  "subscribe",
-  "token",
-];
+/** The stages of a connection, in order (what `fetchToken` reports), over MQTT and over REST. */
+export const CONNECTION_STAGES: Record<"mqtt" | "rest", readonly Stage[]> = {
+  mqtt: ["dns", "tcp", "tls", "mqtt", "subscribe", "token"],
+  rest: ["dns", "tcp", "tls", "http", "token"],
+};
 
 /**
  * The stages of one run as they happen: each begins, then passes, warns or fails, once. The last

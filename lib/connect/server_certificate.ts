@@ -61,7 +61,6 @@ export function serverCertificateNames(socket: tls.TLSSocket): ServerCertificate
  * connection is closed before anything is sent. `undefined` when that fails too.
  */
 export function peekServerCertificate(
-  broker: BrokerAddress,
   options: TlsConnectOptions,
 ): Promise<ServerCertificateNames | undefined> {
   return new Promise((resolve) => {
@@ -98,7 +97,7 @@ export async function nameUntrustedServer(
   options: TlsConnectOptions,
 ): Promise<C8yError> {
   if (error.code !== "TLS_SERVER_UNTRUSTED") return error;
-  const names = await peekServerCertificate(broker, options);
+  const names = await peekServerCertificate(options);
   if (names === undefined) return error;
   const reason = error.message.match(/ is not trusted (\(.*\))$/)?.[1] ?? "";
   return new TlsError(

@@ -9,6 +9,10 @@ import { checkNumberOption } from "../check_option.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
+import { parseBrokerUrl } from "../broker_url.ts";
+import { clientId as buildClientId } from "../client_id.ts";
+import { requestRestToken } from "./rest_token.ts";
+import { parseRestUrl, restUrlOf } from "./rest_url.ts";
 
 /** Options of {@linkcode fetchToken}. */
 export interface FetchTokenOptions {
@@ -38,12 +42,27 @@ export interface FetchTokenOptions {
   timeoutMs?: number;
   /** How many token requests to send before giving up. @default 3 */
   attempts?: number;
-  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token`). */
+  /**
+   * Called with each stage's time: `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token` over MQTT;
+   * `dns`, `tcp`, `tls`, `http`, `token` over REST.
+   */
   onStage?: StageListener;
+  /**
+   * How to get the token: `"mqtt"` (`s/uat` -> `71,<JWT>` on `s/dat`) or `"rest"`
+   * (`POST /devicecontrol/deviceAccessToken` over mutual TLS, see `requestRestToken`).
+   * @default "mqtt"
+   */
+  via?: "mqtt" | "rest";
+  /** With `via: "rest"`: the HTTPS address. @default the host of `url` on port 443 */
+  restUrl?: string;
+  /** With `via: "rest"`: send the device's chain in `X-Ssl-Cert-Chain`. @default false */
+  sendChain?: boolean;
 }
 
 /**
- * Connects as the device, requests a JWT session token and disconnects (also on failure).
+ * Connects as the device, requests a JWT session token and disconnects (also on failure); with
+ * `via: "rest"`, requests it over HTTPS with the device certificate instead (no MQTT connection;
+ * the client id is still worked out, which checks the certificate's CN).
  *
  * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
@@ -77,6 +96,21 @@ export async function fetchToken(
   // Checked before connecting: a value that cannot work fails here, not as a timeout later.
   checkNumberOption("attempts", options.attempts);
   checkNumberOption("timeoutMs", options.timeoutMs);
+  if (options.via === "rest") {
+    const broker = parseBrokerUrl(options.url);
+    const id = options.checkClientId === false && options.clientId !== undefined
+      ? options.clientId
+      : buildClientId(options.identity, { explicit: options.clientId });
+    const token = await requestRestToken({
+      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+      identity: options.identity,
+      trust: options.trust,
+      sendChain: options.sendChain,
+      timeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: id };
+  }
   const connection = await connect({
     url: options.url,
     identity: options.identity,

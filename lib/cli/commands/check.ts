@@ -18,7 +18,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
   try {
     const prepared = await prepare(ctx, "check", log);
     const { problems, clientId, broker } = prepared;
-    const token = await connectAndFetch(prepared, log, ctx.values.force ?? false);
+    const token = await connectAndFetch(prepared, log);
     if (!log.has("token")) log.end("token", "ok", log.elapsed(), `expires ${token.expiresAt}`);
     const errors = problems.filter((p) => p.severity === "error").length;
     const despite = errors
@@ -30,6 +30,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
           ok: true,
           clientId,
           url: broker.url,
+          ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
           stages: log.reports,
           problems,
           tenant: token.tenant,
@@ -39,7 +40,11 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
         2,
       ));
     } else {
-      ctx.io.out(`ok: ${clientId} can connect to ${broker.url} and get a token${despite}`);
+      ctx.io.out(
+        prepared.restUrl === undefined
+          ? `ok: ${clientId} can connect to ${broker.url} and get a token${despite}`
+          : `ok: ${clientId} can get a token from ${prepared.restUrl} over REST${despite}`,
+      );
     }
     return ExitCode.OK;
   } catch (error) {

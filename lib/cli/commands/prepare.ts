@@ -10,11 +10,13 @@ import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
+import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
+import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceToken } from "../../token/decode_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
-import { required, seconds } from "../options.ts";
+import { required, seconds, tokenRoute } from "../options.ts";
 import { describeKey, plural } from "../output.ts";
 import { CONNECTION_STAGES, type StageLog } from "../stages.ts";
 
@@ -30,8 +32,13 @@ export interface Prepared {
   problems: Problem[];
   /** The client id to connect with. */
   clientId: string;
-  /** The time allowed for each wait, in milliseconds. */
-  timeoutMs: number;
+  /** With `--via rest`: the REST address the token is requested from (`https://host:port`). */
+  restUrl: string | undefined;
+  /**
+   * The options for `fetchToken`, all but `onStage`: the client id as settled (sent as given
+   * with `--force`), the offline findings (a refusal is explained from them), the route.
+   */
+  connection: Omit<FetchTokenOptions, "onStage">;
 }
 
 /**
@@ -76,33 +83,49 @@ export async function prepare(
     throw certificateError(blocking, canForce && !force);
   }
   if (clientId === undefined) throw new Error("no client id, yet no finding says why");
-  return { broker, stores, identity, problems, clientId, timeoutMs };
+  const route = tokenRoute(ctx.values);
+  const restUrl = route.via !== "rest"
+    ? undefined
+    : (route.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(route.restUrl)).url;
+  return {
+    broker,
+    stores,
+    identity,
+    problems,
+    clientId,
+    restUrl,
+    connection: {
+      url: broker.url,
+      identity,
+      trust: stores.trust,
+      clientId,
+      checkClientId: !force,
+      findings: problems,
+      timeoutMs,
+      ...route,
+    },
+  };
 }
 
 /**
  * Connects with what {@linkcode prepare} found and fetches the token, reporting each connection
  * stage to `log`. The offline findings go along: a refused certificate is explained from them, and
  * the error carries them. With `--force` the client id is sent as given, even when it does not
- * name the certificate's CN.
+ * name the certificate's CN. Over MQTT the stages are dns, tcp, tls, mqtt, subscribe, token; over
+ * REST (`--via rest`) dns, tcp, tls, http, token.
  */
 export async function connectAndFetch(
   prepared: Prepared,
   log: StageLog,
-  force: boolean,
 ): Promise<DeviceToken & { clientId: string }> {
   const { fetchToken } = await import("../../token/fetch_token.ts");
+  const order = CONNECTION_STAGES[prepared.connection.via ?? "mqtt"];
   log.begin("dns");
   return await fetchToken({
-    url: prepared.broker.url,
-    identity: prepared.identity,
-    trust: prepared.stores.trust,
-    clientId: prepared.clientId,
-    checkClientId: !force,
-    findings: prepared.problems,
-    timeoutMs: prepared.timeoutMs,
+    ...prepared.connection,
     onStage: (stage: Stage, elapsed: number, detail?: string, state?: "ok" | "warning") => {
       log.end(stage, state ?? "ok", elapsed, detail);
-      log.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
+      log.begin(order[order.indexOf(stage) + 1] ?? stage);
     },
   });
 }

@@ -25,7 +25,11 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   );
   try {
     const prepared = await prepare(ctx, "token", log);
-    const token = await connectAndFetch(prepared, log, ctx.values.force ?? false);
+    if (ctx.values.watch) {
+      const { watchTokens } = await import("./token_watch.ts");
+      return await watchTokens(ctx, prepared);
+    }
+    const token = await connectAndFetch(prepared, log);
     if (ctx.json) {
       ctx.io.out(JSON.stringify(
         {
@@ -33,6 +37,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
           token: token.token,
           clientId: prepared.clientId,
           url: prepared.broker.url,
+          ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
           tenant: token.tenant,
           issuer: token.issuer,
           subject: token.subject,
