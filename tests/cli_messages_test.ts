@@ -29,6 +29,15 @@ const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {
     has: [/^ {2}c8y-mqtt-cert inspect /m, /^ {2}--truststore PATH /m, /cli\.ts inspect/],
     hasNot: [/--allow-net/, /^ {2}--url /m, /--timeout/, /--force/],
   },
+  fleet: {
+    has: [
+      /^ {2}c8y-mqtt-cert fleet --manifest FILE \| --keystores DIR/m,
+      /^ {2}--concurrency N /m,
+      /^ {2}--json {18}One JSON object per device as it finishes/m,
+      /cli\.ts fleet/,
+    ],
+    hasNot: [/^ {2}--server-cert/m, /^ {2}--alias /m],
+  },
   emulate: {
     has: [
       /^ {2}c8y-mqtt-cert emulate --trust PATH/m,
@@ -109,7 +118,7 @@ const USAGE_CASES: [string, string[], RegExp, RegExp][] = [
     "a mistyped command gets the closest one",
     ["tokne", "--url", "x"],
     /^error: Unknown command "tokne"$/,
-    /^hint: Did you mean token\? Commands: token, check, inspect, emulate\./,
+    /^hint: Did you mean token\? Commands: token, check, inspect, emulate, fleet\./,
   ],
   [
     "a negative --timeout gets our message, not the parser's",
