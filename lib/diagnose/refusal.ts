@@ -109,7 +109,9 @@ export function refusalExplanation(
   if (causes.length === 0) {
     for (const [c, reason] of TRUST_CAUSES) {
       const p = findings.find((f) => f.code === c);
-      if (p) reasons.set(c, reason), causes.push(p);
+      if (p === undefined) continue;
+      reasons.set(c, reason);
+      causes.push(p);
     }
   }
   if (causes.length === 0) return { causes, hint: undefined };
