@@ -28,7 +28,7 @@ import { loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts
 import { diagnose, hasErrors } from "./lib/diagnose.ts";
 import { clientId as deviceClientId, parseClientId } from "./lib/client_id.ts";
 import { hostPort, parseBrokerUrl } from "./lib/broker_url.ts";
-import { checkEmulatorSettings } from "./lib/emulator_settings.ts";
+import { checkEmulatorSettings } from "./lib/emulator/mod.ts";
 import type {
   CertificateSummary,
   DeviceIdentity,
@@ -1158,7 +1158,7 @@ async function emulateCommand(ctx: Context): Promise<number> {
     await readStoreFile(certPath, "server certificate"),
   );
   const serverKeyPem = new TextDecoder().decode(await readStoreFile(keyPath, "server key"));
-  const { startEmulator } = await import("./lib/emulator.ts");
+  const { startEmulator } = await import("./lib/emulator/mod.ts");
   const emulator = await startEmulator({
     serverCertPem,
     serverKeyPem,

@@ -78,17 +78,6 @@ export {
 export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
 export { fetchToken } from "./lib/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/fetch_token.ts";
-export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
-export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
-export type { EmulatorSettings } from "./lib/emulator_settings.ts";
-export type {
-  ChainVerdict,
-  Emulator,
-  EmulatorEvent,
-  EmulatorEventKind,
-  EmulatorOptions,
-  VerifyDeviceChainOptions,
-} from "./lib/emulator.ts";
 export {
   C8yError,
   CertificateError,

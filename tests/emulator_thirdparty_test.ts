@@ -7,7 +7,7 @@
  * `REQUIRE_MOSQUITTO=1` (set by `.ci/run`) makes them run and fail.
  */
 import assert from "node:assert/strict";
-import type { Emulator } from "../lib/emulator.ts";
+import type { Emulator } from "../lib/emulator/mod.ts";
 import { loadJose } from "../lib/deps.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
 

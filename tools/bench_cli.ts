@@ -33,7 +33,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { startEmulator } from "../lib/emulator.ts";
+import { startEmulator } from "../lib/emulator/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NODE_DIR = "/tmp/c8y-bench-node";
