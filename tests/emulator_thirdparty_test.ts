@@ -180,6 +180,45 @@ emulatorTest(
   },
 );
 
+emulatorTest(
+  "the emulator reads 3,000 back-to-back QoS 0 lines of mosquitto_pub -l, each once, in order",
+  noMosquitto,
+  async () => {
+    const lines: string[] = [];
+    const problems: string[] = [];
+    await using emulator = await startFixtureEmulator({
+      log: (event) => {
+        if (event.kind === "message") lines.push(event.line ?? "");
+        if (event.kind === "error" || event.kind === "refused") problems.push(event.reason ?? "");
+      },
+    });
+    const sent = Array.from({ length: 3000 }, (_, i) => `200,c8y_Temperature,T,${i}`);
+    const child = new Deno.Command("mosquitto_pub", {
+      args: [
+        "-V",
+        "mqttv311",
+        ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
+        "-t",
+        "s/us",
+        "-l",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(sent.join("\n") + "\n"));
+    await writer.close();
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    for (let i = 0; i < 200 && lines.length < sent.length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.deepEqual(problems, []);
+    assert.deepEqual(lines, sent);
+  },
+);
+
 const PAHO = new URL("../tools/paho_token.py", import.meta.url).pathname;
 
 emulatorTest(

@@ -68,6 +68,36 @@ function remoteOf(conn: unknown): string | undefined {
   return hostPort(s.remoteAddress, s.remotePort ?? "");
 }
 
+/**
+ * Makes a client's packet parser safe against re-entry. `aedes` reads the next bytes when a
+ * packet is handled, and a packet handled synchronously (a QoS 0 PUBLISH) makes it read and
+ * parse them while the parser is still emitting that packet: `mqtt-packet` then emits the same
+ * packet again and loses its place in the stream ("Invalid header flag bits", "cannot parse
+ * topic"). Here bytes that arrive during a parse are parsed right after it, in order.
+ */
+function guardParser(client: Client): void {
+  const parser = (client as unknown as { _parser?: { parse(buf: Uint8Array): number } })._parser;
+  if (!parser) return;
+  const parse = parser.parse.bind(parser);
+  const pending: Uint8Array[] = [];
+  let parsing = false;
+  parser.parse = (buf: Uint8Array): number => {
+    if (parsing) {
+      pending.push(buf);
+      return 0;
+    }
+    parsing = true;
+    try {
+      let left = parse(buf);
+      for (let next = pending.shift(); next; next = pending.shift()) left = parse(next);
+      return left;
+    } finally {
+      parsing = false;
+      pending.length = 0;
+    }
+  };
+}
+
 /** The `aedes` broker set up as the platform's MQTT endpoint. */
 export class MqttEndpoint {
   readonly #options: MqttEndpointOptions;
@@ -113,7 +143,7 @@ export class MqttEndpoint {
       },
     });
     feed.on("error", () => {});
-    this.#broker.handle(feed);
+    guardParser(this.#broker.handle(feed));
   }
 
   /**

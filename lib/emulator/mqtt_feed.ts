@@ -6,8 +6,11 @@
  * each `'readable'` event, and under Deno's `node:tls` that loses data: of 200,000 bytes
  * written by a client, 49,152 arrive (Deno 2.9.6), so one large PUBLISH, or many small ones back
  * to back, leave the broker waiting for bytes that were received but never handed on. In flowing
- * mode (`'data'` events) every byte arrives; this stream buffers them as a plain Node.js
- * `Duplex` for the broker, with backpressure (the socket pauses while the broker is behind).
+ * mode (`'data'` events) every byte arrives. This stream queues them and gives the broker
+ * everything queued on each `read()` (a plain `Readable` under Deno hands out one buffered chunk
+ * per `read(null)` and then may not announce the rest, which stalls the broker the same way);
+ * it announces new bytes with one `'readable'` per tick, pauses the socket while more than
+ * 64 KiB wait, and hands on bytes that arrived before the peer closed before it reports the close.
  *
  * The limits: while passing bytes on, the stream reads each MQTT fixed header (packet type and
  * remaining length, MQTT 3.1.1 §2.2) and refuses a packet larger than `maxPacketBytes` as soon
@@ -19,9 +22,14 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
+import process from "node:process";
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+
+/** Above this many unread bytes the socket pauses until the broker reads. */
+const QUEUE_HIGH_WATER_BYTES = 65_536;
 
 /** Options of {@linkcode MqttFeed}. */
 export interface MqttFeedOptions {
@@ -52,6 +60,11 @@ export class MqttFeed extends Duplex {
   /** Bytes of the current packet's body still to come. */
   #bodyLeft = 0;
   #refused = false;
+  /** Bytes received and not yet read by the broker. */
+  #queue: Buffer[] = [];
+  #queued = 0;
+  #announced = false;
+  #peerClosed = false;
 
   /**
    * @param socket The connection, after its TLS handshake.
@@ -64,8 +77,10 @@ export class MqttFeed extends Duplex {
     this.remotePort = socket.remotePort;
     this.#options = options;
     socket.on("data", (chunk: Uint8Array) => this.#receive(chunk));
-    socket.once("end", () => this.push(null));
-    socket.once("close", () => this.destroy());
+    socket.once("close", () => {
+      this.#peerClosed = true;
+      if (this.#queued === 0) this.destroy();
+    });
     socket.on("error", (err: Error) => this.destroy(err));
   }
 
@@ -81,6 +96,8 @@ export class MqttFeed extends Duplex {
 
   #receive(chunk: Uint8Array): void {
     if (this.#refused) return;
+    const problem = this.#frame(chunk);
+    if (problem) return this.#refuse(problem);
     this.#received += chunk.length;
     if (this.#unauthenticated && this.#received > this.#options.maxUnauthenticatedBytes) {
       return this.#refuse(
@@ -88,9 +105,38 @@ export class MqttFeed extends Duplex {
           `was accepted`,
       );
     }
-    const problem = this.#frame(chunk);
-    if (problem) return this.#refuse(problem);
-    if (!this.push(chunk)) this.socket.pause();
+    // A copy: Deno's node:tls may hand out views of a read buffer it later reuses.
+    this.#queue.push(Buffer.from(chunk));
+    this.#queued += chunk.length;
+    if (this.#queued > QUEUE_HIGH_WATER_BYTES) this.socket.pause();
+    this.#announce();
+  }
+
+  /** One `'readable'` event per tick while bytes wait. */
+  #announce(): void {
+    if (this.#announced) return;
+    this.#announced = true;
+    process.nextTick(() => {
+      this.#announced = false;
+      if (this.#queued > 0 && !this.destroyed) this.emit("readable");
+    });
+  }
+
+  /**
+   * Everything received and not yet read, or `null`. `read(0)` (which streams use to start
+   * reading) returns `null` and takes nothing; other sizes are ignored: the broker asks for all.
+   */
+  override read(size?: number): Buffer | null {
+    if (this.#queued === 0 || size === 0) return null;
+    const out = this.#queue.length === 1 ? this.#queue[0] : Buffer.concat(this.#queue);
+    this.#queue = [];
+    this.#queued = 0;
+    if (this.#peerClosed) {
+      process.nextTick(() => this.destroy());
+    } else if (this.socket.isPaused()) {
+      this.socket.resume();
+    }
+    return out;
   }
 
   /** Follows the packet boundaries through `chunk`; returns a problem, or undefined. */
@@ -138,7 +184,7 @@ export class MqttFeed extends Duplex {
   }
 
   override _read(): void {
-    if (this.socket.isPaused()) this.socket.resume();
+    // Bytes reach the broker through read(), never through the stream's own buffer.
   }
 
   override _write(
@@ -157,6 +203,8 @@ export class MqttFeed extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#queue = [];
+    this.#queued = 0;
     if (!this.socket.destroyed) this.socket.destroy();
     callback(error);
   }
