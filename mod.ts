@@ -35,6 +35,22 @@
  * });
  * ```
  *
+ * @example Staying connected (see {@linkcode connect} for the complete program)
+ * ```ts ignore
+ * import { connect, loadKeyStore, loadTrustStore } from "./mod.ts";
+ *
+ * const identity = await loadKeyStore(await Deno.readFile("device.p12"), { password: "changeit" });
+ * const trust = await loadTrustStore(await Deno.readFile("truststore.jks"));
+ * await using device = await connect({
+ *   url: "ssl://mytenant.cumulocity.com:8883",
+ *   identity,
+ *   trust,
+ *   reconnect: true,
+ *   callbacks: { error: (err) => console.warn(err.code, err.message) },
+ * });
+ * await device.publish("s/us", "211,25", { qos: 1 });
+ * ```
+ *
  * @example Runnable: broker URLs and client ids
  * ```ts
  * import { parseBrokerUrl, parseClientId } from "./mod.ts";
@@ -54,30 +70,35 @@ export { certificatesFromPem, parseCertificate } from "./lib/certificate.ts";
 export type { ParseCertificateOptions } from "./lib/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";
+export { explainRefusal, refusalExplanation } from "./lib/diagnose/refusal.ts";
+export type { RefusalExplanation } from "./lib/diagnose/refusal.ts";
 export { clientId, parseClientId } from "./lib/client_id.ts";
 export type { ClientIdOptions, ClientIdParts } from "./lib/client_id.ts";
 export { DEFAULT_PORT, parseBrokerUrl } from "./lib/broker_url.ts";
 export type { BrokerAddress } from "./lib/broker_url.ts";
-export { tlsOptions } from "./lib/tls_options.ts";
-export type { TlsConnectOptions, TlsOptionsExtra } from "./lib/tls_options.ts";
-export { connect } from "./lib/session.ts";
+export { tlsOptions } from "./lib/connect/tls_options.ts";
+export type { TlsConnectOptions, TlsOptionsExtra } from "./lib/connect/tls_options.ts";
+export { connect, reconnectDelayMs } from "./lib/connect/connection.ts";
 export type {
+  ConnectionCallbacks,
   ConnectOptions,
+  DeviceConnection,
   PublishOptions,
-  Session,
-  SessionCallbacks,
+  ReconnectOptions,
   StageListener,
   SubscribeOptions,
-} from "./lib/session.ts";
+} from "./lib/connect/connection.ts";
+export type { Mqtt, MqttClient } from "./lib/deps.ts";
 export {
-  decodeToken,
   requestToken,
   TOKEN_REQUEST_TOPIC,
   TOKEN_RESPONSE_TOPIC,
-} from "./lib/token.ts";
-export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
-export { fetchToken } from "./lib/fetch_token.ts";
-export type { FetchTokenOptions } from "./lib/fetch_token.ts";
+} from "./lib/token/request_token.ts";
+export type { RequestTokenOptions, TokenConnection } from "./lib/token/request_token.ts";
+export { decodeToken } from "./lib/token/decode_token.ts";
+export type { DeviceToken } from "./lib/token/decode_token.ts";
+export { fetchToken } from "./lib/token/fetch_token.ts";
+export type { FetchTokenOptions } from "./lib/token/fetch_token.ts";
 export {
   C8yError,
   CertificateError,
@@ -90,13 +111,14 @@ export {
   TokenError,
   UsageError,
 } from "./lib/errors.ts";
-export type { C8yErrorOptions, Stage } from "./lib/errors.ts";
+export type { C8yErrorOptions, ErrorCode, Stage } from "./lib/errors.ts";
 export type {
   Certificate,
   CertificateSummary,
   DeviceIdentity,
   KeyType,
   Problem,
+  ProblemCode,
   Severity,
   StoreFormat,
   TrustAnchors,

@@ -10,7 +10,7 @@
  * - `--json`: one object `{"ok": false, "error": {...}}` on stdout, nothing on stderr;
  * - no stack trace, and no secret (the passwords used, a token) in stdout or stderr.
  *
- * Peers: the emulator (`lib/emulator.ts`), mosquitto (skipped visibly unless installed or
+ * Peers: the emulator (`lib/emulator/`), mosquitto (skipped visibly unless installed or
  * `REQUIRE_MOSQUITTO=1`), and small scripted servers in this file (plain TCP, TLS with
  * `fixtures/server/server.pem`, and a minimal MQTT 3.1.1 server that misbehaves on purpose).
  *
@@ -408,7 +408,9 @@ const urlCases: Case[] = [
   ["localhost:abc", "URL_PORT", '"abc"'],
   ["ssl://:8883", "URL_INVALID", "ssl://:8883"],
   ["ssl://localhost:8883/mqtt", "URL_INVALID", "ssl://localhost:8883/mqtt"],
-  ["https://localhost:8883", "URL_INVALID", "https://"],
+  // A web address: the error names the MQTT address on the same host.
+  ["https://localhost/apps/cockpit", "URL_HTTP", "ssl://localhost:8883"],
+  ["ssl//localhost:8883", "URL_INVALID", 'malformed: the scheme "ssl" must be followed by "://"'],
 ].map(([url, code, names]): Case => ({
   name: `token: the URL "${url}"`,
   args: connect("token", url!, RSA_JKS),

@@ -4,12 +4,10 @@
  * @module
  */
 
-import { parseBrokerUrl } from "./broker_url.ts";
-import { clientId as buildClientId } from "./client_id.ts";
-import { connect, type StageListener } from "./session.ts";
-import { tlsOptions } from "./tls_options.ts";
-import { type DeviceToken, requestToken } from "./token.ts";
-import type { DeviceIdentity, TrustAnchors } from "./types.ts";
+import { connect, type StageListener } from "../connect/connection.ts";
+import type { DeviceIdentity, TrustAnchors } from "../types.ts";
+import type { DeviceToken } from "./decode_token.ts";
+import { requestToken } from "./request_token.ts";
 
 /** Options of {@linkcode fetchToken}. */
 export interface FetchTokenOptions {
@@ -22,8 +20,9 @@ export interface FetchTokenOptions {
   /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
   clientId?: string;
   /**
-   * Time allowed for connecting (DNS to CONNACK) and for each token request, in milliseconds.
-   * @default 10000 for connecting, 20000 for each token request
+   * Bounds every wait, in milliseconds: connecting (DNS to CONNACK), the SUBACK of `s/dat`, and
+   * each token request.
+   * @default 10000 for connecting, 20000 for the SUBACK and for each token request
    */
   timeoutMs?: number;
   /** How many token requests to send before giving up. @default 3 */
@@ -39,13 +38,12 @@ export interface FetchTokenOptions {
  * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
  * @throws {C8yError} `UsageError` for a bad URL or client id, `CertificateError` for a CN that
  * cannot work, and the `NetworkError`, `TlsError`, `MqttError`, `TokenError` of `connect` and
- * `requestToken`.
+ * `requestToken` (e.g. `MQTT_SUBACK_TIMEOUT` when the broker accepts the connection but never
+ * answers the subscription).
  *
  * @example Failures are classified (here: nothing listens on the port)
  * ```ts
- * import { fetchToken } from "./fetch_token.ts";
- * import { C8yError } from "./errors.ts";
- * import type { DeviceIdentity } from "./types.ts";
+ * import { C8yError, type DeviceIdentity, fetchToken } from "../../mod.ts";
  * // A stand-in identity: the connection fails before its key and certificate are used.
  * const identity = {
  *   privateKeyPem: "",
@@ -65,24 +63,22 @@ export interface FetchTokenOptions {
 export async function fetchToken(
   options: FetchTokenOptions,
 ): Promise<DeviceToken & { clientId: string }> {
-  const broker = parseBrokerUrl(options.url);
-  const id = buildClientId(options.identity, { explicit: options.clientId });
-  const tls = tlsOptions(options.identity, options.trust, broker);
-  const session = await connect({
-    broker,
-    tls,
-    clientId: id,
+  const connection = await connect({
+    url: options.url,
+    identity: options.identity,
+    trust: options.trust,
+    clientId: options.clientId,
     connectTimeoutMs: options.timeoutMs,
     onStage: options.onStage,
   });
   try {
-    const token = await requestToken(session, {
+    const token = await requestToken(connection, {
       attempts: options.attempts,
       attemptTimeoutMs: options.timeoutMs,
       onStage: options.onStage,
     });
-    return { ...token, clientId: id };
+    return { ...token, clientId: connection.clientId };
   } finally {
-    await session.close();
+    await connection.close();
   }
 }
