@@ -8,7 +8,11 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { parseClientId } from "../client_id.ts";
-import { checkEmulatorSettings } from "../emulator/settings.ts";
+import {
+  checkEmulatorSettings,
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  type EmulatorSettings,
+} from "../emulator/settings.ts";
 import type { StoreFormat } from "../types.ts";
 
 export const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
@@ -43,6 +47,7 @@ const ALLOWED: Record<Command, readonly string[]> = {
     "server-key",
     "tenant",
     "token-lifetime",
+    "rest-port",
     ...COMMON_OPTIONS,
   ],
 };
@@ -75,6 +80,7 @@ export const OPTION_SPEC = {
   "server-key": { type: "string" },
   tenant: { type: "string" },
   "token-lifetime": { type: "string" },
+  "rest-port": { type: "string" },
 } as const;
 
 export type Values = ReturnType<
@@ -155,14 +161,18 @@ export function seconds(value: string | undefined, option: string, fallback: num
   return n;
 }
 
-/** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
-export function emulatorSettings(
-  values: Values,
-): { port: number; tenant: string | undefined; tokenLifetimeSeconds: number } {
+/**
+ * The emulator's ports, tenant and token lifetime from the options (checked by the emulator;
+ * its defaults are the emulator's, except the MQTT port: 8883, as on the platform).
+ */
+export function emulatorSettings(values: Values): EmulatorSettings {
   return {
     port: values.port === undefined ? 8883 : Number(values.port),
+    restPort: values["rest-port"] === undefined ? undefined : Number(values["rest-port"]),
     tenant: values.tenant,
-    tokenLifetimeSeconds: seconds(values["token-lifetime"], "--token-lifetime", 3600),
+    tokenLifetimeSeconds: values["token-lifetime"] === undefined
+      ? undefined
+      : seconds(values["token-lifetime"], "--token-lifetime", DEFAULT_TOKEN_LIFETIME_SECONDS),
   };
 }
 

@@ -96,7 +96,7 @@
  * @module
  */
 
-export { type Emulator, type EmulatorOptions, listenAddress, startEmulator } from "./start.ts";
+export { type Emulator, type EmulatorOptions, startEmulator } from "./start.ts";
 export {
   type ChainVerdict,
   verifyDeviceChain,
@@ -120,6 +120,7 @@ export {
   DEFAULT_TENANT,
   DEFAULT_TOKEN_LIFETIME_SECONDS,
   type EmulatorSettings,
+  listenAddress,
   MAX_CLIENT_ID_LENGTH,
   PLATFORM_MIN_TOKEN_LIFETIME_SECONDS,
 } from "./settings.ts";

@@ -62,6 +62,29 @@ export interface EmulatorSettings {
   maxUnauthenticatedBytes?: number;
 }
 
+/**
+ * The address the emulator listens on for a host name: IPv6 brackets dropped (`[::1]` is `::1`),
+ * `localhost` as `127.0.0.1` (so that it needs no name look-up, and exactly the permission
+ * `--allow-net=127.0.0.1`).
+ *
+ * @param hostname The host name or address given.
+ * @returns The address to listen on.
+ *
+ * @example
+ * ```ts
+ * import { listenAddress } from "./mod.ts";
+ * if (listenAddress("[::1]") !== "::1" || listenAddress("localhost") !== "127.0.0.1") {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export function listenAddress(hostname: string): string {
+  const bare = hostname.startsWith("[") && hostname.endsWith("]")
+    ? hostname.slice(1, -1)
+    : hostname;
+  return bare.toLowerCase() === "localhost" ? "127.0.0.1" : bare;
+}
+
 function checkInteger(
   value: number,
   min: number,

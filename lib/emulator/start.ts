@@ -26,6 +26,7 @@ import {
   DEFAULT_TENANT,
   DEFAULT_TOKEN_LIFETIME_SECONDS,
   type EmulatorSettings,
+  listenAddress,
 } from "./settings.ts";
 
 /** Options of {@linkcode startEmulator}. */
@@ -91,14 +92,6 @@ export interface Emulator extends AsyncDisposable {
    * `await using emulator = await startEmulator(...)` calls at the end of the scope.
    */
   close(): Promise<void>;
-}
-
-/** The address to listen on for a host name: brackets dropped, `localhost` as 127.0.0.1. */
-export function listenAddress(hostname: string): string {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]")
-    ? hostname.slice(1, -1)
-    : hostname;
-  return bare.toLowerCase() === "localhost" ? "127.0.0.1" : bare;
 }
 
 /** Checks that the server certificate parses and matches the key, before listening. */
