@@ -7,14 +7,10 @@
  * @module
  */
 
-import { X509Certificate } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { type KeyObject, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
-import {
-  certificatesFromPem,
-  issuedBy,
-  MAX_CHAIN_LENGTH,
-  parseCertificate,
-} from "../certificate.ts";
+import { certificatesFromPem, MAX_CHAIN_LENGTH, parseCertificate } from "../certificate.ts";
 import { parseClientId } from "../client_id.ts";
 import { UsageError } from "../errors.ts";
 import type { Certificate } from "../types.ts";
@@ -53,6 +49,37 @@ interface Cert {
   fingerprint: string;
   notBefore: Date;
   notAfter: Date;
+  /** Its public key, made when it first checks a signature. */
+  publicKey?: KeyObject;
+}
+
+/** How {@linkcode verifyChain} reads certificates and checks signatures (cached or not). */
+interface ChainContext {
+  /** The trusted CAs. */
+  trusted: Cert[];
+  /** Parses the presented certificate at `index` (0 = leaf). @throws when it is not one. */
+  parse(der: Uint8Array, index: number): Cert;
+  /** Whether `child` names `parent` as its issuer and its signature verifies with its key. */
+  signed(child: Cert, parent: Cert): boolean;
+}
+
+function signedBy(child: Cert, parent: Cert): boolean {
+  try {
+    if (!child.x509.checkIssued(parent.x509)) return false;
+    parent.publicKey ??= parent.x509.publicKey;
+    return child.x509.verify(parent.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** A context without caches (for {@linkcode verifyDeviceChain}). */
+function plainContext(trusted: Cert[]): ChainContext {
+  return {
+    trusted,
+    parse: (der, i) => toCert(parseCertificate(der, { name: `client certificate #${i + 1}` })),
+    signed: signedBy,
+  };
 }
 
 /** A parsed certificate (from `parseCertificate` or `certificatesFromPem`) as the checks need it. */
@@ -103,19 +130,18 @@ export function verifyDeviceChain(
   const trusted = options.trusted.map((der, i) =>
     toCert(parseCertificate(der, { name: `trusted CA #${i + 1}` }))
   );
-  return verifyChain(chain, trusted, options.now ?? new Date());
+  return verifyChain(chain, plainContext(trusted), options.now ?? new Date());
 }
 
-/** {@linkcode verifyDeviceChain} with the trusted CAs parsed once (the emulator's hot path). */
-function verifyChain(chain: Uint8Array[], trusted: Cert[], now: Date): ChainVerdict {
+/** {@linkcode verifyDeviceChain} in a context (the emulator's: trusted CAs parsed once, caches). */
+function verifyChain(chain: Uint8Array[], context: ChainContext, now: Date): ChainVerdict {
+  const { trusted } = context;
   if (chain.length === 0) {
     return { ok: false, commonName: undefined, reason: "the client sent no client certificate" };
   }
   let certs: Cert[];
   try {
-    certs = chain.map((der, i) =>
-      toCert(parseCertificate(der, { name: `client certificate #${i + 1}` }))
-    );
+    certs = chain.map((der, i) => context.parse(der, i));
   } catch (err) {
     return {
       ok: false,
@@ -136,13 +162,13 @@ function verifyChain(chain: Uint8Array[], trusted: Cert[], now: Date): ChainVerd
   const used = new Set<string>([leaf.fingerprint]);
   let current = leaf;
   for (let depth = 0; depth < MAX_CHAIN_LENGTH; depth++) {
-    const anchor = trusted.find((t) => issuedBy(current.x509, t.x509));
+    const anchor = trusted.find((t) => context.signed(current, t));
     if (anchor) {
       const problem = validityProblem(anchor, now, "trusted CA");
       if (problem) return refuse(problem);
       return { ok: true, commonName: leaf.name, trustedBy: anchor.name };
     }
-    const issuer = certs.find((c) => !used.has(c.fingerprint) && issuedBy(current.x509, c.x509));
+    const issuer = certs.find((c) => !used.has(c.fingerprint) && context.signed(current, c));
     if (!issuer) {
       const named = certs.find((c) => !used.has(c.fingerprint) && current.x509.checkIssued(c.x509));
       if (named) {
@@ -226,6 +252,15 @@ function parseTrusted(pems: string[]): Cert[] {
   return out;
 }
 
+/** The most entries each cache of {@linkcode DeviceAuthority} holds. */
+const MAX_CACHED = 1024;
+
+/** Adds to a bounded cache (emptied when full: devices share few CAs). */
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= MAX_CACHED) cache.clear();
+  cache.set(key, value);
+}
+
 /** A device the emulator admitted: its certificate's Common Name is its device id. */
 export interface AdmittedDevice {
   ok: true;
@@ -254,7 +289,11 @@ function shownId(clientId: string): string {
  * a presented chain, and for MQTT its client id, whether the device is admitted.
  */
 export class DeviceAuthority {
-  readonly #trusted: Cert[];
+  readonly #context: ChainContext;
+  /** Parsed CA certificates a device presented (its intermediates), by their DER in base64. */
+  readonly #cas = new Map<string, Cert>();
+  /** Verified signatures of CA certificates: `<child sha256>><parent sha256>`. */
+  readonly #links = new Map<string, boolean>();
 
   /**
    * @param trustedCaPems The trusted CAs, PEM; each string may hold several certificates.
@@ -267,12 +306,34 @@ export class DeviceAuthority {
         hint: "Pass the CA that issued the device certificates (trustedCaPems).",
       });
     }
-    this.#trusted = parseTrusted(trustedCaPems);
+    const trusted = parseTrusted(trustedCaPems);
+    // Each device's own certificate is parsed and its signature checked on every connection;
+    // what devices share (their intermediate CAs, and the signatures on them) only once.
+    this.#context = {
+      trusted,
+      parse: (der, i) => {
+        const key = i === 0 ? "" : Buffer.from(der).toString("base64");
+        const known = key ? this.#cas.get(key) : undefined;
+        if (known) return known;
+        const cert = toCert(parseCertificate(der, { name: `client certificate #${i + 1}` }));
+        if (key && cert.isCA) remember(this.#cas, key, cert);
+        return cert;
+      },
+      signed: (child, parent) => {
+        if (!child.isCA) return signedBy(child, parent);
+        const key = `${child.fingerprint}>${parent.fingerprint}`;
+        const known = this.#links.get(key);
+        if (known !== undefined) return known;
+        const result = signedBy(child, parent);
+        remember(this.#links, key, result);
+        return result;
+      },
+    };
   }
 
   /** Judges a presented chain (DER, leaf first) at `now`. */
   verify(chain: Uint8Array[], now: Date = new Date()): AdmittedDevice | RefusedDevice {
-    const verdict = verifyChain(chain, this.#trusted, now);
+    const verdict = verifyChain(chain, this.#context, now);
     if (!verdict.ok) {
       return {
         ok: false,
