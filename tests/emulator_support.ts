@@ -110,6 +110,7 @@ export async function requestToken(client: MqttClient, settleMs = 300): Promise<
 export async function verifyToken(
   emulator: Emulator,
   line: string,
+  alg: "RS256" | "ES256" = "RS256",
 ): Promise<Record<string, unknown>> {
   assert.match(line, /^71,[\w-]+\.[\w-]+\.[\w-]+$/);
   const jose = await loadJose();
@@ -118,7 +119,7 @@ export async function verifyToken(
     issuer: emulator.issuer,
     audience: emulator.issuer,
   });
-  assert.equal(protectedHeader.alg, "RS256");
+  assert.equal(protectedHeader.alg, alg);
   return payload as Record<string, unknown>;
 }
 
@@ -153,6 +154,7 @@ export type TestEmulatorOptions =
     | "restPort"
     | "maxPacketBytes"
     | "maxUnauthenticatedBytes"
+    | "tokenAlgorithm"
   >;
 
 /** Defines a test that runs `body` in {@linkcode withEmulator}. */

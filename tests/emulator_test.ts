@@ -295,6 +295,17 @@ emulatorTest("startEmulator() puts the tenant and lifetime (also under the platf
   assert.equal((claims.exp as number) - (claims.iat as number), 6);
 });
 
+emulatorTest("startEmulator() signs ES256 tokens on request (tokenAlgorithm)", {
+  tokenAlgorithm: "ES256",
+}, async ({ emulator, connect }) => {
+  assert.equal(emulator.publicKeyJwk.kty, "EC");
+  assert.equal(emulator.publicKeyJwk.alg, "ES256");
+  const device = await connect("devices/ec256", "d:device-ec256-001");
+  const [line] = await requestToken(device.client, 0);
+  const claims = await verifyToken(emulator, line, "ES256");
+  assert.equal(claims.sub, "device_device-ec256-001");
+});
+
 Deno.test("verifyDeviceChain() accepts the fixture chains and refuses the bad ones", () => {
   const rootOnly = ders("ca/device-root-ca.pem");
   const trusted = [...rootOnly, ...ders("ca/device-intermediate-ca.pem")];

@@ -5,7 +5,9 @@
  * `process.cpuUsage()`) divided by the tokens issued. The child's CPU is not counted.
  *
  * ```sh
- * deno run -A tools/bench_emulator.ts [--tokens 300] [--concurrency 10]
+ * deno run -A tools/bench_emulator.ts [--tokens 300] [--concurrency 10] \
+ *   [--server-cert PEM --server-key PEM]   # default: the fixture server (RSA 2048)
+ *   [--token-algorithm RS256|ES256]        # default: RS256, as the platform
  * # where the time goes:
  * deno run -A --cpu-prof --cpu-prof-dir=/tmp/emu-prof tools/bench_emulator.ts --tokens 300
  * ```
@@ -57,6 +59,9 @@ async function main(): Promise<void> {
       tokens: { type: "string", default: "300" },
       concurrency: { type: "string", default: "10" },
       client: { type: "string" },
+      "server-cert": { type: "string" },
+      "server-key": { type: "string" },
+      "token-algorithm": { type: "string", default: "RS256" },
     },
   });
   const tokens = Number(values.tokens);
@@ -66,9 +71,14 @@ async function main(): Promise<void> {
   const { startEmulator } = await import("../lib/emulator/mod.ts");
   let issued = 0;
   await using emulator = await startEmulator({
-    serverCertPem: fixture("server/server.pem"),
-    serverKeyPem: fixture("server/server.key"),
+    serverCertPem: values["server-cert"]
+      ? Deno.readTextFileSync(values["server-cert"])
+      : fixture("server/server.pem"),
+    serverKeyPem: values["server-key"]
+      ? Deno.readTextFileSync(values["server-key"])
+      : fixture("server/server.key"),
     trustedCaPems: [fixture("ca/device-root-ca.pem")],
+    tokenAlgorithm: values["token-algorithm"] as "RS256" | "ES256",
     log: (event) => {
       if (event.kind === "token") issued++;
       if (event.kind === "error" || event.kind === "refused") console.error(event);

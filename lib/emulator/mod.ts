@@ -15,7 +15,8 @@
  * - **The client id rules**: `<id>`, `d:<id>` or `d:<id>:<template>`, where `<id>` must equal the
  *   Common Name of the first certificate of the chain; otherwise CONNACK 5 (not authorized).
  * - **JWT session tokens** (`platform.ts`): an empty publish on `s/uat` is answered with
- *   `71,<JWT>` on `s/dat`, sent to the requesting client only. The token is signed RS256 with a
+ *   `71,<JWT>` on `s/dat`, sent to the requesting client only. The token is signed RS256 (or
+ *   ES256 with `tokenAlgorithm`, a difference from the platform that saves CPU in load tests) with a
  *   key pair made at start ({@linkcode Emulator.publicKeyJwk} / `publicKeyPem` verify it) and
  *   carries the platform's claims: `iss` and `aud` (`<tenant>.emulator.local`),
  *   `sub` = `device_<id>`, `ten`, `iat`, `nbf`, `exp`, `tci`, `xsrfToken`.
@@ -68,7 +69,9 @@
  *    inventory, measurements, operation status or `s/e` errors.
  * 7. **Tokens** are signed with a key made at start, so they are only valid for this emulator;
  *    `iss`/`aud` name `<tenant>.emulator.local`, not a real tenant domain. Their lifetime may be
- *    set below the platform's minimum of 300 s (down to 1 s), so that renewal can be tested.
+ *    set below the platform's minimum of 300 s (down to 1 s), so that renewal can be tested, and
+ *    their signature may be ES256 instead of the platform's RS256 (`tokenAlgorithm`), so that a
+ *    load test is not paced by the emulator's RSA signatures.
  * 8. **REST endpoint**: on its own port (`restPort`), not the tenant's 443 beside the UI; only the
  *    two device calls exist (everything else 404). `X-Ssl-Cert-Chain` adds intermediates to the
  *    certificate of the TLS handshake, which is required (a chain in the header alone is refused);
@@ -123,4 +126,5 @@ export {
   listenAddress,
   MAX_CLIENT_ID_LENGTH,
   PLATFORM_MIN_TOKEN_LIFETIME_SECONDS,
+  type TokenAlgorithm,
 } from "./settings.ts";

@@ -1,6 +1,6 @@
 /**
  * The platform's side of a device's session, shared by the MQTT and the REST endpoint: it signs
- * device tokens (JWT, RS256, with the platform's claims), ends them on logout, keeps the registry
+ * device tokens (JWT, RS256 as the platform's, or ES256 on request, with the platform's claims), ends them on logout, keeps the registry
  * of devices, and reads what a device publishes on `s/us` (SmartREST 2.0 static templates).
  *
  * @module
@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { loadJose } from "../deps.ts";
 import { clip, type EmulatorEvent } from "./events.ts";
+import type { TokenAlgorithm } from "./settings.ts";
 
 /** A device in the emulator's registry. */
 export interface DeviceRecord {
@@ -38,6 +39,8 @@ export interface PlatformOptions {
   tenant: string;
   /** The token lifetime, in seconds. */
   tokenLifetimeSeconds: number;
+  /** The JWT signature algorithm. */
+  tokenAlgorithm: TokenAlgorithm;
   /** Where events go (without their time). */
   emit: (event: Omit<EmulatorEvent, "time">) => void;
 }
@@ -62,7 +65,7 @@ const MAX_DEVICES = 100_000;
 export class Platform {
   /** The token issuer and audience, `<tenant>.emulator.local`. */
   readonly issuer: string;
-  /** The public key that verifies the tokens, as a JWK (`alg: "RS256"`). */
+  /** The public key that verifies the tokens, as a JWK (with its `alg`). */
   readonly publicKeyJwk: JsonWebKey;
   /** The same public key as SPKI PEM. */
   readonly publicKeyPem: string;
@@ -91,8 +94,9 @@ export class Platform {
   /** Makes the signing key pair (RSA 2048) and the platform. */
   static async create(options: PlatformOptions): Promise<Platform> {
     const jose = await loadJose();
-    const { privateKey, publicKey } = await jose.generateKeyPair("RS256", { extractable: true });
-    const jwk = { ...(await jose.exportJWK(publicKey)), alg: "RS256" } as JsonWebKey;
+    const alg = options.tokenAlgorithm;
+    const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
+    const jwk = { ...(await jose.exportJWK(publicKey)), alg } as JsonWebKey;
     const pem = await jose.exportSPKI(publicKey);
     return new Platform(options, jose, { privateKey, publicKey, jwk, pem });
   }
@@ -135,7 +139,7 @@ export class Platform {
       tci: tokenId,
       xsrfToken: randomUUID(),
     })
-      .setProtectedHeader({ alg: "RS256" })
+      .setProtectedHeader({ alg: this.#options.tokenAlgorithm })
       .setIssuer(this.issuer)
       .setAudience(this.issuer)
       .setSubject(`device_${deviceId}`)

@@ -37,6 +37,13 @@ export const DEFAULT_MAX_UNAUTHENTICATED_BYTES = 32_768;
 /** The longest MQTT client id the emulator reads (the platform's device ids are short). */
 export const MAX_CLIENT_ID_LENGTH = 256;
 
+/**
+ * The token signature algorithm: `RS256` as the platform signs, or `ES256`, which costs the
+ * emulator about a quarter of the CPU per token (for load tests whose client, not the emulator,
+ * should set the pace).
+ */
+export type TokenAlgorithm = "RS256" | "ES256";
+
 /** The settings {@linkcode checkEmulatorSettings} checks (part of `EmulatorOptions`). */
 export interface EmulatorSettings {
   /** Port of the MQTT endpoint; 0 picks a free one. @default 0 */
@@ -50,6 +57,8 @@ export interface EmulatorSettings {
    * so that token renewal can be tested quickly. @default 3600
    */
   tokenLifetimeSeconds?: number;
+  /** The token signature algorithm (the platform's is RS256). @default "RS256" */
+  tokenAlgorithm?: TokenAlgorithm;
   /**
    * The largest MQTT packet a client may send, in bytes, fixed header included; a larger one
    * closes the connection (`refused` or `error` event naming the size). @default 16184
@@ -136,6 +145,17 @@ export function checkEmulatorSettings(settings: EmulatorSettings): void {
       code: "EMULATOR_PORT",
       hint: "Give the REST endpoint another port (or 0 for any free port).",
     });
+  }
+  if (
+    settings.tokenAlgorithm !== undefined && !["RS256", "ES256"].includes(settings.tokenAlgorithm)
+  ) {
+    throw new UsageError(
+      `Token algorithm "${String(settings.tokenAlgorithm).slice(0, 16)}" is not offered`,
+      {
+        code: "EMULATOR_TOKEN_ALGORITHM",
+        hint: "Use RS256 (as the platform) or ES256.",
+      },
+    );
   }
   const tenant = settings.tenant ?? DEFAULT_TENANT;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(tenant)) {
