@@ -54,6 +54,7 @@ try {
   const port = new URL(url.replace("mqtts:", "http:")).port;
   const command = [
     "run",
+    "--ignore-env",
     `--allow-read=${keystore},${truststore}`,
     `--allow-net=127.0.0.1:${port}`,
     "cli.ts",
