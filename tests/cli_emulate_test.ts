@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { denoFlags, ROOT, runCli } from "./cli_helpers.ts";
-import { connectDevice } from "./emulator_support.ts";
+import { connectDevice } from "./emulator/support.ts";
 
 const EMU_FILES = [
   "fixtures/ca/device-root-ca.pem",

@@ -7,11 +7,11 @@
  * `REQUIRE_MOSQUITTO=1` (set by `.ci/run`) makes them run and fail.
  */
 import assert from "node:assert/strict";
-import type { Emulator } from "../lib/emulator/mod.ts";
-import { loadJose } from "../lib/deps.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import type { Emulator } from "../../lib/emulator/mod.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const path = (p: string): string => new URL(p, fixtures).pathname;
 
 /** Whether the command runs and exits with 0 (false when it is not installed). */
@@ -219,7 +219,7 @@ emulatorTest(
   },
 );
 
-const PAHO = new URL("../tools/paho_token.py", import.meta.url).pathname;
+const PAHO = new URL("../../tools/paho_token.py", import.meta.url).pathname;
 
 emulatorTest(
   "the emulator gives the Eclipse Paho Python client a token",

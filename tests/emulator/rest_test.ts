@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import https from "node:https";
-import { emulatorTest, read, ROOT, verifyToken } from "./emulator_support.ts";
+import { emulatorTest, read, ROOT, verifyToken } from "./support.ts";
 
 interface Answer {
   status: number;

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
-import { type EmulatorEvent, formatEvent, MAX_FIELD_CHARS } from "../lib/emulator/mod.ts";
-import { emulatorTest, read } from "./emulator_support.ts";
+import { type EmulatorEvent, formatEvent, MAX_FIELD_CHARS } from "../../lib/emulator/mod.ts";
+import { emulatorTest, read } from "./support.ts";
 
 const KB100 = 100_000;
 

@@ -5,17 +5,17 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Emulator, EmulatorEvent, EmulatorOptions } from "../lib/emulator/mod.ts";
-import { loadJose } from "../lib/deps.ts";
-import { pemBlocks } from "../lib/pem.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import type { Emulator, EmulatorEvent, EmulatorOptions } from "../../lib/emulator/mod.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { pemBlocks } from "../../lib/pem.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 /** MQTT.js: an independent, widely used client to test the emulator with. */
 export function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
   return import("npm:mqtt@5.16.0");
 }
 
-export const fixtures = new URL("../fixtures/", import.meta.url);
+export const fixtures = new URL("../../fixtures/", import.meta.url);
 export const read = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
 export const ders = (path: string): Uint8Array[] =>
   pemBlocks(read(path)).filter((b) => b.label === "CERTIFICATE").map((b) => b.der);

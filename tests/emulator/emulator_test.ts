@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
-import { type EmulatorOptions, verifyDeviceChain } from "../lib/emulator/mod.ts";
-import { UsageError } from "../lib/errors.ts";
+import { type EmulatorOptions, verifyDeviceChain } from "../../lib/emulator/mod.ts";
+import { UsageError } from "../../lib/errors.ts";
 import {
   ders,
   emulatorTest,
@@ -12,8 +12,8 @@ import {
   requestToken,
   ROOT,
   verifyToken,
-} from "./emulator_support.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+} from "./support.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 emulatorTest(
   "startEmulator() accepts a device chain, answers s/uat with a signed 71 token on s/dat",
