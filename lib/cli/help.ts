@@ -100,7 +100,8 @@ PASSWORD SPEC (as openssl's -passin)
 PERMISSIONS (deno run)
   token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
-               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443)
+               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without
+                --truststore --allow-sys: node:https reads the default root CAs with it)
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
                  cli.ts emulate ...
