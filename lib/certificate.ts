@@ -27,6 +27,7 @@ import {
   type Tlv,
 } from "./der.ts";
 import { StoreError } from "./errors.ts";
+import { spkiInfo } from "./key_info.ts";
 import { certificateDer, pemBlocks, toPem } from "./pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
 
@@ -43,6 +44,36 @@ import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
  * ```
  */
 export const MAX_CHAIN_LENGTH = 10;
+
+/**
+ * The most certificates one keystore or truststore may carry. The JDK's `cacerts` and the
+ * Debian CA bundle hold about 150; a store with more is refused (`STORE_TOO_MANY_CERTIFICATES`)
+ * before its certificates are parsed, so that reading and ordering stay bounded.
+ */
+export const MAX_STORE_CERTIFICATES = 1000;
+
+/**
+ * The error for a store that carries more than {@linkcode MAX_STORE_CERTIFICATES}.
+ *
+ * @param subject How the message names the store, e.g. `Truststore "ca.pem"`.
+ * @returns A `STORE_TOO_MANY_CERTIFICATES` {@linkcode StoreError}.
+ *
+ * @example
+ * ```ts
+ * import { tooManyCertificates } from "./certificate.ts";
+ * if (!tooManyCertificates('Truststore "ca.pem"').message.includes("1000")) throw new Error();
+ * ```
+ */
+export function tooManyCertificates(subject: string): StoreError {
+  return new StoreError(
+    `${subject} holds more than ${MAX_STORE_CERTIFICATES} certificates, the most this tool reads ` +
+      "from one store",
+    {
+      code: "STORE_TOO_MANY_CERTIFICATES",
+      hint: "Keep only the certificates that are needed (the device chain, or the server's CA).",
+    },
+  );
+}
 
 /** Options of {@linkcode parseCertificate} and {@linkcode certificatesFromPem}. */
 export interface ParseCertificateOptions {
@@ -168,20 +199,6 @@ function toDer(input: Uint8Array | string): Uint8Array {
   return readDer(der, { allowTrailing: true }).raw;
 }
 
-const CURVE_BITS: Record<string, number> = {
-  prime256v1: 256,
-  "P-256": 256,
-  secp256k1: 256,
-  secp384r1: 384,
-  "P-384": 384,
-  secp521r1: 521,
-  "P-521": 521,
-  secp224r1: 224,
-  brainpoolP256r1: 256,
-  brainpoolP384r1: 384,
-  brainpoolP512r1: 512,
-};
-
 function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
   const tbs = readTbs(der);
   // Deno 2.9.6 gives `undefined` (instead of throwing) for a Name it cannot decode.
@@ -190,19 +207,13 @@ function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
   }
   const subject = x509.subject.split("\n").join(", ");
   const issuer = x509.issuer.split("\n").join(", ");
-  const key = x509.publicKey;
-  const keyType = toKeyType(key.asymmetricKeyType);
-  const details = key.asymmetricKeyDetails ?? {};
-  const curve = keyType === "ec" ? details.namedCurve : undefined;
-  let keySize: number | undefined;
-  if (keyType === "rsa" || keyType === "dsa") keySize = details.modulusLength;
-  else if (keyType === "ec" && curve) keySize = CURVE_BITS[curve];
-  else if (keyType === "ed25519") keySize = 256;
-  else if (keyType === "ed448") keySize = 456;
+  // The key's kind comes from the DER: node:crypto cannot load every key a certificate holds
+  // (RSA-PSS keys, brainpool curves), and those must still be named.
+  const { keyType, curve, keySize } = spkiInfo(tbs.spki);
   let selfSigned = false;
   if (subject === issuer) {
     try {
-      selfSigned = x509.verify(key);
+      selfSigned = x509.verify(x509.publicKey);
     } catch {
       selfSigned = false;
     }
@@ -319,14 +330,13 @@ export function certificateNames(der: Uint8Array): { issuer: Uint8Array; subject
  * @example
  * ```ts
  * import { toKeyType } from "./certificate.ts";
- * if (toKeyType("rsa-pss") !== "rsa" || toKeyType("x25519") !== "unknown") throw new Error();
+ * if (toKeyType("rsa-pss") !== "rsa-pss" || toKeyType("x25519") !== "unknown") throw new Error();
  * ```
  */
 export function toKeyType(type: string | undefined): KeyType {
   switch (type) {
     case "rsa":
     case "rsa-pss":
-      return "rsa";
     case "ec":
     case "ed25519":
     case "ed448":
@@ -348,6 +358,8 @@ interface TbsFields {
   version: Tlv | undefined;
   issuer: Tlv;
   subject: Tlv;
+  /** The SubjectPublicKeyInfo. */
+  spki: Tlv;
   /** The `[3] EXPLICIT Extensions` element, when there is one. */
   extensions: Tlv | undefined;
 }
@@ -362,17 +374,23 @@ function tbsFields(der: Uint8Array): TbsFields {
   // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
   const issuer = fields[i + 2];
   const subject = fields[i + 4];
-  if (issuer === undefined || subject === undefined) {
-    throw new DerError("the certificate has no subject");
+  const spki = fields[i + 5];
+  if (issuer === undefined || subject === undefined || spki === undefined) {
+    throw new DerError("the certificate has no subject or no public key");
   }
   const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
-  return { version, issuer, subject, extensions };
+  return { version, issuer, subject, spki, extensions };
 }
 
 /** Reads the version, the subject's first CN and the extended key usage from the DER. */
 function readTbs(
   der: Uint8Array,
-): { version: number; commonName: string | undefined; extendedKeyUsage: string[] | undefined } {
+): {
+  version: number;
+  commonName: string | undefined;
+  extendedKeyUsage: string[] | undefined;
+  spki: Tlv;
+} {
   const fields = tbsFields(der);
   const version = fields.version ? readSmallInt(explicit(fields.version, 0)) + 1 : 1;
   const { subject, extensions } = fields;
@@ -394,5 +412,5 @@ function readTbs(
       extendedKeyUsage = children(seq).map(readOid);
     }
   }
-  return { version, commonName, extendedKeyUsage };
+  return { version, commonName, extendedKeyUsage, spki: fields.spki };
 }

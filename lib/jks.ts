@@ -18,29 +18,20 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createHash, createPrivateKey } from "node:crypto";
+import { createHash } from "node:crypto";
 import { equalBytes, utf16be } from "./bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
+import { pkcs8Info } from "./key_info.ts";
+import { pemBlocks } from "./pem.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readJks}. */
 export interface ReadJksOptions {
-  /**
-   * Store password. When `undefined`, the integrity digest is not checked; key entries then
-   * need `keyPassword`, unless `decryptKeys` is `false`.
-   */
+  /** Store password. When `undefined`, the integrity digest is not checked. */
   password?: string;
-  /** Password of the key entries (JKS `-keypass`). @default password */
-  keyPassword?: string;
   /** Label of the store in messages (the CLI passes the path). @default "keystore" */
   name?: string;
-  /**
-   * Whether to decrypt private keys. Truststore reading passes `false`: key entries then keep
-   * their certificates and no key.
-   * @default true
-   */
-  decryptKeys?: boolean;
 }
 
 /** The JKS magic number. */
@@ -81,12 +72,14 @@ const DIGEST_LEN = 20;
  *
  * @param bytes The store's bytes.
  * @param options Passwords and the label used in messages.
- * @returns The entries in store order: key entries with their PKCS#8 key and chain, trusted
- *   certificate entries with one certificate and no key.
+ * @returns The entries in store order: key entries with their chain and `unlockKey`, which
+ *   decrypts that entry's key alone with its key password (Java's `KeyStore.getKey(alias,
+ *   password)`: other entries may have other key passwords); trusted certificate entries with
+ *   one certificate and no key.
  * @throws {StoreError} `STORE_JCEKS`, `STORE_FORMAT` (no JKS magic), `STORE_CORRUPT`
- *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `KEY_PASSWORD` (a key
- *   entry does not decrypt), `KEYSTORE_PASSWORD_REQUIRED` (key entries and no password),
- *   `DEPENDENCY_LOAD` (`npm:jks-js` cannot be loaded).
+ *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `DEPENDENCY_LOAD`
+ *   (`npm:jks-js` cannot be loaded). `unlockKey` rejects with `KEY_PASSWORD` (wrong key
+ *   password), `KEY_PASSWORD_REQUIRED` (no password given) or `KEY_UNSUPPORTED`.
  * @throws {Deno.errors.NotCapable} Or `PermissionDenied`, unchanged, when Deno's permissions
  *   stop `npm:jks-js` from loading.
  *
@@ -154,28 +147,24 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     throw corrupt(name, cause);
   }
 
-  const decryptKeys = options.decryptKeys ?? true;
-  const keyPassword = options.keyPassword ?? options.password;
   const entries: RawEntry[] = [];
   for (const entry of parsed) {
     if ("protectedPrivateKey" in entry) {
-      let privateKeyPkcs8: Uint8Array | undefined;
-      if (decryptKeys) {
-        if (keyPassword === undefined) {
-          throw new StoreError(`Keystore "${name}" needs a password to read key "${entry.alias}"`, {
-            code: "KEYSTORE_PASSWORD_REQUIRED",
-            hint: "Give the store password with --keystore-password.",
-          });
-        }
-        privateKeyPkcs8 = recoverKey(jks, entry.protectedPrivateKey, keyPassword, {
-          name,
-          alias: entry.alias,
-          distinct: options.keyPassword !== undefined,
-        });
-      }
+      const { alias, protectedPrivateKey } = entry;
       entries.push({
-        alias: entry.alias,
-        privateKeyPkcs8,
+        alias,
+        privateKeyPkcs8: undefined,
+        unlockKey: (password) => {
+          if (password === undefined) {
+            return Promise.reject(
+              new StoreError(
+                `The private key "${alias}" in "${name}" is encrypted and no password was given`,
+                { code: "KEY_PASSWORD_REQUIRED", hint: "Give the key entry's password." },
+              ),
+            );
+          }
+          return Promise.resolve(recoverKey(jks, protectedPrivateKey, password, { name, alias }));
+        },
         certificates: entry.chain.map((c) => new Uint8Array(c.value)),
       });
     } else {
@@ -213,7 +202,7 @@ function recoverKey(
   jks: JksJs,
   protectedKey: Uint8Array,
   password: string,
-  ctx: { name: string; alias: string; distinct: boolean },
+  ctx: { name: string; alias: string },
 ): Uint8Array {
   let pem: string;
   try {
@@ -232,16 +221,19 @@ function recoverKey(
       `Cannot decrypt key "${ctx.alias}" of keystore "${ctx.name}": wrong key password`,
       {
         code: "KEY_PASSWORD",
-        hint: ctx.distinct
-          ? "Check --key-password (the entry's -keypass)."
-          : "The key entry has its own password (keytool -keypass): give it with --key-password.",
+        hint: "Check the key password: a JKS key entry may have its own (keytool -keypass), " +
+          "given with --key-password; the keystore password is used without it.",
         cause,
       },
     );
   }
   try {
-    const key = createPrivateKey({ key: pem, format: "pem" });
-    return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+    // jks-js hands the recovered PKCS#8 back as PEM: its DER is the key, whatever its type
+    // (node:crypto would not load every type a JKS can hold).
+    const der = pemBlocks(pem).find((b) => b.label === "PRIVATE KEY")?.der;
+    if (der === undefined) throw new SyntaxError("jks-js returned no PRIVATE KEY block");
+    pkcs8Info(der);
+    return der;
   } catch (cause) {
     throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
       code: "STORE_CORRUPT",

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { assertStoreErrorSync as assertStoreError } from "./test_helpers.ts";
+import {
+  assertStoreError as assertStoreErrorAsync,
+  assertStoreErrorSync as assertStoreError,
+  entryKey,
+} from "./test_helpers.ts";
+import { Buffer } from "node:buffer";
 import { createPrivateKey } from "node:crypto";
 import { certificateDer, pemBlocks, readPem, toPem } from "../lib/pem.ts";
 
@@ -8,6 +13,15 @@ const read = { read: [fixtures] };
 const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
 const PASSWORD = "changeit";
 const WRONG = "Not-The-Pa55";
+
+/**
+ * A PKCS#8 key as node:crypto writes it: SEC1 keys wrapped by the reader keep their curve inside
+ * too, which is the same key in other bytes.
+ */
+function normalized(der: Uint8Array | undefined): Uint8Array {
+  const key = createPrivateKey({ key: Buffer.from(der!), format: "der", type: "pkcs8" });
+  return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+}
 
 /** The reference PKCS#8 DER of a fixture key, from node:crypto directly. */
 function pkcs8(path: string): Uint8Array {
@@ -74,14 +88,14 @@ for (const d of ["rsa", "ec256", "ec384"]) {
     Deno.test({
       name: `readPem() converts ${path} to the same unencrypted PKCS#8 key`,
       permissions: read,
-      fn(): void {
-        const store = readPem(text(path), { password, name: path });
+      async fn(): Promise<void> {
+        const store = readPem(text(path), { name: path });
         assert.equal(store.format, "pem");
         assert.equal(store.entries.length, 1);
         const [entry] = store.entries;
         assert.equal(entry.alias, undefined);
         assert.deepEqual(entry.certificates, []);
-        assert.deepEqual(entry.privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+        assert.deepEqual(normalized(await entryKey(entry, password)), pkcs8(`devices/${d}.key`));
       },
     });
   }
@@ -90,23 +104,26 @@ for (const d of ["rsa", "ec256", "ec384"]) {
     Deno.test({
       name: `readPem() asks for the passphrase of ${path} (KEY_PASSWORD_REQUIRED)`,
       permissions: read,
-      fn(): void {
-        assertStoreError(() => readPem(text(path), { name: path }), {
-          code: "KEY_PASSWORD_REQUIRED",
-          name: path,
-        });
+      async fn(): Promise<void> {
+        await assertStoreErrorAsync(
+          entryKey(readPem(text(path), { name: path }).entries[0], undefined),
+          {
+            code: "KEY_PASSWORD_REQUIRED",
+            name: path,
+          },
+        );
       },
     });
     Deno.test({
       name: `readPem() refuses a wrong passphrase for ${path} (KEY_PASSWORD)`,
       permissions: read,
-      fn(): void {
-        const err = assertStoreError(() => readPem(text(path), { password: WRONG, name: path }), {
+      async fn(): Promise<void> {
+        const [entry] = readPem(text(path), { name: path }).entries;
+        await assertStoreErrorAsync(entryKey(entry, WRONG), {
           code: "KEY_PASSWORD",
           name: path,
           secrets: [WRONG, PASSWORD],
         });
-        assert.ok(err.cause !== undefined);
       },
     });
   }
@@ -128,11 +145,11 @@ Deno.test({
 Deno.test({
   name: "readPem() reads a key and its chain from one file",
   permissions: read,
-  fn(): void {
+  async fn(): Promise<void> {
     const combined = text("devices/ec384.key.enc.pem") + text("devices/ec384.chain.pem");
-    const store = readPem(combined, { password: PASSWORD, name: "combined.pem" });
+    const store = readPem(combined, { name: "combined.pem" });
     assert.equal(store.entries.length, 1);
-    assert.deepEqual(store.entries[0].privateKeyPkcs8, pkcs8("devices/ec384.key"));
+    assert.deepEqual(await entryKey(store.entries[0], PASSWORD), pkcs8("devices/ec384.key"));
     assert.equal(store.entries[0].certificates.length, 2);
   },
 });
