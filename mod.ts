@@ -54,6 +54,8 @@ export { certificatesFromPem, parseCertificate } from "./lib/certificate.ts";
 export type { ParseCertificateOptions } from "./lib/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";
+export { explainRefusal, refusalExplanation } from "./lib/diagnose/refusal.ts";
+export type { RefusalExplanation } from "./lib/diagnose/refusal.ts";
 export { clientId, parseClientId } from "./lib/client_id.ts";
 export type { ClientIdOptions, ClientIdParts } from "./lib/client_id.ts";
 export { DEFAULT_PORT, parseBrokerUrl } from "./lib/broker_url.ts";
@@ -101,13 +103,14 @@ export {
   TokenError,
   UsageError,
 } from "./lib/errors.ts";
-export type { C8yErrorOptions, Stage } from "./lib/errors.ts";
+export type { C8yErrorOptions, ErrorCode, Stage } from "./lib/errors.ts";
 export type {
   Certificate,
   CertificateSummary,
   DeviceIdentity,
   KeyType,
   Problem,
+  ProblemCode,
   Severity,
   StoreFormat,
   TrustAnchors,

@@ -26,6 +26,13 @@ export interface BrokerAddress {
 const TLS_SCHEMES = new Set(["ssl", "mqtts", "tls"]);
 const PLAIN_SCHEMES = new Set(["tcp", "mqtt"]);
 const WEBSOCKET_SCHEMES = new Set(["ws", "wss"]);
+const WEB_SCHEMES = new Set(["http", "https"]);
+/**
+ * A scheme the tool knows written without its `://` (`ssl//host`, `ssl:/host`, `ssl:host`): not a
+ * host named "ssl". `ssl:8883` stays a host and a port.
+ */
+const MISSPELT_SCHEME =
+  /^(ssl|mqtts|tls|mqtt|tcp|wss|ws|https|http)(?:\/\/|:\/(?!\/)|:(?![0-9]+$)(?!\/\/))/i;
 const HOSTNAME =
   /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 
@@ -37,9 +44,11 @@ const HOSTNAME =
  * - `ws://`, `wss://` (`URL_WEBSOCKET`): Cumulocity does not accept certificates over
  *   MQTT-over-WebSocket;
  * - `tcp://`, `mqtt://` (`URL_SCHEME_NO_TLS`): a client certificate needs TLS;
+ * - `https://`, `http://` (`URL_HTTP`): a web address copied from the browser; the message names
+ *   the MQTT address on the same host (`ssl://<host>:8883`);
  * - ports 0, above 65535 or not a number (`URL_PORT`);
- * - an empty or malformed host, an unknown scheme, a path, query, fragment or credentials
- *   (`URL_INVALID`). A URL with credentials is not repeated in the message.
+ * - an empty or malformed host, a malformed scheme (`ssl//host`, `ssl:/host`), an unknown
+ *   scheme, a path, query, fragment or credentials (`URL_INVALID`). A URL with credentials is not repeated in the message.
  *
  * @param url The URL as the user wrote it.
  * @returns The checked address.
@@ -47,7 +56,7 @@ const HOSTNAME =
  *
  * @example Java's `ssl://` form and a bare host
  * ```ts
- * import { parseBrokerUrl } from "./broker_url.ts";
+ * import { parseBrokerUrl } from "@c8y-mqtt-cert/c8y-mqtt-cert";
  * const a = parseBrokerUrl("ssl://Tenant.example.com:8883");
  * if (a.url !== "mqtts://tenant.example.com:8883" || a.hostIsIp) throw new Error("unexpected");
  * const b = parseBrokerUrl("[::1]");
@@ -68,11 +77,28 @@ export function parseBrokerUrl(url: string): BrokerAddress {
       "Remove them; the device authenticates with its certificate.",
     );
   }
+  const misspelt = MISSPELT_SCHEME.exec(input);
+  if (misspelt) {
+    const scheme = WEB_SCHEMES.has(misspelt[1].toLowerCase()) ? "ssl" : misspelt[1];
+    const fixed = `${scheme}://${input.slice(misspelt[0].length)}`;
+    throw invalid(
+      `Broker URL "${shown(input)}" is malformed: the scheme "${misspelt[1]}" must be followed ` +
+        `by "://"`,
+      `Write it as ${shown(fixed)}.`,
+    );
+  }
   let rest = input;
   const schemeMatch = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(input);
   if (schemeMatch) {
     const scheme = schemeMatch[1].toLowerCase();
     rest = input.slice(schemeMatch[0].length);
+    if (WEB_SCHEMES.has(scheme)) throw webAddress(input, rest);
+    if (rest.startsWith("/")) {
+      throw invalid(
+        `Broker URL "${shown(input)}" is malformed: no host after "${schemeMatch[0]}"`,
+        "Write it as ssl://host:port.",
+      );
+    }
     if (WEBSOCKET_SCHEMES.has(scheme)) {
       throw new UsageError(
         `Broker URL "${
@@ -213,6 +239,32 @@ export function parseBrokerUrl(url: string): BrokerAddress {
  */
 export function hostPort(host: string, port: number | string): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * A web address (copied from the browser): Cumulocity serves MQTT on the same host, port 8883.
+ * The host is read with `URL`, so a path, query or port of the web address does not matter.
+ */
+function webAddress(input: string, rest: string): UsageError {
+  let host: string | undefined;
+  try {
+    host = new URL(input).hostname || undefined;
+  } catch {
+    host = undefined;
+  }
+  const mqtt = host === undefined
+    ? "ssl://<tenant domain>:8883"
+    : `ssl://${hostPort(host.replace(/^\[|\]$/g, ""), DEFAULT_PORT)}`;
+  return new UsageError(
+    `Broker URL "${shown(input)}" is a web address, but devices reach Cumulocity's MQTT ` +
+      `endpoint on the same host with MQTT over TLS: ${mqtt}`,
+    {
+      code: "URL_HTTP",
+      hint: `Use ${mqtt} (port 8883 on the tenant's host${
+        rest.includes("/") ? "; the path of the web address is not needed" : ""
+      }).`,
+    },
+  );
 }
 
 function invalid(message: string, hint: string): UsageError {

@@ -46,6 +46,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { equalBytes } from "./bytes.ts";
 import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
+import { checkNumberOption } from "./check_option.ts";
 import { UsageError } from "./errors.ts";
 import type {
   Certificate,
@@ -97,19 +98,29 @@ const YEAR = 365 * DAY;
  *   {@linkcode DiagnoseInput}.
  * @returns The problems found: errors first, then warnings, then info, each group in the order
  *   found; empty when nothing is wrong. Never throws for bad certificates.
+ * @throws {UsageError} `OPTION_INVALID` for a negative `expiresSoonDays` or an invalid `now`.
  *
  * @example Nothing given, nothing wrong
  * ```ts
- * import { diagnose, hasErrors } from "./diagnose.ts";
- * import type { TrustAnchors } from "./types.ts";
+ * import { diagnose, hasErrors, type TrustAnchors } from "@c8y-mqtt-cert/c8y-mqtt-cert";
  * const empty: TrustAnchors = { format: "pem", certificates: [] };
  * if (diagnose({ trust: empty }).length !== 0) throw new Error("an empty store has no problems");
- * if (hasErrors(diagnose({}))) throw new Error("nothing to check, nothing wrong");
+ * if (hasErrors(diagnose())) throw new Error("nothing to check, nothing wrong");
  * ```
  */
-export function diagnose(input: DiagnoseInput): Problem[] {
+export function diagnose(input: DiagnoseInput = {}): Problem[] {
   const now = input.now ?? new Date();
-  const soonMs = (input.expiresSoonDays ?? 30) * DAY;
+  if (Number.isNaN(now.getTime())) {
+    throw new UsageError("The option now is an invalid date", {
+      code: "OPTION_INVALID",
+      hint: "Give now a valid Date, or leave it out for the current time.",
+    });
+  }
+  const soonDays = checkNumberOption("expiresSoonDays", input.expiresSoonDays, {
+    min: 0,
+    integer: false,
+  });
+  const soonMs = (soonDays ?? 30) * DAY;
   const found: Problem[] = [];
   if (input.identity) {
     checkIdentity(input.identity, input.tenantTrust, input.clientId, now, soonMs, found);
@@ -129,8 +140,8 @@ export function diagnose(input: DiagnoseInput): Problem[] {
  *
  * @example
  * ```ts
- * import { hasErrors } from "./diagnose.ts";
- * const warning = { code: "CHAIN_ORDER", severity: "warning" as const, message: "..." };
+ * import { hasErrors, type Problem } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * const warning: Problem = { code: "CHAIN_ORDER", severity: "warning", message: "..." };
  * if (hasErrors([warning])) throw new Error("a warning is not an error");
  * ```
  */
@@ -529,7 +540,9 @@ function checkChain(
       hint: `Upload ${anchors.length ? anchors.at(-1) : "the issuing CA"} to the tenant's ` +
         "trusted certificates.",
     });
-  } else if (reached === undefined) {
+  } else if (reached === undefined && (extras.length === 0 || endSelfSigned)) {
+    // A chain with a gap is CHAIN_INCOMPLETE (above), whose hint names the missing issuer: a
+    // leaf followed by unconnected certificates is not a device sending "only its own".
     if (path.length === 1 && !endSelfSigned) {
       out.push({
         code: "CHAIN_LEAF_ONLY",
@@ -547,7 +560,7 @@ function checkChain(
           "certificate.",
         hint: "Upload it to the tenant's trusted certificates unless it is there already.",
       });
-    } else if ((extras.length === 0 || endSelfSigned) && anchors.length > 0) {
+    } else if (anchors.length > 0) {
       out.push({
         code: "CHAIN_ANCHOR",
         severity: "info",

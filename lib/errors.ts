@@ -1,10 +1,129 @@
 /**
  * The project's error family. Every failure the tool can explain is a {@linkcode C8yError}
- * subclass carrying a stable `code`, the `stage` it happened in, a `hint` that says what to do,
- * and the command-line exit code of its class. Messages never contain a password or a token.
+ * subclass carrying a stable `code` (one of {@linkcode ErrorCode}, documented in one table), the
+ * `stage` it happened in, a `hint` that says what to do, and the command-line exit code of its
+ * class. Messages never contain a password or a token.
  *
  * @module
  */
+
+import type { Problem, ProblemCode } from "./types.ts";
+
+/**
+ * Every `code` a {@linkcode C8yError} carries. This table is the one place they are listed; a test
+ * checks that every code the library and the command line use is in it.
+ *
+ * | Code | Class | Meaning |
+ * |---|---|---|
+ * | `USAGE` | `UsageError` | A bad command line: unknown command or flag, missing or bad value. |
+ * | `OPTION_INVALID` | `UsageError` | An option of a library function is out of range (`attempts: 0`, `timeoutMs: 0`). |
+ * | `PASSWORD_SPEC`, `PASSWORD_SOURCE`, `PASSWORD_REQUIRED` | `UsageError` | A password source that cannot be parsed or read, or none where one is needed and no terminal can ask. |
+ * | `URL_INVALID`, `URL_PORT`, `URL_HTTP`, `URL_SCHEME_NO_TLS`, `URL_WEBSOCKET` | `UsageError` | A broker URL that is malformed, has a bad port, is a web address, plain MQTT or WebSocket. |
+ * | `CLIENT_ID_INVALID`, `CLIENT_ID_TYPE` | `UsageError` | A client id that is not `<id>`, `d:<id>` or `d:<id>:<template>`, or not of type `d`. |
+ * | `ALIAS_NOT_APPLICABLE`, `KEY_NOT_PEM` | `UsageError` | An alias for a PEM store, or a separate key for a store that holds its own. |
+ * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
+ * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT` | `UsageError` | An emulator setting that cannot work. |
+ * | `PERMISSION_MISSING`, `PERMISSION_NET` | `PermissionError` | Deno lacks a permission; the message names the flag. |
+ * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, unreadable or too large. |
+ * | `STORE_FORMAT`, `STORE_CORRUPT`, `STORE_UNSUPPORTED`, `STORE_JCEKS`, `STORE_EMPTY` | `StoreError` | A store of an unknown, damaged or unsupported format, or with nothing in it. |
+ * | `STORE_NO_KEY`, `STORE_NO_CERTIFICATE`, `STORE_ALIAS_REQUIRED`, `STORE_ALIAS_UNKNOWN` | `StoreError` | No key entry or certificate, or a key entry that must be chosen by alias. |
+ * | `KEYSTORE_PASSWORD`, `KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD`, `KEY_PASSWORD_REQUIRED` | `StoreError` | A wrong or missing store or key entry password. |
+ * | `KEY_INVALID`, `KEY_UNSUPPORTED`, `KEY_CONFLICT`, `PEM_MULTIPLE_KEYS`, `CERT_PARSE` | `StoreError` | A key or certificate that cannot be read, or several keys where one is expected. |
+ * | `TRUSTSTORE_EMPTY`, `DEPENDENCY_LOAD` | `StoreError` | A truststore without certificates; a library the format needs did not load. |
+ * | {@linkcode ProblemCode} of severity `error` (`CERT_EXPIRED`, `CLIENT_ID_MISMATCH`, `CN_COLON`, `CHAIN_EMPTY`, ...) | `CertificateError` | An offline check found an error; the table of `diagnose()` explains each. |
+ * | `DNS_NOT_FOUND`, `DNS_FAILED` | `NetworkError` | The broker's host name does not resolve. |
+ * | `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED` | `NetworkError` | TCP to the broker failed or timed out. |
+ * | `CONNECTION_LOST` | `NetworkError` | An established connection dropped. |
+ * | `EMULATOR_LISTEN` | `NetworkError` | The emulator cannot listen on its address. |
+ * | `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH` | `TlsError` | The server's certificate is not trusted, not valid now, or not for this host. |
+ * | `TLS_CLIENT_CERT_REQUIRED`, `TLS_CLIENT_CERT_REFUSED` | `TlsError` | The server wanted a device certificate, or refused it (TLS alert or a close right after a TLS 1.3 handshake). |
+ * | `TLS_NOT_TLS`, `TLS_HANDSHAKE_FAILED`, `TLS_TIMEOUT` | `TlsError` | The peer does not speak TLS, the handshake failed otherwise, or took too long. |
+ * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
+ * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
+ * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
+ * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
+ * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
+ */
+export type ErrorCode =
+  | "USAGE"
+  | "OPTION_INVALID"
+  | "PASSWORD_SPEC"
+  | "PASSWORD_SOURCE"
+  | "PASSWORD_REQUIRED"
+  | "URL_INVALID"
+  | "URL_PORT"
+  | "URL_HTTP"
+  | "URL_SCHEME_NO_TLS"
+  | "URL_WEBSOCKET"
+  | "CLIENT_ID_INVALID"
+  | "CLIENT_ID_TYPE"
+  | "ALIAS_NOT_APPLICABLE"
+  | "KEY_NOT_PEM"
+  | "SERVERNAME_IP"
+  | "USAGE_KEEPALIVE"
+  | "EMULATOR_PORT"
+  | "EMULATOR_TENANT"
+  | "EMULATOR_TOKEN_LIFETIME"
+  | "EMULATOR_TRUST"
+  | "EMULATOR_SERVER_CERT"
+  | "PERMISSION_MISSING"
+  | "PERMISSION_NET"
+  | "STORE_NOT_FOUND"
+  | "STORE_IS_DIRECTORY"
+  | "STORE_UNREADABLE"
+  | "STORE_TOO_LARGE"
+  | "STORE_FORMAT"
+  | "STORE_CORRUPT"
+  | "STORE_UNSUPPORTED"
+  | "STORE_JCEKS"
+  | "STORE_EMPTY"
+  | "STORE_NO_KEY"
+  | "STORE_NO_CERTIFICATE"
+  | "STORE_ALIAS_REQUIRED"
+  | "STORE_ALIAS_UNKNOWN"
+  | "KEYSTORE_PASSWORD"
+  | "KEYSTORE_PASSWORD_REQUIRED"
+  | "KEY_PASSWORD"
+  | "KEY_PASSWORD_REQUIRED"
+  | "KEY_INVALID"
+  | "KEY_UNSUPPORTED"
+  | "KEY_CONFLICT"
+  | "PEM_MULTIPLE_KEYS"
+  | "CERT_PARSE"
+  | "TRUSTSTORE_EMPTY"
+  | "DEPENDENCY_LOAD"
+  | ProblemCode
+  | "DNS_NOT_FOUND"
+  | "DNS_FAILED"
+  | "NETWORK_REFUSED"
+  | "NETWORK_UNREACHABLE"
+  | "NETWORK_TIMEOUT"
+  | "NETWORK_FAILED"
+  | "CONNECTION_LOST"
+  | "EMULATOR_LISTEN"
+  | "TLS_SERVER_UNTRUSTED"
+  | "TLS_SERVER_EXPIRED"
+  | "TLS_HOSTNAME_MISMATCH"
+  | "TLS_CLIENT_CERT_REQUIRED"
+  | "TLS_CLIENT_CERT_REFUSED"
+  | "TLS_NOT_TLS"
+  | "TLS_HANDSHAKE_FAILED"
+  | "TLS_TIMEOUT"
+  | "MQTT_UNACCEPTABLE_PROTOCOL"
+  | "MQTT_IDENTIFIER_REJECTED"
+  | "MQTT_SERVER_UNAVAILABLE"
+  | "MQTT_BAD_CREDENTIALS"
+  | "MQTT_NOT_AUTHORIZED"
+  | "MQTT_CONNACK_TIMEOUT"
+  | "MQTT_CONNECTION_CLOSED"
+  | "MQTT_PROTOCOL"
+  | "MQTT_SUBSCRIBE_REFUSED"
+  | "MQTT_PUBLISH_FAILED"
+  | "MQTT_NOT_CONNECTED"
+  | "TOKEN_TIMEOUT"
+  | "TOKEN_MALFORMED"
+  | "TOKEN_CONNECTION_LOST"
+  | "INTERNAL";
 
 /** The stage of the path from stores to token in which a failure happened. */
 export type Stage =
@@ -50,14 +169,22 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
 
 /** Options shared by every {@linkcode C8yError}. */
 export interface C8yErrorOptions {
-  /** Stable machine-readable code, e.g. `KEYSTORE_PASSWORD`. */
-  code: string;
+  /**
+   * Stable machine-readable code, e.g. `KEYSTORE_PASSWORD`: one of {@linkcode ErrorCode} (a test
+   * checks every code the project uses against that table).
+   */
+  code: ErrorCode | (string & Record<never, never>);
   /** What the user can do about it, in one sentence. */
   hint?: string;
   /** The underlying error (never shown to users outside `--verbose`). */
   cause?: unknown;
   /** Overrides the class's default stage. */
   stage?: Stage;
+  /**
+   * The offline findings (`diagnose()`) the failure was judged with: for a refused certificate,
+   * the hint is built from them (see `explainRefusal`).
+   */
+  findings?: readonly Problem[];
 }
 
 /**
@@ -65,7 +192,7 @@ export interface C8yErrorOptions {
  *
  * @example Catching and inspecting an error
  * ```ts
- * import { C8yError, StoreError } from "./errors.ts";
+ * import { C8yError, StoreError } from "@c8y-mqtt-cert/c8y-mqtt-cert";
  * const err = new StoreError('Cannot read keystore "a.p12": wrong password', {
  *   code: "KEYSTORE_PASSWORD",
  *   hint: "Check --keystore-password.",
@@ -74,14 +201,16 @@ export interface C8yErrorOptions {
  * ```
  */
 export class C8yError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: string;
+  /** Stable machine-readable code; {@linkcode ErrorCode} lists them all. */
+  readonly code: ErrorCode;
   /** Stage in which the failure happened. */
   readonly stage: Stage;
   /** What to do about it (may be empty). */
   readonly hint: string;
   /** The command-line exit code of this failure's class. */
   readonly exitCode: ExitCode;
+  /** The offline findings the failure was judged with, when the caller had them. */
+  readonly findings: readonly Problem[] | undefined;
 
   /**
    * Creates the error; subclasses fix the stage and exit code.
@@ -100,10 +229,11 @@ export class C8yError extends Error {
   ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
-    this.code = options.code;
+    this.code = options.code as ErrorCode;
     this.hint = options.hint ?? "";
     this.stage = options.stage ?? defaults.stage;
     this.exitCode = defaults.exitCode;
+    this.findings = options.findings;
   }
 }
 

@@ -124,10 +124,35 @@ export interface RawStore {
 /** Severity of an offline problem: `error` stops `token`/`check` unless `--force`. */
 export type Severity = "error" | "warning" | "info";
 
+/** The code of an offline finding; `diagnose()` documents each with its severity. */
+export type ProblemCode =
+  | "CERT_EXPIRED"
+  | "CERT_NOT_YET_VALID"
+  | "CERT_EXPIRES_SOON"
+  | "CN_MISSING"
+  | "CN_COLON"
+  | "CLIENT_ID_MISMATCH"
+  | "CERT_V1"
+  | "KEY_MISMATCH"
+  | "KEY_INVALID"
+  | "CA_FLAG_MISSING"
+  | "CHAIN_TOO_LONG"
+  | "EKU_NO_CLIENT_AUTH"
+  | "RSA_KEY_TOO_SMALL"
+  | "CHAIN_EMPTY"
+  | "CHAIN_ORDER"
+  | "CHAIN_INCOMPLETE"
+  | "CHAIN_UNTRUSTED"
+  | "CHAIN_LEAF_ONLY"
+  | "CHAIN_ANCHOR"
+  | "TRUST_CERT_NOT_CA"
+  | "TRUST_CERT_EXPIRED"
+  | "TRUST_CERT_NOT_YET_VALID";
+
 /** An offline finding about the stores or certificates. */
 export interface Problem {
   /** Stable code, e.g. `CERT_EXPIRED`. */
-  code: string;
+  code: ProblemCode;
   /** How bad it is. */
   severity: Severity;
   /** One sentence naming the certificate (by CN or position) and what is wrong. */

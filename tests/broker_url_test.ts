@@ -35,6 +35,8 @@ const accepted: Array<[string, string, number, string, boolean]> = [
   ["2001:db8::1:8883", "2001:db8::1:8883", 8883, "mqtts://[2001:db8::1:8883]:8883", true],
   ["ssl://example.com:1", "example.com", 1, "mqtts://example.com:1", false],
   ["ssl://example.com:65535", "example.com", 65535, "mqtts://example.com:65535", false],
+  // A host that happens to be named like a scheme, with a port, is still a host.
+  ["ssl:8883", "ssl", 8883, "mqtts://ssl:8883", false],
 ];
 
 for (const [input, host, port, url, hostIsIp] of accepted) {
@@ -49,8 +51,29 @@ const refused: Array<[string, string, RegExp]> = [
   ["wss://example.com:443/mqtt", "URL_WEBSOCKET", /WebSocket/],
   ["tcp://example.com:1883", "URL_SCHEME_NO_TLS", /needs TLS/],
   ["mqtt://example.com:1883", "URL_SCHEME_NO_TLS", /needs TLS/],
-  ["http://example.com", "URL_INVALID", /unknown scheme/],
-  ["ssl:/example.com", "URL_INVALID", /malformed/],
+  ["foo://example.com", "URL_INVALID", /unknown scheme "foo:\/\/"/],
+  // A web address copied from the browser: MQTT is on the same host, port 8883.
+  [
+    "https://mytenant.cumulocity.com/apps/cockpit/index.html#/",
+    "URL_HTTP",
+    /is a web address, but devices reach Cumulocity's MQTT endpoint on the same host .*: ssl:\/\/mytenant\.cumulocity\.com:8883 Use ssl:\/\/mytenant\.cumulocity\.com:8883 /,
+  ],
+  ["http://example.com", "URL_HTTP", /web address.*ssl:\/\/example\.com:8883/],
+  ["HTTPS://[::1]:443", "URL_HTTP", /ssl:\/\/\[::1\]:8883/],
+  // Malformed: the scheme without its "://" is not a host named "ssl" with a path.
+  [
+    "ssl//example.com:8883",
+    "URL_INVALID",
+    /is malformed: the scheme "ssl" must be followed by ":\/\/" Write it as ssl:\/\/example\.com:8883\./,
+  ],
+  ["ssl:/example.com", "URL_INVALID", /malformed.* Write it as ssl:\/\/example\.com\./],
+  [
+    "mqtts:example.com:8883",
+    "URL_INVALID",
+    /malformed.* Write it as mqtts:\/\/example\.com:8883\./,
+  ],
+  ["https//example.com", "URL_INVALID", /malformed.* Write it as ssl:\/\/example\.com\./],
+  ["ssl:///example.com", "URL_INVALID", /malformed: no host after "ssl:\/\/"/],
   ["ssl://example.com:0", "URL_PORT", /port "0"/],
   ["ssl://example.com:65536", "URL_PORT", /port "65536"/],
   ["ssl://example.com:88a3", "URL_PORT", /port "88a3"/],

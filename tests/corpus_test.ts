@@ -408,7 +408,9 @@ const urlCases: Case[] = [
   ["localhost:abc", "URL_PORT", '"abc"'],
   ["ssl://:8883", "URL_INVALID", "ssl://:8883"],
   ["ssl://localhost:8883/mqtt", "URL_INVALID", "ssl://localhost:8883/mqtt"],
-  ["https://localhost:8883", "URL_INVALID", "https://"],
+  // A web address: the error names the MQTT address on the same host.
+  ["https://localhost/apps/cockpit", "URL_HTTP", "ssl://localhost:8883"],
+  ["ssl//localhost:8883", "URL_INVALID", 'malformed: the scheme "ssl" must be followed by "://"'],
 ].map(([url, code, names]): Case => ({
   name: `token: the URL "${url}"`,
   args: connect("token", url!, RSA_JKS),

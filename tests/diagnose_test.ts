@@ -415,6 +415,84 @@ Deno.test({
   assert.equal(problems.length, 1);
 });
 
+Deno.test({
+  name: "diagnose() reports leaf + root without the intermediate as a gap, not as a lone leaf",
+  permissions,
+}, () => {
+  for (
+    const order of [["devices/rsa.pem", "ca/device-root-ca.pem"], [
+      "ca/device-root-ca.pem",
+      "devices/rsa.pem",
+    ]]
+  ) {
+    const problems = run({ identity: identity(certs(...order), "devices/rsa.key") });
+    assert.ok(codes(problems).includes("CHAIN_INCOMPLETE"), JSON.stringify(codes(problems)));
+    assert.equal(codes(problems).includes("CHAIN_LEAF_ONLY"), false, order.join(" + "));
+    assert.equal(codes(problems).includes("CHAIN_ANCHOR"), false, order.join(" + "));
+  }
+});
+
+/**
+ * Findings that cannot both be true of one chain: a lone leaf has nothing beside it, a chain
+ * ending at an anchor has no gap, and an untrusted chain has no anchor the tenant trusts.
+ */
+const CONTRADICTIONS: [string, string][] = [
+  ["CHAIN_LEAF_ONLY", "CHAIN_INCOMPLETE"],
+  ["CHAIN_LEAF_ONLY", "CHAIN_ORDER"],
+  ["CHAIN_LEAF_ONLY", "CHAIN_ANCHOR"],
+  ["CHAIN_LEAF_ONLY", "CHAIN_UNTRUSTED"],
+  ["CHAIN_ANCHOR", "CHAIN_INCOMPLETE"],
+  ["CHAIN_ANCHOR", "CHAIN_UNTRUSTED"],
+];
+
+Deno.test({
+  name: "diagnose() never reports contradicting chain findings, for every chain shape and trust",
+  permissions,
+}, () => {
+  const leaf = "devices/rsa.pem";
+  const inter = "ca/device-intermediate-ca.pem";
+  const root = "ca/device-root-ca.pem";
+  const other = "ca/server-ca.pem";
+  const shapes = [
+    [leaf],
+    [leaf, inter],
+    [leaf, inter, root],
+    [leaf, root],
+    [root, leaf],
+    [inter, leaf],
+    [leaf, root, inter],
+    [leaf, other],
+    [leaf, inter, other],
+    [leaf, inter, root, other],
+  ];
+  const trusts = [
+    undefined,
+    anchors(root),
+    anchors(inter),
+    anchors("ca/device-ca-chain.pem"),
+    anchors("ca/unknown-ca.pem"),
+  ];
+  for (const shape of shapes) {
+    for (const [t, tenantTrust] of trusts.entries()) {
+      for (const key of ["devices/rsa.key", undefined]) {
+        const found = codes(run({ identity: identity(certs(...shape), key), tenantTrust }));
+        const what = `${shape.join(" + ")}, trust ${t}, key ${key !== undefined}: ${found}`;
+        for (const [a, b] of CONTRADICTIONS) {
+          assert.ok(!(found.includes(a) && found.includes(b)), `${a} beside ${b} for ${what}`);
+        }
+        if (found.includes("CHAIN_LEAF_ONLY")) assert.equal(shape.length, 1, what);
+        // A lone leaf, judged alone, is told what its issuer must be.
+        if (shape.length === 1 && tenantTrust === undefined) {
+          assert.deepEqual(found, ["CHAIN_LEAF_ONLY"], what);
+        }
+      }
+    }
+  }
+  // The self-signed case: a lone CA certificate as device certificate is its own anchor.
+  const self = codes(run({ identity: identity(certs(other), "ca/server-ca.key") }));
+  assert.deepEqual(self, ["CHAIN_ANCHOR"]);
+});
+
 Deno.test({ name: "diagnose() refuses a chain longer than 10 certificates", permissions }, () => {
   const chain = certs("devices/rsa.fullchain.pem");
   const padding = certs(...Array(8).fill("ca/server-ca.pem"));
@@ -589,7 +667,7 @@ Deno.test("diagnose() with nothing to check finds nothing", () => {
 });
 
 Deno.test("hasErrors() is true only when some problem is an error", () => {
-  const p = (severity: Severity): Problem => ({ code: "X", severity, message: "X." });
+  const p = (severity: Severity): Problem => ({ code: "CHAIN_ORDER", severity, message: "X." });
   assert.equal(hasErrors([]), false);
   assert.equal(hasErrors([p("info"), p("warning")]), false);
   assert.equal(hasErrors([p("info"), p("error")]), true);

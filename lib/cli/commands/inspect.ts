@@ -1,0 +1,78 @@
+/**
+ * The `inspect` command: what the stores hold and what is wrong with them, offline.
+ *
+ * @module
+ */
+
+import { CertificateError, ExitCode } from "../../errors.ts";
+import { diagnose, hasErrors } from "../../diagnose.ts";
+import { clientId as deviceClientId } from "../../client_id.ts";
+import type { DeviceIdentity } from "../../types.ts";
+import type { CommandContext } from "../context.ts";
+import { loadStores } from "../load_stores.ts";
+import { printCertificate, printProblems } from "../output.ts";
+
+function tryClientId(identity: DeviceIdentity, explicit: string | undefined): string | undefined {
+  try {
+    return deviceClientId(identity, { explicit });
+  } catch (error) {
+    if (error instanceof CertificateError) return undefined;
+    throw error;
+  }
+}
+
+/** `inspect`: the stores, their certificates and the problems found, offline. */
+export async function inspectCommand(ctx: CommandContext): Promise<number> {
+  const stores = await loadStores(ctx.run, ctx.values, "inspect");
+  const { identity, trust } = stores;
+  const clientId = identity ? tryClientId(identity, ctx.values["client-id"]) : undefined;
+  const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
+  const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
+  if (ctx.json) {
+    const out: Record<string, unknown> = {};
+    if (identity) {
+      out.keystore = {
+        path: stores.keystorePath,
+        format: identity.format,
+        alias: identity.alias,
+        aliases: identity.aliases,
+        keyType: identity.keyType,
+        chain: identity.chain.map((c) => c.summary),
+      };
+    }
+    if (trust) {
+      out.truststore = {
+        path: stores.truststorePath,
+        format: trust.format,
+        certificates: trust.certificates.map((c) => ({
+          alias: c.alias,
+          ...c.summary,
+        })),
+      };
+    }
+    if (clientId) out.clientId = clientId;
+    out.problems = problems;
+    ctx.io.out(JSON.stringify(out, null, 2));
+    return exit;
+  }
+  if (identity) {
+    const alias = identity.alias === undefined ? "" : `, alias "${identity.alias}"`;
+    ctx.io.out(
+      `keystore ${stores.keystorePath}: ${identity.format}${alias}, ${identity.keyType.toUpperCase()} private key`,
+    );
+    if (identity.aliases.length > 1) ctx.io.out(`  key entries: ${identity.aliases.join(", ")}`);
+    const n = identity.chain.length;
+    ctx.io.out(`chain (leaf first, ${n} certificate${n === 1 ? "" : "s"}):`);
+    identity.chain.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
+    ctx.io.out(`client id: ${clientId ?? "(none: see problems)"}`);
+  }
+  if (trust) {
+    const n = trust.certificates.length;
+    ctx.io.out(
+      `truststore ${stores.truststorePath}: ${trust.format}, ${n} certificate${n === 1 ? "" : "s"}`,
+    );
+    trust.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary, c.alias));
+  }
+  printProblems(ctx.io, problems);
+  return exit;
+}

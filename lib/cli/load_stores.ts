@@ -1,0 +1,165 @@
+/**
+ * Loading the keystore and truststore the arguments name, asking for a password only when a
+ * store turns out to need one that was not given.
+ *
+ * @module
+ */
+
+import { StoreError, UsageError } from "../errors.ts";
+import { loadKeyStore, loadTrustStore } from "../keystore.ts";
+import { parsePasswordSpec } from "../password_spec.ts";
+import type { PasswordSpec } from "../password_spec.ts";
+import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";
+import type { RunContext } from "./context.ts";
+import { readStoreFile } from "./files.ts";
+import { type Command, required, storeType, type Values } from "./options.ts";
+import { promptPassword, resolvePassword } from "./passwords.ts";
+
+/** The stores the arguments name, loaded, with how long each took (ms). */
+export interface LoadedStores {
+  identity?: DeviceIdentity;
+  keystorePath?: string;
+  trust?: TrustAnchors;
+  truststorePath?: string;
+  timings: { keystore?: number; truststore?: number };
+}
+
+function passwordOption(values: Values, name: string): PasswordSpec | undefined {
+  const raw = values[name as keyof Values];
+  return typeof raw === "string" ? parsePasswordSpec(raw, `--${name}`) : undefined;
+}
+
+/** The password an option gives, resolved; `undefined` when the option is absent. */
+async function givenPassword(
+  run: RunContext,
+  values: Values,
+  name: string,
+): Promise<string | undefined> {
+  const spec = passwordOption(values, name);
+  return spec ? await resolvePassword(run, spec, `--${name}`) : undefined;
+}
+
+/** The passwords of one store: its own, and its key's when that differs. */
+interface StorePasswords {
+  store?: string;
+  key?: string;
+}
+
+/** What to ask on the terminal, and which option would have given it: `[question, option]`. */
+type Prompt = [question: string, option: string];
+
+/**
+ * Runs `load` with the passwords given on the command line. When the store turns out to need a
+ * password that was not given (`KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD_REQUIRED`), asks for
+ * it on the terminal (or fails with a usage error when there is none) and runs `load` again. So a
+ * store without a password (a MAC-less PKCS#12, a JKS truststore, a plain PEM key) never prompts.
+ */
+async function withPasswords<T>(
+  run: RunContext,
+  passwords: StorePasswords,
+  prompts: { store: Prompt; key?: Prompt },
+  load: (passwords: StorePasswords) => Promise<T>,
+): Promise<T> {
+  for (let asked = 0;; asked++) {
+    try {
+      return await load(passwords);
+    } catch (error) {
+      if (!(error instanceof StoreError) || asked >= 2) throw error;
+      const forKey = error.code === "KEY_PASSWORD_REQUIRED" && prompts.key !== undefined;
+      const forStore = !forKey &&
+        (error.code === "KEYSTORE_PASSWORD_REQUIRED" || error.code === "KEY_PASSWORD_REQUIRED");
+      if (forKey && passwords.key === undefined) {
+        passwords.key = await promptPassword(run, ...prompts.key!);
+      } else if (forStore && passwords.store === undefined) {
+        passwords.store = await promptPassword(run, ...prompts.store);
+      } else {
+        throw error;
+      }
+    }
+  }
+}
+
+/** Reads a truststore (`--truststore`, or `--trust` of the emulator) with its password option. */
+export async function readTrustStore(
+  run: RunContext,
+  values: Values,
+  path: string,
+  what: string,
+  options: { type: StoreFormat | undefined; passwordOption: string },
+): Promise<TrustAnchors> {
+  const bytes = await readStoreFile(path, what);
+  const passwords = { store: await givenPassword(run, values, options.passwordOption) };
+  return await withPasswords(
+    run,
+    passwords,
+    { store: [`Password for "${path}"`, `--${options.passwordOption}`] },
+    ({ store }) => loadTrustStore(bytes, { password: store, type: options.type, name: path }),
+  );
+}
+
+/**
+ * Loads the stores the arguments name; `onLoaded` hears of each as soon as it is loaded (the
+ * keystore first), so that `check` can report them as separate stages.
+ */
+export async function loadStores(
+  run: RunContext,
+  values: Values,
+  command: Command,
+  onLoaded?: (kind: "keystore" | "truststore", stores: LoadedStores) => void,
+): Promise<LoadedStores> {
+  const result: LoadedStores = { timings: {} };
+  if (values.keystore) {
+    const path = values.keystore;
+    const started = performance.now();
+    const bytes = await readStoreFile(path, "keystore");
+    const type = storeType(values["keystore-type"], "--keystore-type");
+    let key: Uint8Array | undefined;
+    if (values.key) key = await readStoreFile(values.key, "key file");
+    const passwords = {
+      store: await givenPassword(run, values, "keystore-password"),
+      key: await givenPassword(run, values, "key-password"),
+    };
+    result.identity = await withPasswords(
+      run,
+      passwords,
+      {
+        store: [`Password for "${path}"`, "--keystore-password"],
+        key: values.key ? [`Password for the key "${values.key}"`, "--key-password"] : undefined,
+      },
+      ({ store, key: keyPassword }) =>
+        loadKeyStore(bytes, {
+          password: store,
+          keyPassword,
+          alias: values.alias,
+          type,
+          name: path,
+          key,
+          keyName: values.key,
+        }),
+    );
+    result.keystorePath = path;
+    result.timings.keystore = performance.now() - started;
+    onLoaded?.("keystore", result);
+  } else if (command !== "inspect") {
+    required(values, "keystore", command);
+  }
+  if (values.truststore) {
+    const path = values.truststore;
+    const started = performance.now();
+    const type = storeType(values["truststore-type"], "--truststore-type");
+    result.trust = await readTrustStore(run, values, path, "truststore", {
+      type,
+      passwordOption: "truststore-password",
+    });
+    result.truststorePath = path;
+    result.timings.truststore = performance.now() - started;
+    onLoaded?.("truststore", result);
+  }
+  if (command === "inspect" && !result.identity && !result.trust) {
+    throw new UsageError("The inspect command needs --keystore or --truststore (or both)", {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the usage of inspect.",
+    });
+  }
+  return result;
+}

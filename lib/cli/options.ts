@@ -1,0 +1,195 @@
+/**
+ * The command line's options: which exist, which command takes which, parsing `Deno.args` into a
+ * command and values, and the checks that need no file or network.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+import { parseClientId } from "../client_id.ts";
+import { checkEmulatorSettings } from "../emulator_settings.ts";
+import type { StoreFormat } from "../types.ts";
+
+export const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
+export type Command = typeof COMMANDS[number];
+
+const STORE_OPTIONS = [
+  "keystore",
+  "keystore-type",
+  "keystore-password",
+  "key-password",
+  "alias",
+  "key",
+  "truststore",
+  "truststore-type",
+  "truststore-password",
+] as const;
+const CONNECT_OPTIONS = ["url", "client-id", "timeout", "force"] as const;
+const COMMON_OPTIONS = ["json", "quiet", "verbose", "help"] as const;
+
+/** Which options each command accepts (anything else is a usage error). */
+const ALLOWED: Record<Command, readonly string[]> = {
+  token: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
+  check: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
+  inspect: [...STORE_OPTIONS, "client-id", ...COMMON_OPTIONS],
+  emulate: [
+    "port",
+    "host",
+    "trust",
+    "trust-type",
+    "trust-password",
+    "server-cert",
+    "server-key",
+    "tenant",
+    "token-lifetime",
+    ...COMMON_OPTIONS,
+  ],
+};
+
+export const OPTION_SPEC = {
+  url: { type: "string" },
+  keystore: { type: "string" },
+  "keystore-type": { type: "string" },
+  "keystore-password": { type: "string" },
+  "key-password": { type: "string" },
+  alias: { type: "string" },
+  key: { type: "string" },
+  truststore: { type: "string" },
+  "truststore-type": { type: "string" },
+  "truststore-password": { type: "string" },
+  "client-id": { type: "string" },
+  timeout: { type: "string" },
+  force: { type: "boolean" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  verbose: { type: "boolean", short: "v" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  port: { type: "string" },
+  host: { type: "string" },
+  trust: { type: "string", multiple: true },
+  "trust-type": { type: "string" },
+  "trust-password": { type: "string" },
+  "server-cert": { type: "string" },
+  "server-key": { type: "string" },
+  tenant: { type: "string" },
+  "token-lifetime": { type: "string" },
+} as const;
+
+export type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTION_SPEC; strict: true }>
+>["values"];
+
+/** Parses `Deno.args`-style arguments into a command and options. */
+export function parse(args: string[]): { command: Command | undefined; values: Values } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTION_SPEC, strict: true, allowPositionals: true });
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new UsageError(message.split("\n")[0]!.replace(/\. To specify.*$/, ""), {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the options.",
+      cause,
+    });
+  }
+  const [first, ...rest] = parsed.positionals;
+  if (rest.length > 0) {
+    throw new UsageError(`Unexpected argument "${rest[0]}"`, {
+      code: "USAGE",
+      hint: "Run c8y-mqtt-cert --help for the usage.",
+    });
+  }
+  if (first === undefined) return { command: undefined, values: parsed.values };
+  if (!(COMMANDS as readonly string[]).includes(first)) {
+    throw new UsageError(`Unknown command "${first}"`, {
+      code: "USAGE",
+      hint: `Commands: ${COMMANDS.join(", ")}. Run c8y-mqtt-cert --help.`,
+    });
+  }
+  const command = first as Command;
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (value === undefined || name === "version") continue;
+    if (!ALLOWED[command].includes(name)) {
+      throw new UsageError(`The ${command} command does not take --${name}`, {
+        code: "USAGE",
+        hint: `Run c8y-mqtt-cert --help for the options of ${command}.`,
+      });
+    }
+  }
+  return { command, values: parsed.values };
+}
+
+export function storeType(value: string | undefined, option: string): StoreFormat | undefined {
+  if (value === undefined) return undefined;
+  const lower = value.toLowerCase();
+  if (lower === "p12" || lower === "pfx") return "pkcs12";
+  if (lower === "jks" || lower === "pkcs12" || lower === "pem") return lower;
+  throw new UsageError(`${option} must be jks, pkcs12 or pem, not "${value}"`, {
+    code: "USAGE",
+    hint: "Leave it out to detect the format from the content.",
+  });
+}
+
+export function required(values: Values, name: keyof Values, command: Command): string {
+  const value = values[name];
+  if (typeof value !== "string" || value === "") {
+    throw new UsageError(`The ${command} command needs --${name}`, {
+      code: "USAGE",
+      hint: `Run c8y-mqtt-cert --help for the usage of ${command}.`,
+    });
+  }
+  return value;
+}
+
+export function seconds(value: string | undefined, option: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`${option} must be a positive number of seconds, not "${value}"`, {
+      code: "USAGE",
+      hint: `For example ${option} 20.`,
+    });
+  }
+  return n;
+}
+
+/** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
+export function emulatorSettings(
+  values: Values,
+): { port: number; tenant: string | undefined; tokenLifetimeSeconds: number } {
+  return {
+    port: values.port === undefined ? 8883 : Number(values.port),
+    tenant: values.tenant,
+    tokenLifetimeSeconds: seconds(values["token-lifetime"], "--token-lifetime", 3600),
+  };
+}
+
+/**
+ * Checks option values that need no file or network, so that a usage error is reported as one
+ * (exit 2) before permissions are checked or anything is read. (`checkPasswordSources` in
+ * `passwords.ts` does the same for the password options.)
+ */
+export function validate(command: Command, values: Values): void {
+  if (command === "token" || command === "check") {
+    required(values, "url", command);
+    required(values, "keystore", command);
+    seconds(values.timeout, "--timeout", 20);
+  }
+  storeType(values["keystore-type"], "--keystore-type");
+  storeType(values["truststore-type"], "--truststore-type");
+  storeType(values["trust-type"], "--trust-type");
+  if (command === "emulate") checkEmulatorSettings(emulatorSettings(values));
+  const explicitId = values["client-id"];
+  const connectionType = explicitId === undefined
+    ? undefined
+    : parseClientId(explicitId).connectionType;
+  if (connectionType !== undefined && connectionType !== "d") {
+    // Certificates are for devices: the connection type is part of the command line's syntax.
+    throw new UsageError(
+      `Client id "${explicitId}" has connection type "${connectionType}", but a device with a certificate connects as "d"`,
+      { code: "CLIENT_ID_TYPE", hint: "Use d:<CN>, or leave --client-id out." },
+    );
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The permissions a command line needs, worked out from its arguments and checked before any
+ * work, and the `deno run` line that grants them.
+ *
+ * @module
+ */
+
+import { PermissionError } from "../errors.ts";
+import { hostPort, parseBrokerUrl } from "../broker_url.ts";
+import type { Command, Values } from "./options.ts";
+import { passwordSpecs } from "./passwords.ts";
+
+interface Needs {
+  read: string[];
+  net: string[];
+  env: string[];
+}
+
+function neededPermissions(command: Command, values: Values): Needs {
+  const needs: Needs = { read: [], net: [], env: [] };
+  const fileOptions = command === "emulate"
+    ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
+    : [values.keystore, values.key, values.truststore];
+  for (const path of fileOptions) if (path) needs.read.push(path);
+  for (const [, spec] of passwordSpecs(values, command)) {
+    if (spec.kind === "file") needs.read.push(spec.path);
+    if (spec.kind === "env") needs.env.push(spec.name);
+  }
+  if ((command === "token" || command === "check") && values.url) {
+    const broker = parseBrokerUrl(values.url);
+    needs.net.push(hostPort(broker.host, broker.port));
+  }
+  if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
+  return needs;
+}
+
+/**
+ * The file a symbolic link points to, when `path` is one and may be looked at: Deno checks read
+ * permission against the link's target as well.
+ */
+function linkTarget(path: string): string | undefined {
+  try {
+    if (!Deno.lstatSync(path).isSymlink) return undefined;
+    return Deno.realPathSync(path);
+  } catch {
+    return undefined; // Missing or not yet permitted: reported on its own.
+  }
+}
+
+/**
+ * Checks that Deno grants every permission the command line needs, before any work; throws a
+ * `PermissionError` naming the flags and the whole `deno run` line otherwise.
+ */
+export async function checkPermissions(
+  command: Command,
+  values: Values,
+  args: string[],
+): Promise<void> {
+  const needs = neededPermissions(command, values);
+  const missing: string[] = [];
+  for (const path of [...needs.read]) {
+    const { state } = await Deno.permissions.query({ name: "read", path });
+    if (state !== "granted") {
+      missing.push(`reading "${path}" needs --allow-read=${path}`);
+      continue;
+    }
+    const target = linkTarget(path);
+    if (target === undefined) continue;
+    needs.read.push(target);
+    const link = await Deno.permissions.query({ name: "read", path: target });
+    if (link.state !== "granted") {
+      missing.push(`reading "${path}" (a link to "${target}") needs --allow-read=${target}`);
+    }
+  }
+  for (const host of needs.net) {
+    const { state } = await Deno.permissions.query({ name: "net", host });
+    const what = command === "emulate" ? "listening on" : "connecting to";
+    if (state !== "granted") missing.push(`${what} ${host} needs --allow-net=${host}`);
+  }
+  for (const variable of needs.env) {
+    const { state } = await Deno.permissions.query({ name: "env", variable });
+    if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
+  }
+  if (missing.length === 0) return;
+  throw new PermissionError(missing.join("; "), {
+    code: "PERMISSION_MISSING",
+    hint: `Run: ${denoRunLine(needs, args, command)}`,
+  });
+}
+
+function denoRunLine(needs: Needs, args: string[], command: Command): string {
+  // Only the emulator's dependencies (aedes and its stream modules) look up environment variables
+  // when they load; --ignore-env makes those look-ups find nothing instead of failing.
+  const flags = command === "emulate" ? ["--ignore-env"] : [];
+  if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
+  if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
+  if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
+  const main = Deno.mainModule.startsWith("file:")
+    ? relativeToCwd(new URL(Deno.mainModule).pathname)
+    : Deno.mainModule;
+  const shown = args.map((arg, i) => {
+    // Password values never appear, not even in the suggested command line.
+    const inline = arg.match(/^(--[\w-]*password)=(.*)$/);
+    if (inline) return `${inline[1]}=${maskPassword(inline[2]!)}`;
+    return /^--[\w-]*password$/.test(args[i - 1] ?? "") ? maskPassword(arg) : shellQuote(arg);
+  });
+  return ["deno run", ...flags, main, ...shown].join(" ");
+}
+
+function maskPassword(spec: string): string {
+  return /^(env|file):|^stdin$/.test(spec) ? shellQuote(spec) : "'***'";
+}
+
+function shellQuote(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
+function relativeToCwd(path: string): string {
+  try {
+    const cwd = Deno.cwd();
+    if (path.startsWith(cwd + "/")) return path.slice(cwd.length + 1);
+  } catch {
+    // Without read permission for the working directory, keep the absolute path.
+  }
+  return path;
+}
