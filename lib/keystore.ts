@@ -698,7 +698,7 @@ function orderChain(certificates: Certificate[], privateKey: KeyObject | undefin
   const spki = privateKey === undefined ? undefined : spkiHex(createPublicKey(privateKey));
   let leaf = spki === undefined
     ? -1
-    : x509.findIndex((x) => x !== undefined && spkiHex(x.publicKey) === spki);
+    : x509.findIndex((x) => x !== undefined && publicKeyHex(x) === spki);
   if (leaf < 0) leaf = 0;
   const bySubject = new Map<string, number[]>();
   certificates.forEach((c, i) => {
@@ -730,6 +730,15 @@ function orderChain(certificates: Certificate[], privateKey: KeyObject | undefin
 
 /** The longest leaf-to-root path {@linkcode orderChain} follows (the platform accepts 10). */
 const MAX_ORDERED_PATH = 16;
+
+/** The certificate's SPKI as hex, or "" when node:crypto cannot load its key (RSA-PSS). */
+function publicKeyHex(x: X509Certificate): string {
+  try {
+    return spkiHex(x.publicKey);
+  } catch {
+    return "";
+  }
+}
 
 function namesHex(der: Uint8Array): { issuer: string; subject: string } | undefined {
   try {

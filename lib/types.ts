@@ -139,6 +139,7 @@ export type ProblemCode =
   | "CHAIN_TOO_LONG"
   | "EKU_NO_CLIENT_AUTH"
   | "RSA_KEY_TOO_SMALL"
+  | "KEY_TYPE_UNSUPPORTED"
   | "CHAIN_EMPTY"
   | "CHAIN_ORDER"
   | "CHAIN_INCOMPLETE"

@@ -62,7 +62,7 @@ async function readStdinLine(): Promise<string> {
   return text.split(/\r?\n/)[0] ?? "";
 }
 
-/** The password a spec names, resolved and remembered in the run's secrets. */
+/** The password a spec names, resolved. */
 export async function resolvePassword(
   run: RunContext,
   spec: PasswordSpec,
@@ -102,7 +102,6 @@ export async function resolvePassword(
       password = await run.stdinLine;
       break;
   }
-  run.secrets.add(password);
   return password;
 }
 
@@ -111,7 +110,7 @@ const ESCAPES = /\x1b(\[[0-9;]*[A-Za-z~]|O[A-Za-z]|.)?/g;
 
 /** Asks for a password on the terminal without echo; fails when there is no terminal. */
 export async function promptPassword(
-  run: RunContext,
+  _run: RunContext,
   question: string,
   option: string,
 ): Promise<string> {
@@ -144,6 +143,5 @@ export async function promptPassword(
     Deno.stdin.setRaw(false);
     await Deno.stderr.write(encoder.encode("\n"));
   }
-  run.secrets.add(typed);
   return typed;
 }
