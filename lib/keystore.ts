@@ -240,7 +240,18 @@ export async function loadKeyStore(
 
   const own = store.entries[0];
   const entry = separateKey !== undefined
-    ? { ...own, privateKeyPkcs8: separateKey.privateKeyPkcs8, unlockKey: separateKey.unlockKey }
+    ? chooseKeyEntry(
+      {
+        format: store.format,
+        entries: [{
+          ...own,
+          privateKeyPkcs8: separateKey.privateKeyPkcs8,
+          unlockKey: separateKey.unlockKey,
+        }],
+      },
+      name,
+      options.alias,
+    )
     : chooseKeyEntry(store, name, options.alias);
   const pkcs8 = await unlockChosen(entry, store.format, name, options);
   if (separateKey !== undefined && hasKey(own)) {

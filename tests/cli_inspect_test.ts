@@ -239,11 +239,11 @@ const badCases: BadCase[] = [
     names: "rsa.chain.pem",
   },
   {
-    name: "a device file that never ends (/dev/zero)",
+    name: "a device file that never ends (/dev/zero), refused before it is opened",
     args: ["--keystore", "/dev/zero", ...pw],
     read: ["/dev/zero"],
     exit: 3,
-    code: "STORE_TOO_LARGE",
+    code: "STORE_NOT_A_FILE",
     names: "/dev/zero",
   },
   {
