@@ -224,3 +224,35 @@ for (const [file, device] of KEYS) {
     },
   });
 }
+
+for (const n of ["teletex", "bmp", "utf8", "universal", "printable"]) {
+  const file = `interop/dn-${n}.pem`;
+  Deno.test({
+    name:
+      `parseCertificate() shows the ${n} directory strings of ${file} as openssl and keytool do`,
+    permissions: read,
+    async fn(): Promise<void> {
+      // openssl prints RFC 2253 (last RDN first); the summary keeps the DER order.
+      const openssl = tool(file, "openssl-subject");
+      const keytool = tool(file, "keytool-owner");
+      const chain = `interop/dn-${n}.chain.pem`;
+      for (
+        const id of [
+          await loadKeyStore(bytes(`interop/dn-${n}.p12`), { password: PASSWORD, name: file }),
+          await loadKeyStore(bytes(chain), { key: bytes(`interop/dn-${n}.key`), name: chain }),
+        ]
+      ) {
+        const [leaf, ca] = id.chain;
+        assert.equal(leaf.summary.subject.split(", ").reverse().join(","), openssl);
+        assert.equal(
+          leaf.summary.subject.split(", ").reverse().join(", "),
+          keytool.replace("EMAILADDRESS=", "emailAddress="),
+        );
+        assert.equal(leaf.summary.commonName, openssl.replace(/^.*CN=/, ""));
+        assert.equal(leaf.summary.issuer, "CN=Prüf-CA, O=Müller & Söhne");
+        assert.equal(ca.summary.subject, leaf.summary.issuer, "the chain is ordered by issuer");
+        assert.ok(ca.summary.selfSigned && ca.summary.isCA);
+      }
+    },
+  });
+}
