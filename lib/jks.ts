@@ -1,8 +1,10 @@
 /**
  * Java KeyStore (JKS) reading, on top of `npm:jks-js` (loaded only when a JKS is read).
  *
- * `jks-js` parses the entries and undoes Sun's key protector (for RSA and EC keys). Two things
- * are done here instead:
+ * `jks-js` parses the entries. Three things are done here instead:
+ * - **Sun's key protector**, undone for the one entry chosen (`unlockKey`), so that the key
+ *   comes out exactly as stored whatever its type (jks-js re-encodes it through node-forge,
+ *   which fails for Ed25519/Ed448 and turns RSA-PSS into plain RSA).
  * - **The integrity digest** (SHA-1 over the password as UTF-16BE, the string
  *   `"Mighty Aphrodite"` and the store body, stored as the trailing 20 bytes). `jks-js` checks it
  *   only for a non-empty password, and reports a store cut inside its digest as a wrong password.
@@ -23,7 +25,7 @@ import { equalBytes, utf16be } from "./bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";
-import { pemBlocks } from "./pem.ts";
+import { children, DerError, readDer, readOctets, readOid } from "./der.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readJks}. */
@@ -163,7 +165,11 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
               ),
             );
           }
-          return Promise.resolve(recoverKey(jks, protectedPrivateKey, password, { name, alias }));
+          try {
+            return Promise.resolve(recoverKey(protectedPrivateKey, password, { name, alias }));
+          } catch (err) {
+            return Promise.reject(err);
+          }
         },
         certificates: entry.chain.map((c) => new Uint8Array(c.value)),
       });
@@ -198,42 +204,73 @@ async function loadDependency(name: string): Promise<JksJs> {
   }
 }
 
+/** The OID of Sun's JKS key protector (`1.3.6.1.4.1.42.2.17.1.1`). */
+const SUN_KEY_PROTECTOR = "1.3.6.1.4.1.42.2.17.1.1";
+const SALT_LEN = 20;
+
+/**
+ * Undoes Sun's JKS key protector (`sun.security.provider.KeyProtector`): the stored
+ * EncryptedPrivateKeyInfo holds salt (20 bytes), the key XORed with a SHA-1 keystream
+ * (`H(password || salt)`, then `H(password || previous)`), and `H(password || key)` to check it;
+ * the password is UTF-16BE. Done here rather than by jks-js, which re-encodes the key through
+ * node-forge and fails for Ed25519/Ed448 and turns an RSA-PSS key into a plain RSA one: the
+ * PKCS#8 comes out exactly as stored, whatever its type. One pass over the key, no iterations.
+ */
 function recoverKey(
-  jks: JksJs,
   protectedKey: Uint8Array,
   password: string,
   ctx: { name: string; alias: string },
 ): Uint8Array {
-  let pem: string;
+  let data: Uint8Array;
   try {
-    pem = jks.decrypt(Buffer.from(protectedKey), password);
-  } catch (cause) {
-    const wrongPassword = cause instanceof Error && cause.message === "Cannot recover key";
-    if (!wrongPassword) {
-      throw new StoreError(`Cannot read key "${ctx.alias}" of keystore "${ctx.name}"`, {
-        code: "KEY_UNSUPPORTED",
-        hint: "The key is protected or encoded in a way jks-js cannot read; convert the " +
-          "store to PKCS#12 with keytool -importkeystore.",
-        cause,
-      });
+    const [algorithm, encrypted] = children(readDer(protectedKey, { what: "the protected key" }));
+    const oid = readOid(children(algorithm)[0]);
+    if (oid !== SUN_KEY_PROTECTOR) {
+      throw new StoreError(
+        `Cannot read key "${ctx.alias}" of keystore "${ctx.name}": it is protected with ` +
+          `OID ${oid}, not Sun's JKS key protector`,
+        {
+          code: "KEY_UNSUPPORTED",
+          hint: "Convert the store to PKCS#12 with keytool -importkeystore.",
+        },
+      );
     }
+    data = readOctets(encrypted);
+    if (data.length <= 2 * SALT_LEN) throw new DerError("the protected key is too short");
+  } catch (cause) {
+    if (cause instanceof StoreError) throw cause;
+    throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
+      code: "STORE_CORRUPT",
+      hint: "Export the key entry again from the source keystore.",
+      cause,
+    });
+  }
+  const secret = utf16be(password);
+  const salt = data.subarray(0, SALT_LEN);
+  const encrypted = data.subarray(SALT_LEN, data.length - SALT_LEN);
+  const check = data.subarray(data.length - SALT_LEN);
+  const plain = new Uint8Array(encrypted.length);
+  let digest: Uint8Array = salt;
+  for (let offset = 0; offset < encrypted.length; offset += SALT_LEN) {
+    digest = new Uint8Array(createHash("sha1").update(secret).update(digest).digest());
+    for (let i = 0; i < SALT_LEN && offset + i < encrypted.length; i++) {
+      plain[offset + i] = encrypted[offset + i] ^ digest[i];
+    }
+  }
+  const expected = new Uint8Array(createHash("sha1").update(secret).update(plain).digest());
+  if (!equalBytes(expected, check)) {
     throw new StoreError(
       `Cannot decrypt key "${ctx.alias}" of keystore "${ctx.name}": wrong key password`,
       {
         code: "KEY_PASSWORD",
         hint: "Check the key password: a JKS key entry may have its own (keytool -keypass), " +
           "given with --key-password; the keystore password is used without it.",
-        cause,
       },
     );
   }
   try {
-    // jks-js hands the recovered PKCS#8 back as PEM: its DER is the key, whatever its type
-    // (node:crypto would not load every type a JKS can hold).
-    const der = pemBlocks(pem).find((b) => b.label === "PRIVATE KEY")?.der;
-    if (der === undefined) throw new SyntaxError("jks-js returned no PRIVATE KEY block");
-    pkcs8Info(der);
-    return der;
+    pkcs8Info(plain);
+    return plain;
   } catch (cause) {
     throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
       code: "STORE_CORRUPT",
