@@ -271,14 +271,6 @@ const badCases: BadCase[] = [
     names: "rsa.jceks",
   },
   {
-    name: "a keystore with two keys and no --alias",
-    args: ["--keystore", "fixtures/devices/multi.p12", ...pw],
-    read: ["fixtures/devices/multi.p12"],
-    exit: 3,
-    code: "STORE_ALIAS_REQUIRED",
-    names: "multi.p12",
-  },
-  {
     name: "no password and no terminal",
     args: ["--keystore", "fixtures/devices/rsa.openssl3.p12"],
     read: ["fixtures/devices/rsa.openssl3.p12"],
@@ -344,3 +336,25 @@ Deno.test("the help text names every command and the exit codes", async () => {
   const none = await runCli([]);
   assert.equal(none.code, 2);
 });
+
+for (const file of ["devices/multi.p12", "devices/multi.jks", "interop/two-keypass.jks"]) {
+  Deno.test(`inspect lists every key entry of ${file} (aliases quoted) instead of failing`, async () => {
+    const path = `fixtures/${file}`;
+    const args = ["inspect", "--keystore", path, "--keystore-password", `pass:${PASSWORD}`];
+    const text = await runCli(args, { read: [path] });
+    assert.equal(text.code, 0, text.stderr);
+    const aliases = file.includes("two-keypass") ? ["device-a", "device-b"] : ["ec256", "rsa"];
+    for (const alias of aliases) {
+      assert.match(text.stdout, new RegExp(`entry "${alias}" \\(key entry\\)`));
+    }
+    assert.match(text.stdout, /token and check need --alias/);
+    const json = await runCli([...args, "--json"], { read: [path] });
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.deepEqual(
+      out.keystore.entries.map((e: { alias: string }) => e.alias).sort(),
+      aliases,
+    );
+    assert.ok(out.keystore.entries.every((e: { keyEntry: boolean }) => e.keyEntry));
+  });
+}

@@ -24,7 +24,7 @@ function tryClientId(identity: DeviceIdentity, explicit: string | undefined): st
 /** `inspect`: the stores, their certificates and the problems found, offline. */
 export async function inspectCommand(ctx: CommandContext): Promise<number> {
   const stores = await loadStores(ctx.run, ctx.values, "inspect");
-  const { identity, trust } = stores;
+  const { identity, trust, listing } = stores;
   const clientId = identity ? tryClientId(identity, ctx.values["client-id"]) : undefined;
   const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
   const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
@@ -38,6 +38,17 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
         aliases: identity.aliases,
         keyType: identity.keyType,
         chain: identity.chain.map((c) => c.summary),
+      };
+    }
+    if (listing) {
+      out.keystore = {
+        path: stores.keystorePath,
+        format: listing.format,
+        entries: listing.entries.map((e) => ({
+          alias: e.alias,
+          keyEntry: e.hasKey,
+          chain: e.certificates.map((c) => c.summary),
+        })),
       };
     }
     if (trust) {
@@ -65,6 +76,18 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
     ctx.io.out(`chain (leaf first, ${n} certificate${n === 1 ? "" : "s"}):`);
     identity.chain.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
     ctx.io.out(`client id: ${clientId ?? "(none: see problems)"}`);
+  }
+  if (listing) {
+    const keys = listing.entries.filter((e) => e.hasKey);
+    ctx.io.out(
+      `keystore ${stores.keystorePath}: ${listing.format}, ${keys.length} key entries ` +
+        "(token and check need --alias):",
+    );
+    for (const entry of listing.entries) {
+      const kind = entry.hasKey ? "key entry" : "certificate entry";
+      ctx.io.out(`entry "${entry.alias ?? ""}" (${kind}):`);
+      entry.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
+    }
   }
   if (trust) {
     const n = trust.certificates.length;
