@@ -44,6 +44,13 @@ export interface ReadPkcs12Options {
   /** The store password: checks the integrity MAC and decrypts the certificates. */
   password: string;
   /**
+   * The key-derivation work the whole store may ask for, in PBKDF2-iteration units (see
+   * `pbe.ts`); a store asking for more is refused with `STORE_UNSUPPORTED` before the
+   * derivation that would pass it starts.
+   * @default MAX_STORE_WORK (40,000,000, about 6 s)
+   */
+  workLimit?: number;
+  /**
    * How error messages name the store, usually its file name.
    * @default {"keystore"}
    */
@@ -146,7 +153,7 @@ export async function readPkcs12(bytes: Uint8Array, options: ReadPkcs12Options):
     name,
     password: options.password,
     macVerified: false,
-    budget: new WorkBudget(`Keystore "${name}"`),
+    budget: new WorkBudget(`Keystore "${name}"`, options.workLimit),
   };
   if (bytes.length === 0) throw corrupt(ctx, "the file is empty");
   const other = sniffOtherFormat(bytes);
