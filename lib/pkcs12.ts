@@ -350,7 +350,17 @@ async function unlockShroudedKey(
   const encrypted = key.encrypted!;
   const which = key.friendlyName === undefined ? "" : ` "${key.friendlyName}"`;
   const budget = new WorkBudget(`The private key${which} in "${name}"`);
-  const plain = await pbeDecrypt(encrypted.algorithm, encrypted.data, password ?? "", budget);
+  let plain: Uint8Array | undefined;
+  try {
+    plain = await pbeDecrypt(encrypted.algorithm, encrypted.data, password ?? "", budget);
+  } catch (cause) {
+    if (cause instanceof StoreError) throw cause;
+    throw new StoreError(`The private key${which} in "${name}" is damaged`, {
+      code: "STORE_CORRUPT",
+      hint: HINT_CORRUPT,
+      cause,
+    });
+  }
   if (plain !== undefined && isPkcs8(plain)) return plain.slice();
   if (password === undefined) {
     throw new StoreError(
