@@ -171,7 +171,10 @@ export async function readPkcs12(bytes: Uint8Array, options: ReadPkcs12Options):
     return await read(bytes, ctx);
   } catch (err) {
     if (err instanceof StoreError) throw err;
-    throw corrupt(ctx, undefined, err);
+    // Where bytes follow a structure that must end (inside the store), say so: the store is
+    // not cut short, it has something extra.
+    const extra = err instanceof DerError && /trailing bytes after (.*)$/.exec(err.message);
+    throw corrupt(ctx, extra ? `extra bytes after the end of ${extra[1]}` : undefined, err);
   }
 }
 

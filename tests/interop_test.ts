@@ -256,3 +256,29 @@ for (const n of ["teletex", "bmp", "utf8", "universal", "printable"]) {
     },
   });
 }
+
+Deno.test({
+  name: "a PKCS#12 whose AuthenticatedSafe is followed by extra bytes says so, never 'truncated'",
+  permissions: read,
+  async fn(): Promise<void> {
+    // The MAC-less, unencrypted store: its AuthenticatedSafe OCTET STRING gets two more bytes
+    // (05 00) inside, and every enclosing length grows by two.
+    const original = bytes("devices/rsa.nomac.p12");
+    const { readDer, children, encodeDer } = await import("../lib/der.ts");
+    const pfx = children(readDer(original));
+    const contentInfo = children(pfx[1]);
+    const octets = children(contentInfo[1])[0];
+    const grown = encodeDer(0x04, [octets.content, new Uint8Array([5, 0])]);
+    const rebuilt = encodeDer(0x30, [
+      pfx[0].raw,
+      encodeDer(0x30, [contentInfo[0].raw, encodeDer(0xa0, [grown])]),
+      ...pfx.slice(2).map((p) => p.raw),
+    ]);
+    const err = await assertStoreError(loadKeyStore(rebuilt, { name: "extra.p12" }), {
+      code: "STORE_CORRUPT",
+      name: "extra.p12",
+    });
+    assert.match(err.message, /extra bytes after the end of the AuthenticatedSafe/);
+    assert.doesNotMatch(err.message, /truncated/);
+  },
+});
