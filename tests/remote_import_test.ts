@@ -10,7 +10,7 @@ function serveCheckout(): Deno.HttpServer<Deno.NetAddr> {
     { hostname: "127.0.0.1", port: 0, onListen(): void {} },
     async (req): Promise<Response> => {
       const path = new URL(req.url).pathname;
-      if (!/^\/(mod\.ts|lib\/[\w]+\.ts)$/.test(path)) {
+      if (!/^\/(mod\.ts|lib\/(?:\w+\/)*\w+\.ts)$/.test(path)) {
         return new Response("not found", { status: 404 });
       }
       try {
