@@ -548,8 +548,19 @@ const NAMED_FORMATS: [RegExp, StoreFormat][] = [
 
 /**
  * The sentence that says what a store really is when its name promises another format, e.g.
- * `"truststore.jks" is a PKCS#12 store (keytool's default since JDK 9)`; `undefined` when name
- * and content agree (or the name promises nothing).
+ * `"truststore.jks" is a PKCS#12 store (keytool's default since JDK 9)`. Store errors carry it,
+ * and `inspect` prints it.
+ *
+ * @param name The store's name (its path), whose ending promises a format.
+ * @param format The format its content has.
+ * @returns The sentence; `undefined` when name and content agree (or the name promises nothing).
+ *
+ * @example
+ * ```ts
+ * import { contentNote } from "./keystore.ts";
+ * if (!contentNote("truststore.jks", "pkcs12")?.includes("PKCS#12")) throw new Error();
+ * if (contentNote("device.p12", "pkcs12") !== undefined) throw new Error();
+ * ```
  */
 export function contentNote(name: string, format: StoreFormat): string | undefined {
   const named = NAMED_FORMATS.find(([pattern]) => pattern.test(name))?.[1];

@@ -358,3 +358,17 @@ for (const file of ["devices/multi.p12", "devices/multi.jks", "interop/two-keypa
     assert.ok(out.keystore.entries.every((e: { keyEntry: boolean }) => e.keyEntry));
   });
 }
+
+Deno.test("inspect says what truststore.jks really is (PKCS#12, keytool's default since JDK 9)", async () => {
+  const path = "fixtures/interop/truststore.jks";
+  const r = await runCli(
+    ["inspect", "--truststore", path, "--truststore-password", `pass:${PASSWORD}`],
+    { read: [path] },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /truststore\.jks" is a PKCS#12 store \(keytool's default since JDK 9\)/);
+  const none = await runCli(["inspect", "--truststore", path], { read: [path] });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /no terminal/);
+  assert.match(none.stderr, /is a PKCS#12 store \(keytool's default since JDK 9\)/);
+});

@@ -74,9 +74,9 @@ async function withPasswords<T>(
       const forStore = !forKey &&
         (error.code === "KEYSTORE_PASSWORD_REQUIRED" || error.code === "KEY_PASSWORD_REQUIRED");
       if (forKey && passwords.key === undefined) {
-        passwords.key = await promptPassword(run, ...prompts.key!);
+        passwords.key = await promptPassword(run, ...prompts.key!, error.message);
       } else if (forStore && passwords.store === undefined) {
-        passwords.store = await promptPassword(run, ...prompts.store);
+        passwords.store = await promptPassword(run, ...prompts.store, error.message);
       } else {
         throw error;
       }

@@ -108,14 +108,20 @@ export async function resolvePassword(
 // deno-lint-ignore no-control-regex
 const ESCAPES = /\x1b(\[[0-9;]*[A-Za-z~]|O[A-Za-z]|.)?/g;
 
-/** Asks for a password on the terminal without echo; fails when there is no terminal. */
+/**
+ * Asks for a password on the terminal without echo; fails when there is no terminal, saying why
+ * the password is needed (`because`: the store's own message, which may say what the file really
+ * is, e.g. a `truststore.jks` that is PKCS#12).
+ */
 export async function promptPassword(
   _run: RunContext,
   question: string,
   option: string,
+  because?: string,
 ): Promise<string> {
   if (!Deno.stdin.isTerminal()) {
-    throw new UsageError(`${question} is needed and there is no terminal to ask for it`, {
+    const why = because === undefined ? "" : ` (${because})`;
+    throw new UsageError(`${question} is needed and there is no terminal to ask for it${why}`, {
       code: "PASSWORD_REQUIRED",
       hint: `Give ${option} pass:VALUE, env:NAME, file:PATH or stdin.`,
     });

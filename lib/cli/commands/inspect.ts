@@ -7,7 +7,8 @@
 import { CertificateError, ExitCode } from "../../errors.ts";
 import { diagnose, hasErrors } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
-import type { DeviceIdentity } from "../../types.ts";
+import { contentNote } from "../../keystore.ts";
+import type { DeviceIdentity, StoreFormat } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { loadStores } from "../load_stores.ts";
 import { printCertificate, printProblems } from "../output.ts";
@@ -19,6 +20,16 @@ function tryClientId(identity: DeviceIdentity, explicit: string | undefined): st
     if (error instanceof CertificateError) return undefined;
     throw error;
   }
+}
+
+/** Says what a store really is when its name promises another format (`truststore.jks`). */
+function printContentNote(
+  ctx: CommandContext,
+  path: string | undefined,
+  format: StoreFormat,
+): void {
+  const note = path === undefined ? undefined : contentNote(path, format);
+  if (note !== undefined) ctx.io.out(`  note: ${note}`);
 }
 
 /** `inspect`: the stores, their certificates and the problems found, offline. */
@@ -71,6 +82,7 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
     ctx.io.out(
       `keystore ${stores.keystorePath}: ${identity.format}${alias}, ${identity.keyType.toUpperCase()} private key`,
     );
+    printContentNote(ctx, stores.keystorePath, identity.format);
     if (identity.aliases.length > 1) ctx.io.out(`  key entries: ${identity.aliases.join(", ")}`);
     const n = identity.chain.length;
     ctx.io.out(`chain (leaf first, ${n} certificate${n === 1 ? "" : "s"}):`);
@@ -94,6 +106,7 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
     ctx.io.out(
       `truststore ${stores.truststorePath}: ${trust.format}, ${n} certificate${n === 1 ? "" : "s"}`,
     );
+    printContentNote(ctx, stores.truststorePath, trust.format);
     trust.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary, c.alias));
   }
   printProblems(ctx.io, problems);
