@@ -230,3 +230,45 @@ Deno.test({
     assert.deepEqual(certificateDer(junk), new Uint8Array([1, 2, 3]));
   },
 });
+
+Deno.test("pemBlocks() names the culprit: the open block and its line, the END that does not match", () => {
+  const cert = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+  assert.throws(
+    () => pemBlocks(cert + "-----BEGIN PRIVATE KEY-----\nMAA=\n" + cert),
+    /PEM block "PRIVATE KEY" \(line 4\) has no end line: line 6 begins another block/,
+  );
+  assert.throws(
+    () => pemBlocks("-----BEGIN CERTIFICATE-----\nMAA=\n-----END PRIVATE KEY-----\n"),
+    /"CERTIFICATE" \(line 1\) ends with "-----END PRIVATE KEY-----" \(line 3\)/,
+  );
+  assert.throws(
+    () => pemBlocks(cert + cert.replace("MAA=", "MA*A")),
+    /\(line 4\) is not valid base64/,
+  );
+  // Lax framing: whitespace at line ends, CR line ends, base64 in lines of any width.
+  const lax = "-----BEGIN CERTIFICATE----- \t\r  MA\r A=\t\r-----END CERTIFICATE-----  ";
+  assert.deepEqual([...pemBlocks(lax)[0].der], [0x30, 0x00]);
+});
+
+Deno.test({
+  name:
+    "readPem() reports damaged base64 in an encrypted key as a framing problem, never a wrong password",
+  permissions: read,
+  async fn(): Promise<void> {
+    const body = text("interop/pkcs8-76.pem").split("\n");
+    body[2] = body[2].slice(0, 10) + "*" + body[2].slice(11);
+    const err = assertStoreError(() => readPem(body.join("\n"), { name: "k.pem" }), {
+      code: "STORE_FORMAT",
+      name: "k.pem",
+    });
+    assert.match(err.message, /"ENCRYPTED PRIVATE KEY" \(line 1\) is not valid base64/);
+    // Valid base64 whose DER is cut: the key is damaged, not the password wrong.
+    const lines = text("interop/pkcs8-1line.pem").split("\n");
+    lines[1] = lines[1].slice(0, 40);
+    const [entry] = readPem(lines.join("\n"), { name: "cut.pem" }).entries;
+    await assertStoreErrorAsync(entryKey(entry, PASSWORD), {
+      code: "KEY_INVALID",
+      name: "cut.pem",
+    });
+  },
+});
