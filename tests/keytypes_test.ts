@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import tls from "node:tls";
+import { clientId } from "../lib/client_id.ts";
 import { diagnose } from "../lib/diagnose.ts";
 import { loadKeyStore } from "../lib/keystore.ts";
 import { fixtureText, mosquittoTest, startMosquitto } from "./mosquitto.ts";
@@ -96,3 +97,35 @@ mosquittoTest("Deno's TLS client presents exactly the key types diagnose() accep
     assert.equal(outcome === "connack", presentable, `${name}: ${outcome}`);
   }
 });
+
+mosquittoTest(
+  "a device whose names are Latin-1 TeletexStrings connects as d:Gerät-01 (mosquitto verifies it)",
+  async () => {
+    await using mosquitto = await startMosquitto({ cafile: "interop/teletex-ca.pem" });
+    const id = await loadKeyStore(bytes("interop/dn-teletex.p12"), { password: "changeit" });
+    assert.equal(clientId(id), "d:Gerät-01");
+    const ca = await fixtureText("ca/server-ca.pem");
+    const connack = await new Promise<string>((resolve) => {
+      const socket = tls.connect(
+        {
+          host: "127.0.0.1",
+          port: mosquitto.port,
+          key: id.privateKeyPem,
+          cert: id.chain.map((c) => c.pem).join(""),
+          ca: [ca],
+        },
+        () => {
+          const cid = new TextEncoder().encode(clientId(id));
+          const rest = [0, 4, 77, 81, 84, 84, 4, 2, 0, 60, 0, cid.length, ...cid];
+          socket.write(new Uint8Array([16, rest.length, ...rest]));
+          socket.once("data", (d: Uint8Array) => {
+            resolve([...d].join(","));
+            socket.destroy();
+          });
+        },
+      );
+      socket.on("error", (err: Error) => resolve(`error: ${err.message}`));
+    });
+    assert.equal(connack, "32,2,0,0");
+  },
+);
