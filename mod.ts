@@ -35,6 +35,22 @@
  * });
  * ```
  *
+ * @example Staying connected (see {@linkcode connect} for the complete program)
+ * ```ts ignore
+ * import { connect, loadKeyStore, loadTrustStore } from "./mod.ts";
+ *
+ * const identity = await loadKeyStore(await Deno.readFile("device.p12"), { password: "changeit" });
+ * const trust = await loadTrustStore(await Deno.readFile("truststore.jks"));
+ * await using device = await connect({
+ *   url: "ssl://mytenant.cumulocity.com:8883",
+ *   identity,
+ *   trust,
+ *   reconnect: true,
+ *   callbacks: { error: (err) => console.warn(err.code, err.message) },
+ * });
+ * await device.publish("s/us", "211,25", { qos: 1 });
+ * ```
+ *
  * @example Runnable: broker URLs and client ids
  * ```ts
  * import { parseBrokerUrl, parseClientId } from "./mod.ts";
@@ -76,26 +92,39 @@ export { clientId, parseClientId } from "./lib/client_id.ts";
 export type { ClientIdOptions, ClientIdParts } from "./lib/client_id.ts";
 export { DEFAULT_PORT, parseBrokerUrl } from "./lib/broker_url.ts";
 export type { BrokerAddress } from "./lib/broker_url.ts";
-export { tlsOptions } from "./lib/tls_options.ts";
-export type { TlsConnectOptions, TlsOptionsExtra } from "./lib/tls_options.ts";
-export { connect } from "./lib/session.ts";
+export { tlsOptions } from "./lib/connect/tls_options.ts";
+export type { TlsConnectOptions, TlsOptionsExtra } from "./lib/connect/tls_options.ts";
+export { connect, reconnectDelayMs } from "./lib/connect/connection.ts";
 export type {
+  ConnectionCallbacks,
   ConnectOptions,
+  DeviceConnection,
   PublishOptions,
-  Session,
-  SessionCallbacks,
+  ReconnectOptions,
   StageListener,
   SubscribeOptions,
-} from "./lib/session.ts";
+} from "./lib/connect/connection.ts";
+export type { Mqtt, MqttClient } from "./lib/deps.ts";
 export {
-  decodeToken,
   requestToken,
   TOKEN_REQUEST_TOPIC,
   TOKEN_RESPONSE_TOPIC,
-} from "./lib/token.ts";
-export type { DeviceToken, RequestTokenOptions } from "./lib/token.ts";
-export { fetchToken } from "./lib/fetch_token.ts";
-export type { FetchTokenOptions } from "./lib/fetch_token.ts";
+} from "./lib/token/request_token.ts";
+export type { RequestTokenOptions, TokenConnection } from "./lib/token/request_token.ts";
+export { decodeToken } from "./lib/token/decode_token.ts";
+export type { DeviceToken } from "./lib/token/decode_token.ts";
+export { fetchToken } from "./lib/token/fetch_token.ts";
+export type { FetchTokenOptions } from "./lib/token/fetch_token.ts";
+export {
+  MAX_REST_ANSWER_BYTES,
+  requestRestToken,
+  REST_TOKEN_PATH,
+} from "./lib/token/rest_token.ts";
+export type { RestTokenOptions } from "./lib/token/rest_token.ts";
+export { DEFAULT_REST_PORT, parseRestUrl, restUrlOf } from "./lib/token/rest_url.ts";
+export type { RestAddress } from "./lib/token/rest_url.ts";
+export { keepToken } from "./lib/token/keep_token.ts";
+export type { KeepTokenOptions, KeptConnection, TokenKeeper } from "./lib/token/keep_token.ts";
 export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 export type { EmulatorSettings } from "./lib/emulator_settings.ts";

@@ -52,6 +52,24 @@ export async function loadJks(): Promise<JksJs> {
   };
 }
 
+/** The `mqtt` module (MQTT.js 5), the MQTT client. */
+export type Mqtt = typeof import("npm:mqtt@5.16.0");
+
+/**
+ * MQTT.js's client (`MqttClient` of `npm:mqtt`), as `DeviceConnection.client` exposes it: its
+ * events, `publish`, `subscribe`, `end` and the rest are documented by MQTT.js.
+ */
+export type MqttClient = InstanceType<Mqtt["MqttClient"]>;
+
+/**
+ * Loads `mqtt` (MQTT.js 5), the MQTT client. Its dependencies (`debug`, `readable-stream`) look up
+ * environment variables when they load: a program needs `--ignore-env` (the look-ups then find
+ * nothing) or `--allow-env`.
+ */
+export function loadMqtt(): Promise<Mqtt> {
+  return import("npm:mqtt@5.16.0");
+}
+
 /** Loads `aedes` (MQTT broker, for the emulator). */
 export function loadAedes(): Promise<typeof import("npm:aedes@1.2.0")> {
   return import("npm:aedes@1.2.0");

@@ -23,7 +23,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `ALIAS_NOT_APPLICABLE`, `KEY_NOT_PEM` | `UsageError` | An alias for a PEM store, or a separate key for a store that holds its own. |
  * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
  * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT` | `UsageError` | An emulator setting that cannot work. |
- * | `PERMISSION_MISSING`, `PERMISSION_NET` | `PermissionError` | Deno lacks a permission; the message names the flag. |
+ * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_NOT_A_FILE`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, a FIFO/socket/device (refused before it is opened), unreadable or too large. |
  * | `STORE_TOO_MANY_CERTIFICATES` | `StoreError` | A store carries more than 1000 certificates. |
  * | `STORE_FORMAT`, `STORE_CORRUPT`, `STORE_UNSUPPORTED`, `STORE_JCEKS`, `STORE_EMPTY` | `StoreError` | A store of an unknown, damaged or unsupported format, or with nothing in it. |
@@ -42,7 +42,11 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
  * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
  * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
+ * | `MQTT_SUBACK_TIMEOUT`, `MQTT_PUBACK_TIMEOUT` | `MqttError` | The broker accepted the connection but did not acknowledge a subscription or publication within the time limit. |
  * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
+ * | `HTTP_UNAUTHORIZED`, `HTTP_FORBIDDEN` | `TokenError` | REST token (stage `http`): 401 or 403, the device is not registered for certificate authentication or its CA is not trusted. |
+ * | `HTTP_STATUS`, `HTTP_TIMEOUT`, `HTTP_CONNECTION_CLOSED` | `TokenError` | REST token (stage `http`): another status, no answer in time, or a close before the answer. |
+ * | `TOKEN_NOT_JSON`, `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_TOO_LARGE` | `TokenError` | REST token: an answer that is not JSON, has no `accessToken`, or is larger than 64 KiB. |
  * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
  */
 export type ErrorCode =
@@ -69,6 +73,7 @@ export type ErrorCode =
   | "EMULATOR_SERVER_CERT"
   | "PERMISSION_MISSING"
   | "PERMISSION_NET"
+  | "PERMISSION_ENV"
   | "STORE_NOT_FOUND"
   | "STORE_IS_DIRECTORY"
   | "STORE_NOT_A_FILE"
@@ -123,9 +128,19 @@ export type ErrorCode =
   | "MQTT_SUBSCRIBE_REFUSED"
   | "MQTT_PUBLISH_FAILED"
   | "MQTT_NOT_CONNECTED"
+  | "MQTT_SUBACK_TIMEOUT"
+  | "MQTT_PUBACK_TIMEOUT"
   | "TOKEN_TIMEOUT"
   | "TOKEN_MALFORMED"
   | "TOKEN_CONNECTION_LOST"
+  | "HTTP_UNAUTHORIZED"
+  | "HTTP_FORBIDDEN"
+  | "HTTP_STATUS"
+  | "HTTP_TIMEOUT"
+  | "HTTP_CONNECTION_CLOSED"
+  | "TOKEN_NOT_JSON"
+  | "TOKEN_NO_ACCESS_TOKEN"
+  | "TOKEN_TOO_LARGE"
   | "INTERNAL";
 
 /** The stage of the path from stores to token in which a failure happened. */
@@ -139,6 +154,7 @@ export type Stage =
   | "tls"
   | "mqtt"
   | "subscribe"
+  | "http"
   | "token";
 
 /**

@@ -16,6 +16,8 @@ export interface CliPermissions {
   net?: string[];
   /** Variable names for `--allow-env`. */
   env?: string[];
+  /** Whether to pass `--ignore-env`. @default for the commands that need it */
+  ignoreEnv?: boolean;
 }
 
 /** What a CLI run produced. */
@@ -25,12 +27,17 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The commands that load an MQTT library whose dependencies look up environment variables. */
+const IGNORE_ENV = ["token", "check", "emulate"];
+
 /**
- * The `deno run` flags for the given permissions, with `--no-prompt`; `--ignore-env` only for
- * `emulate`, the one command whose dependencies look up environment variables.
+ * The `deno run` flags for the given permissions, with `--no-prompt`; `--ignore-env` for the
+ * commands whose dependencies look up environment variables when they load (MQTT.js for `token`
+ * and `check`, aedes for `emulate`).
  */
 export function denoFlags(permissions: CliPermissions, command?: string): string[] {
-  const flags = command === "emulate" ? ["--ignore-env", "--no-prompt"] : ["--no-prompt"];
+  const ignoreEnv = permissions.ignoreEnv ?? IGNORE_ENV.includes(command ?? "");
+  const flags = ignoreEnv ? ["--ignore-env", "--no-prompt"] : ["--no-prompt"];
   if (permissions.read?.length) flags.push(`--allow-read=${permissions.read.join(",")}`);
   if (permissions.net?.length) flags.push(`--allow-net=${permissions.net.join(",")}`);
   if (permissions.env?.length) flags.push(`--allow-env=${permissions.env.join(",")}`);

@@ -7,11 +7,9 @@ const TS = "fixtures/server/server-truststore.p12";
 const PWFILE = "fixtures/password.txt";
 
 /** Drops one permission from a full set, for the "each flag missing in turn" cases. */
-function without(
-  all: Required<CliPermissions>,
-  kind: keyof CliPermissions,
-  item: string,
-): Required<CliPermissions> {
+type Flags = Required<Pick<CliPermissions, "read" | "net" | "env">>;
+
+function without(all: Flags, kind: keyof Flags, item: string): Flags {
   return { ...all, [kind]: all[kind].filter((x) => x !== item) };
 }
 
@@ -57,6 +55,21 @@ Deno.test("check without --allow-net names host:port before reading anything", a
   assert.equal(r.code, 9, r.stderr);
   assert.ok(r.stderr.includes("--allow-net=127.0.0.1:1884"), r.stderr);
   assert.ok(!r.stderr.includes("pass:x"), "the password is masked in the suggested command");
+});
+
+Deno.test("token and check without --ignore-env name it (MQTT.js's dependencies look up variables) before reading anything", async () => {
+  for (const command of ["token", "check"]) {
+    const r = await runCli(
+      [command, "--url", "ssl://127.0.0.1:1884", "--keystore", KS, "--keystore-password", "pass:x"],
+      { read: [KS], net: ["127.0.0.1:1884"], ignoreEnv: false },
+    );
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr.split("\n")[0]!, /MQTT\.js.*needs --ignore-env/);
+    assert.ok(
+      r.stderr.includes(`deno run --ignore-env --allow-read=${KS} --allow-net=127.0.0.1:1884`),
+      r.stderr,
+    );
+  }
 });
 
 const EMU = {

@@ -200,7 +200,7 @@ Deno.test("token names the missing permission flag for each flag left out", asyn
       const r = await runCli(args, perms, { env: { KS_PW: PASSWORD } });
       assert.equal(r.code, 9, r.stderr);
       assert.ok(r.stderr.split("\n")[0]!.includes(flag), r.stderr);
-      assert.match(r.stderr, /hint: Run: deno run --allow-read=.*cli\.ts token/);
+      assert.match(r.stderr, /hint: Run: deno run --ignore-env --allow-read=.*cli\.ts token/);
     });
   }
   const ok = await runCli(args, all, { env: { KS_PW: PASSWORD } });

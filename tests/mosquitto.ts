@@ -66,6 +66,8 @@ export interface MosquittoOptions {
   keyfile?: string;
   /** Restrict the TLS version (mosquitto's `tls_version`). @default TLS 1.2 and 1.3 */
   tlsVersion?: "tlsv1.2" | "tlsv1.3";
+  /** More lines for its configuration file, e.g. `max_queued_messages 0`. */
+  extraConfig?: string[];
 }
 
 /**
@@ -138,6 +140,7 @@ async function startMosquittoOnce(
     "log_type all",
   ];
   if (options.tlsVersion) lines.push(`tls_version ${options.tlsVersion}`);
+  lines.push(...options.extraConfig ?? []);
   // Started as root, mosquitto switches to the user "mosquitto", which cannot read the fixture
   // keys (mode 0600). "user root" keeps it as it is.
   if (Deno.uid() === 0) lines.push("user root");

@@ -10,6 +10,7 @@ function serveCheckout(): Deno.HttpServer<Deno.NetAddr> {
     { hostname: "127.0.0.1", port: 0, onListen(): void {} },
     async (req): Promise<Response> => {
       const path = new URL(req.url).pathname;
+      // mod.ts and lib/**/*.ts (no dots in folder names: nothing outside lib/ can be named).
       if (!/^\/(mod\.ts|lib\/(?:\w+\/)*\w+\.ts)$/.test(path)) {
         return new Response("not found", { status: 404 });
       }
@@ -46,7 +47,9 @@ console.log(JSON.stringify({ clientId: result.clientId, subject: result.subject 
       args: [
         "run",
         "--no-prompt",
-        // No --ignore-env and no --allow-env: the library reads no environment variable.
+        // --ignore-env as the README says: MQTT.js's dependencies look up variables when they
+        // load; the library itself reads none (no --allow-env).
+        "--ignore-env",
         `--allow-import=${origin}`,
         `--allow-read=${keystore},${truststore}`,
         `--allow-net=127.0.0.1:${emulator.port}`,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { loadJose } from "../lib/deps.ts";
-import { decodeToken } from "../lib/token.ts";
+import { decodeToken } from "../lib/token/decode_token.ts";
 
 const jose = await loadJose();
 const { privateKey } = await jose.generateKeyPair("RS256");

@@ -7,17 +7,32 @@
 
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../broker_url.ts";
-import type { Command, Values } from "./options.ts";
+import { type Command, tokenRoute, type Values } from "./options.ts";
+import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {
   read: string[];
   net: string[];
   env: string[];
+  /**
+   * Whether the command loads an npm library whose dependencies look up environment variables
+   * when they load (MQTT.js for `token` and `check`, aedes for `emulate`): `--ignore-env` makes
+   * those look-ups find nothing instead of asking or failing.
+   */
+  ignoreEnv: boolean;
 }
 
+/** The first variable MQTT.js's dependencies look up when they load (`readable-stream`). */
+const LOOKED_UP_AT_LOAD = "READABLE_STREAM";
+
 function neededPermissions(command: Command, values: Values): Needs {
-  const needs: Needs = { read: [], net: [], env: [] };
+  const needs: Needs = {
+    read: [],
+    net: [],
+    env: [],
+    ignoreEnv: command === "token" || command === "check" || command === "emulate",
+  };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
     : [values.keystore, values.key, values.truststore];
@@ -28,7 +43,13 @@ function neededPermissions(command: Command, values: Values): Needs {
   }
   if ((command === "token" || command === "check") && values.url) {
     const broker = parseBrokerUrl(values.url);
-    needs.net.push(hostPort(broker.host, broker.port));
+    if (tokenRoute(values).via === "rest") {
+      // Over REST only the HTTPS address is contacted, not the MQTT broker.
+      const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
+      needs.net.push(hostPort(rest.host, rest.port));
+    } else {
+      needs.net.push(hostPort(broker.host, broker.port));
+    }
   }
   if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
   return needs;
@@ -44,6 +65,23 @@ function linkTarget(path: string): string | undefined {
     return Deno.realPathSync(path);
   } catch {
     return undefined; // Missing or not yet permitted: reported on its own.
+  }
+}
+
+/**
+ * Whether a look-up of an environment variable the command did not ask for ends quietly: granted
+ * (`--allow-env`) or ignored (`--ignore-env`, reported as "denied" but returning nothing, unlike
+ * `--deny-env`, which throws). Without either, Deno would ask (or fail under `--no-prompt`).
+ */
+function envLookupsQuiet(): boolean {
+  const { state } = Deno.permissions.querySync({ name: "env", variable: LOOKED_UP_AT_LOAD });
+  if (state === "granted") return true;
+  if (state !== "denied") return false;
+  try {
+    Deno.env.get(LOOKED_UP_AT_LOAD);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -81,17 +119,21 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "env", variable });
     if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
   }
+  if (needs.ignoreEnv && !envLookupsQuiet()) {
+    const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
+    missing.push(
+      `loading ${library}, whose dependencies look up environment variables, needs --ignore-env`,
+    );
+  }
   if (missing.length === 0) return;
   throw new PermissionError(missing.join("; "), {
     code: "PERMISSION_MISSING",
-    hint: `Run: ${denoRunLine(needs, args, command)}`,
+    hint: `Run: ${denoRunLine(needs, args)}`,
   });
 }
 
-function denoRunLine(needs: Needs, args: string[], command: Command): string {
-  // Only the emulator's dependencies (aedes and its stream modules) look up environment variables
-  // when they load; --ignore-env makes those look-ups find nothing instead of failing.
-  const flags = command === "emulate" ? ["--ignore-env"] : [];
+function denoRunLine(needs: Needs, args: string[]): string {
+  const flags = needs.ignoreEnv ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
   if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);

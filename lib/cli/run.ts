@@ -91,7 +91,7 @@ function asC8yError(error: unknown): C8yError {
     return new PermissionError(flag ? `${message}: add ${flag}` : message, {
       code: "PERMISSION_MISSING",
       hint: wanted?.[1] === "env"
-        ? "Run deno with --ignore-env: it silences the look-ups of the emulator's dependencies."
+        ? "Run deno with --ignore-env: it silences the look-ups of the MQTT libraries' dependencies."
         : `Run deno with ${flag ?? "the flag Deno names"} as well.`,
       cause: error,
     });

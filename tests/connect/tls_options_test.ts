@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { tlsOptions } from "../lib/tls_options.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { CertificateError, StoreError, UsageError } from "../lib/errors.ts";
-import { fixtureIdentity, fixtureText, fixtureTrust } from "./mosquitto.ts";
+import { tlsOptions } from "../../lib/connect/tls_options.ts";
+import { parseBrokerUrl } from "../../lib/broker_url.ts";
+import { CertificateError, StoreError, UsageError } from "../../lib/errors.ts";
+import { fixtureIdentity, fixtureText, fixtureTrust } from "../mosquitto.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const serverCa = await fixtureTrust("ca/server-ca.pem");

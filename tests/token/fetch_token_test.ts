@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { fetchToken } from "../lib/fetch_token.ts";
-import { connect, type Session } from "../lib/session.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
-import { loadJose } from "../lib/deps.ts";
-import { CertificateError, TlsError, TokenError, UsageError } from "../lib/errors.ts";
-import type { Stage } from "../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { fetchToken } from "../../lib/token/fetch_token.ts";
+import { connect, type DeviceConnection } from "../../lib/connect/connection.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { CertificateError, MqttError, TlsError, TokenError, UsageError } from "../../lib/errors.ts";
+import type { Stage } from "../../lib/errors.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");
@@ -40,17 +38,16 @@ Deno.test("fetchToken() gets a verifiable token from the emulator, reporting eve
 
 mosquittoTest("fetchToken() takes the token from s/dat and disconnects cleanly", async () => {
   await using mosquitto = await startMosquitto();
-  let responder: Session | undefined;
+  let responder: DeviceConnection | undefined;
   try {
     const jose = await loadJose();
     const { privateKey } = await jose.generateKeyPair("RS256");
     const jwt = await new jose.SignJWT({ ten: "t999" }).setProtectedHeader({ alg: "RS256" })
       .setSubject("device_device-rsa-001").setExpirationTime("1h").sign(privateKey);
-    const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
     responder = await connect({
-      broker,
-      tls: tlsOptions(ec256, serverCa, broker),
-      clientId: "d:device-ec256-001",
+      url: `ssl://localhost:${mosquitto.port}`,
+      identity: ec256,
+      trust: serverCa,
     });
     const r = responder;
     r.listen({
@@ -113,4 +110,51 @@ Deno.test("fetchToken() refuses a WebSocket URL and a client id for another CN b
     fetchToken({ url: "ssl://example.com:8883", identity: rsa, clientId: "d:someone-else" }),
     (err: unknown) => err instanceof CertificateError && err.code === "CLIENT_ID_MISMATCH",
   );
+});
+
+Deno.test("fetchToken() against a broker that accepts the connection and never answers SUBSCRIBE ends with MQTT_SUBACK_TIMEOUT naming the SUBACK", async () => {
+  // A broker that sends CONNACK 0 and then reads and ignores everything (issue: `token
+  // --timeout 2` used to wait for the keepalive, 90 s or more).
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: Deno.readTextFileSync(new URL("../../fixtures/server/server.pem", import.meta.url)),
+    key: Deno.readTextFileSync(new URL("../../fixtures/server/server.key", import.meta.url)),
+  });
+  const served = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(4096);
+    let packets = 0;
+    try {
+      await conn.read(buffer); // CONNECT
+      await conn.write(new Uint8Array([0x20, 0x02, 0x00, 0x00]));
+      while ((await conn.read(buffer)) !== null) packets++;
+    } catch {
+      // the client reset the connection
+    } finally {
+      conn.close();
+    }
+    return packets;
+  })();
+  try {
+    await assert.rejects(
+      fetchToken({
+        url: `ssl://localhost:${listener.addr.port}`,
+        identity: rsa,
+        trust: serverCa,
+        timeoutMs: 500,
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof MqttError, `${err}`);
+        assert.equal(err.code, "MQTT_SUBACK_TIMEOUT");
+        assert.equal(err.stage, "subscribe");
+        assert.match(err.message, /no SUBACK .*"s\/dat" within 0\.5 s/);
+        return true;
+      },
+    );
+    // The client sent its SUBSCRIBE and then a DISCONNECT-or-close: it gave up by itself.
+    assert.ok((await served) >= 1);
+  } finally {
+    listener.close();
+  }
 });

@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import tls from "node:tls";
-import { connect, type ConnectOptions, type Session } from "../lib/session.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
-import { C8yError, MqttError, NetworkError, PermissionError, TlsError } from "../lib/errors.ts";
-import type { Stage } from "../lib/errors.ts";
-import type { DeviceIdentity, TrustAnchors } from "../lib/types.ts";
+import {
+  connect,
+  type ConnectOptions,
+  type DeviceConnection,
+} from "../../lib/connect/connection.ts";
+import { parseBrokerUrl } from "../../lib/broker_url.ts";
+import { tlsOptions } from "../../lib/connect/tls_options.ts";
+import { C8yError, MqttError, NetworkError, PermissionError, TlsError } from "../../lib/errors.ts";
+import type { Stage } from "../../lib/errors.ts";
+import type { DeviceIdentity, TrustAnchors } from "../../lib/types.ts";
 import {
   fixtureIdentity,
   fixtureText,
@@ -13,7 +17,7 @@ import {
   freePort,
   mosquittoTest,
   startMosquitto,
-} from "./mosquitto.ts";
+} from "../mosquitto.ts";
 
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 const rsa = await fixtureIdentity("devices/rsa");
@@ -24,14 +28,13 @@ async function tryConnect(
   identity: DeviceIdentity,
   trust: TrustAnchors | undefined,
   extra: Partial<ConnectOptions> = {},
-): Promise<{ session?: Session; error?: C8yError; stages: Stage[] }> {
-  const broker = parseBrokerUrl(url);
+): Promise<{ session?: DeviceConnection; error?: C8yError; stages: Stage[] }> {
   const stages: Stage[] = [];
   try {
     const session = await connect({
-      broker,
-      tls: tlsOptions(identity, trust, broker),
-      clientId: `d:${identity.chain[0].summary.commonName}`,
+      url,
+      identity,
+      trust,
       connectTimeoutMs: 5000,
       onStage: (stage, ms) => {
         assert.ok(ms >= 0 && ms < 5000, `${stage} took ${ms} ms`);
@@ -47,7 +50,7 @@ async function tryConnect(
 }
 
 function expectError(
-  result: { session?: Session; error?: C8yError },
+  result: { session?: DeviceConnection; error?: C8yError },
   type: typeof C8yError,
   code: string,
   stage: Stage,
@@ -68,7 +71,7 @@ for (const device of ["rsa", "ec256"]) {
       await using mosquitto = await startMosquitto();
       const events: string[] = [];
       const received: Array<[string, string]> = [];
-      let session: Session | undefined;
+      let session: DeviceConnection | undefined;
       try {
         const identity = await fixtureIdentity(`devices/${device}`);
         const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, identity, serverCa, {
@@ -148,14 +151,18 @@ mosquittoTest(
   "connect() reports a device without a certificate as TLS_CLIENT_CERT_REQUIRED in stage tls",
   async () => {
     await using mosquitto = await startMosquitto();
-    const broker = parseBrokerUrl(`ssl://localhost:${mosquitto.port}`);
-    const { key: _key, cert: _cert, ...noCertificate } = tlsOptions(rsa, serverCa, broker);
+    const url = `ssl://localhost:${mosquitto.port}`;
+    const { key: _key, cert: _cert, ...noCertificate } = tlsOptions(
+      rsa,
+      serverCa,
+      parseBrokerUrl(url),
+    );
     const stages: Stage[] = [];
     const error = await connect({
-      broker,
+      url,
+      identity: rsa,
       // deno-lint-ignore no-explicit-any
       tls: noCertificate as any,
-      clientId: "d:device-rsa-001",
       onStage: (stage) => stages.push(stage),
     }).then(() => undefined, (err) => err);
     expectError({ error }, TlsError, "TLS_CLIENT_CERT_REQUIRED", "tls");
@@ -194,7 +201,7 @@ mosquittoTest(
   "connect() by IP address verifies the server certificate's IP SAN and sends no SNI",
   async () => {
     await using mosquitto = await startMosquitto();
-    let session: Session | undefined;
+    let session: DeviceConnection | undefined;
     try {
       const result = await tryConnect(`ssl://127.0.0.1:${mosquitto.port}`, rsa, serverCa);
       assert.equal(result.error, undefined, result.error?.message ?? "");
@@ -414,7 +421,7 @@ Deno.test(
       await new Promise((r) => setTimeout(r, 50));
       conn.close();
     });
-    let session: Session | undefined;
+    let session: DeviceConnection | undefined;
     try {
       const lost = Promise.withResolvers<Error>();
       const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
@@ -446,7 +453,7 @@ Deno.test("connect() with reconnect: true reconnects and says so in connectCompl
       await drain(conn);
     }
   });
-  let session: Session | undefined;
+  let session: DeviceConnection | undefined;
   try {
     const events: string[] = [];
     const reconnected = Promise.withResolvers<void>();
@@ -481,44 +488,49 @@ Deno.test({
   }
 });
 
-Deno.test("connect() needs no env permission: without it, a closed port is still NETWORK_REFUSED", async () => {
+Deno.test("connect() without env access fails with PERMISSION_ENV naming --ignore-env; with --ignore-env a closed port is NETWORK_REFUSED", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const script = `${dir}/connect.ts`;
-    const session = new URL("../lib/session.ts", import.meta.url).href;
-    const brokerUrl = new URL("../lib/broker_url.ts", import.meta.url).href;
+    const connection = new URL("../../lib/connect/connection.ts", import.meta.url).href;
+    const port = freePort();
     await Deno.writeTextFile(
       script,
-      `import { connect } from "${session}";
-import { parseBrokerUrl } from "${brokerUrl}";
-const broker = parseBrokerUrl("ssl://127.0.0.1:9");
-const tls = { host: broker.host, port: 9, key: "", cert: "", minVersion: "TLSv1.2", rejectUnauthorized: true } as const;
+      `import { connect } from "${connection}";
+const identity = { privateKeyPem: "", chain: [{ pem: "", summary: { commonName: "x" } }] };
 try {
-  await connect({ broker, tls, clientId: "d:x" });
+  await connect({ url: "ssl://127.0.0.1:${port}", identity });
 } catch (err) {
   console.log(JSON.stringify({ name: err.name, code: err.code, hint: err.hint }));
 }
 `,
     );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--no-check",
-        "--allow-net=127.0.0.1:9",
-        `--allow-read=${dir}`,
-        script,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    const reported = JSON.parse(stdout);
-    // Run without --allow-env and without --ignore-env: nothing on the connect path reads the
-    // environment, so the failure is the network's.
-    assert.equal(reported.name, "NetworkError");
-    assert.equal(reported.code, "NETWORK_REFUSED");
+    const run = async (flags: string[]): Promise<{ name: string; code: string; hint: string }> => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          "--no-check",
+          `--allow-net=127.0.0.1:${port}`,
+          `--allow-read=${dir}`,
+          ...flags,
+          script,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+      return JSON.parse(new TextDecoder().decode(output.stdout));
+    };
+    // MQTT.js's dependencies look up environment variables when they load.
+    const denied = await run([]);
+    assert.equal(denied.name, "PermissionError");
+    assert.equal(denied.code, "PERMISSION_ENV");
+    assert.match(denied.hint, /--ignore-env/);
+    // --ignore-env makes those look-ups find nothing: the failure is the network's.
+    const ignored = await run(["--ignore-env"]);
+    assert.equal(ignored.name, "NetworkError");
+    assert.equal(ignored.code, "NETWORK_REFUSED");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import { decodeToken, requestToken } from "../lib/token.ts";
-import { connect, type Session, type SessionCallbacks } from "../lib/session.ts";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { tlsOptions } from "../lib/tls_options.ts";
-import { clientId } from "../lib/client_id.ts";
-import { loadJose } from "../lib/deps.ts";
-import { NetworkError, TokenError } from "../lib/errors.ts";
-import type { Stage } from "../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+import { decodeToken } from "../../lib/token/decode_token.ts";
+import { requestToken } from "../../lib/token/request_token.ts";
+import {
+  connect,
+  type ConnectionCallbacks,
+  type DeviceConnection,
+} from "../../lib/connect/connection.ts";
+import type { TokenConnection } from "../../lib/token/request_token.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { NetworkError, TokenError, UsageError } from "../../lib/errors.ts";
+import type { Stage } from "../../lib/errors.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
 
 const jose = await loadJose();
 const { privateKey } = await jose.generateKeyPair("RS256");
@@ -79,17 +82,17 @@ for (
 // --- requestToken() with a stand-in session ---------------------------------------------------
 
 interface Stub {
-  session: Session;
+  session: TokenConnection;
   requests: Array<{ topic: string; payload: Uint8Array; qos: number | undefined }>;
   subscriptions: Array<{ topic: string; qos: number | undefined }>;
   deliver(topic: string, text: string): void;
   drop(): void;
-  listeners: Set<SessionCallbacks>;
+  listeners: Set<ConnectionCallbacks>;
 }
 
 /** A session whose `publish` on s/uat calls `onRequest` with the request's number (1, 2, ...). */
 function stubSession(onRequest: (n: number, stub: Stub) => void): Stub {
-  const listeners = new Set<SessionCallbacks>();
+  const listeners = new Set<ConnectionCallbacks>();
   const stub: Stub = {
     requests: [],
     subscriptions: [],
@@ -103,9 +106,7 @@ function stubSession(onRequest: (n: number, stub: Stub) => void): Stub {
       }
     },
     session: {
-      clientId: "d:device-rsa-001",
       url: "mqtts://stub:8883",
-      connected: true,
       subscribe(topic, options): Promise<number> {
         stub.subscriptions.push({ topic, qos: options?.qos });
         return Promise.resolve(0);
@@ -120,7 +121,6 @@ function stubSession(onRequest: (n: number, stub: Stub) => void): Stub {
         listeners.add(callbacks);
         return () => listeners.delete(callbacks);
       },
-      close: () => Promise.resolve(),
     },
   };
   return stub;
@@ -205,29 +205,27 @@ Deno.test("requestToken() stops with TOKEN_CONNECTION_LOST when the connection d
   assert.equal(stub.requests.length, 1);
 });
 
-Deno.test("requestToken() refuses attempts below 1 with a TypeError", async () => {
-  await assert.rejects(requestToken(stubSession(() => {}).session, { attempts: 0 }), TypeError);
+Deno.test("requestToken() refuses attempts below 1 with OPTION_INVALID", async () => {
+  await assert.rejects(
+    requestToken(stubSession(() => {}).session, { attempts: 0 }),
+    (err: unknown) => err instanceof UsageError && err.code === "OPTION_INVALID",
+  );
 });
 
 // --- requestToken() over a real broker --------------------------------------------------------
 
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 
-async function connectAs(port: number, device: string): Promise<Session> {
+async function connectAs(port: number, device: string): Promise<DeviceConnection> {
   const identity = await fixtureIdentity(`devices/${device}`);
-  const broker = parseBrokerUrl(`ssl://localhost:${port}`);
-  return await connect({
-    broker,
-    tls: tlsOptions(identity, serverCa, broker),
-    clientId: clientId(identity),
-  });
+  return await connect({ url: `ssl://localhost:${port}`, identity, trust: serverCa });
 }
 
 mosquittoTest(
   "requestToken() against mosquitto, which never answers s/uat, ends with TOKEN_TIMEOUT",
   async () => {
     await using mosquitto = await startMosquitto();
-    let session: Session | undefined;
+    let session: DeviceConnection | undefined;
     try {
       session = await connectAs(mosquitto.port, "rsa");
       await assert.rejects(
@@ -252,8 +250,8 @@ mosquittoTest(
   "requestToken() over mosquitto takes the 71 line a responder publishes on s/dat",
   async () => {
     await using mosquitto = await startMosquitto();
-    let device: Session | undefined;
-    let responder: Session | undefined;
+    let device: DeviceConnection | undefined;
+    let responder: DeviceConnection | undefined;
     try {
       const jwt = await platformJwt();
       responder = await connectAs(mosquitto.port, "ec256");

@@ -5,9 +5,9 @@
  */
 
 import { isIP } from "node:net";
-import type { BrokerAddress } from "./broker_url.ts";
-import { CertificateError, StoreError, UsageError } from "./errors.ts";
-import type { DeviceIdentity, TrustAnchors } from "./types.ts";
+import type { BrokerAddress } from "../broker_url.ts";
+import { CertificateError, StoreError, UsageError } from "../errors.ts";
+import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 
 /** A plain object for `node:tls` `connect()` (no socket, no callbacks: serialisable). */
 export interface TlsConnectOptions {
@@ -67,9 +67,9 @@ export interface TlsOptionsExtra {
  *
  * @example
  * ```ts
- * import { tlsOptions } from "./tls_options.ts";
- * import { parseBrokerUrl } from "./broker_url.ts";
- * import type { DeviceIdentity } from "./types.ts";
+ * import { tlsOptions } from "../../mod.ts";
+ * import { parseBrokerUrl } from "../broker_url.ts";
+ * import type { DeviceIdentity } from "../types.ts";
  * // Stand-ins: tlsOptions() only copies the PEM texts.
  * const identity = {
  *   privateKeyPem: "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n",

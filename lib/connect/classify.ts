@@ -1,0 +1,483 @@
+/**
+ * Turns what can go wrong on the way to a connected MQTT session into a {@linkcode C8yError}
+ * naming the stage: resolver and socket errors, TLS errors and alerts, the TLS 1.3 late
+ * rejection, CONNACK return codes, a broker that speaks no MQTT, and waits that ran out.
+ *
+ * Pure: every function takes what happened (an error, a return code, the first bytes) and returns
+ * an error object; nothing here opens a connection.
+ *
+ * @module
+ */
+
+import { type BrokerAddress, hostPort } from "../broker_url.ts";
+import {
+  type C8yError,
+  MqttError,
+  NetworkError,
+  PermissionError,
+  type Stage,
+  TlsError,
+} from "../errors.ts";
+import type { TlsConnectOptions } from "./tls_options.ts";
+
+/** `2 s`, `0.3 s`. */
+export function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The string `code` of an error, if it has one. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** A stage (`dns`, `tcp`, `tls`) that did not finish within the connection's time limit. */
+export function timeoutError(stage: Stage, broker: BrokerAddress, timeoutMs: number): C8yError {
+  const within = `within ${seconds(timeoutMs)}`;
+  if (stage === "dns") {
+    return new NetworkError(`Looking up "${broker.host}" did not finish ${within}`, {
+      code: "NETWORK_TIMEOUT",
+      stage: "dns",
+      hint: "Check the DNS configuration and the network connection.",
+    });
+  }
+  if (stage === "tcp") {
+    return new NetworkError(
+      `Could not connect to ${broker.host} port ${broker.port} ${within} (no answer)`,
+      {
+        code: "NETWORK_TIMEOUT",
+        stage: "tcp",
+        hint: "A firewall or proxy may drop traffic to this port; check that outgoing port " +
+          `${broker.port} is open, or try a longer --timeout.`,
+      },
+    );
+  }
+  return new TlsError(`The TLS handshake with ${broker.url} did not finish ${within}`, {
+    code: "TLS_TIMEOUT",
+    hint:
+      "Check that the URL names the broker's MQTT over TLS port (8883), not a plain MQTT port (1883).",
+  });
+}
+
+/** A resolver or socket error of stage `dns` or `tcp` (or a missing net permission). */
+export function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerAddress): C8yError {
+  const code = errorCode(err);
+  const where = `${broker.host} port ${broker.port}`;
+  if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
+    return new PermissionError(`Deno is not allowed to connect to ${where}`, {
+      code: "PERMISSION_NET",
+      hint: `Allow it with --allow-net=${hostPort(broker.host, broker.port)}.`,
+      cause: err,
+    });
+  }
+  if (stage === "dns") {
+    if (code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA") {
+      return new NetworkError(
+        `The broker host "${broker.host}" does not exist (DNS lookup failed)`,
+        {
+          code: "DNS_NOT_FOUND",
+          stage: "dns",
+          hint:
+            "Check the spelling of the tenant domain in the URL, e.g. ssl://<tenant>.cumulocity.com:8883.",
+          cause: err,
+        },
+      );
+    }
+    return new NetworkError(
+      `Could not look up the broker host "${broker.host}" (${code ?? "DNS error"})`,
+      {
+        code: "DNS_FAILED",
+        stage: "dns",
+        hint: "Check the network connection and DNS servers, then try again.",
+        cause: err,
+      },
+    );
+  }
+  if (code === "ECONNREFUSED") {
+    return new NetworkError(`${where} refused the connection (nothing listens there)`, {
+      code: "NETWORK_REFUSED",
+      stage: "tcp",
+      hint: "Check the port (Cumulocity uses 8883) and that the broker is running.",
+      cause: err,
+    });
+  }
+  if (
+    code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "EHOSTDOWN" ||
+    code === "ENETDOWN" || code === "EADDRNOTAVAIL"
+  ) {
+    return new NetworkError(`${where} is unreachable (${code})`, {
+      code: "NETWORK_UNREACHABLE",
+      stage: "tcp",
+      hint: "Check the network connection and routing (or the proxy/VPN) to the broker.",
+      cause: err,
+    });
+  }
+  if (code === "ETIMEDOUT") {
+    return new NetworkError(`Connecting to ${where} timed out`, {
+      code: "NETWORK_TIMEOUT",
+      stage: "tcp",
+      hint: "A firewall may drop traffic to this port; check that outgoing port " +
+        `${broker.port} is open.`,
+      cause: err,
+    });
+  }
+  return new NetworkError(`Could not connect to ${where}: ${messageOf(err)}`, {
+    code: "NETWORK_FAILED",
+    stage: "tcp",
+    hint: "Check the network connection to the broker.",
+    cause: err,
+  });
+}
+
+const ALERT_NAMES: Record<string, string> = {
+  UNKNOWN_CA: "unknown CA",
+  BAD_CERTIFICATE: "bad certificate",
+  CERTIFICATE_UNKNOWN: "certificate unknown",
+  UNSUPPORTED_CERTIFICATE: "unsupported certificate",
+  CERTIFICATE_EXPIRED: "certificate expired",
+  CERTIFICATE_REVOKED: "certificate revoked",
+  ACCESS_DENIED: "access denied",
+  DECRYPT_ERROR: "decrypt error",
+};
+// rustls names the same alerts in CamelCase in messages ("received fatal alert: UnknownCA").
+const ALERT_MESSAGE =
+  /fatal alert: (UnknownCA|BadCertificate|CertificateUnknown|UnsupportedCertificate|CertificateExpired|CertificateRevoked|AccessDenied|DecryptError)\b/;
+
+/** The name of an alert about the client's certificate, when `err` is one. */
+function clientCertAlert(err: unknown): string | undefined {
+  const code = errorCode(err) ?? "";
+  const m = /ALERT_([A-Z_]+)$/.exec(code);
+  if (m && m[1] in ALERT_NAMES) return ALERT_NAMES[m[1]];
+  const mm = ALERT_MESSAGE.exec(messageOf(err));
+  if (mm) {
+    return mm[1].replace(/([a-z])([A-Z])/g, "$1 $2").replace("CA", " CA").trim().toLowerCase();
+  }
+  return undefined;
+}
+
+/** Whether `err` is a TLS alert (by its code or, for rustls, its message). */
+export function isTlsAlert(err: unknown): boolean {
+  return /ALERT/.test(errorCode(err) ?? "") || /fatal alert/.test(messageOf(err));
+}
+
+const REFUSED_HINT =
+  "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
+  "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
+
+/** An error of the TLS handshake: the server's certificate, an alert, a port without TLS. */
+export function classifyTlsError(
+  err: unknown,
+  broker: BrokerAddress,
+  options: TlsConnectOptions,
+): C8yError {
+  const code = errorCode(err) ?? "";
+  const message = messageOf(err);
+  if (err instanceof Deno.errors.NotCapable) return classifyNetworkError(err, "tcp", broker);
+  if (
+    [
+      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+      "UNABLE_TO_GET_ISSUER_CERT",
+      "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+      "SELF_SIGNED_CERT_IN_CHAIN",
+      "DEPTH_ZERO_SELF_SIGNED_CERT",
+      "CERT_UNTRUSTED",
+      "CERT_SIGNATURE_FAILURE",
+      "CERT_REJECTED",
+      "INVALID_CA",
+    ].includes(code) || /UnknownIssuer|unknown issuer|self[- ]signed/i.test(message)
+  ) {
+    return new TlsError(
+      `The server certificate of ${broker.url} is not trusted (${code || message})`,
+      {
+        code: "TLS_SERVER_UNTRUSTED",
+        hint: options.ca === undefined
+          ? "The default root CAs do not trust it: give --truststore with the CA that signed the server's certificate."
+          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave --truststore out to use the default root CAs.",
+        cause: err,
+      },
+    );
+  }
+  if (
+    code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID" ||
+    /Expired|NotValidYet/.test(message)
+  ) {
+    return new TlsError(
+      `The server certificate of ${broker.url} is ${
+        code === "CERT_NOT_YET_VALID" ? "not yet valid" : "expired"
+      }`,
+      {
+        code: "TLS_SERVER_EXPIRED",
+        hint:
+          "Check this machine's clock; if it is right, the server's certificate must be renewed.",
+        cause: err,
+      },
+    );
+  }
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /NotValidForName|altnames/.test(message)) {
+    const name = options.servername ?? options.host;
+    return new TlsError(
+      `The server certificate of ${broker.url} is not valid for "${name}"`,
+      {
+        code: "TLS_HOSTNAME_MISMATCH",
+        hint:
+          "Use the host name the server's certificate names (the tenant domain), not an alias or IP address.",
+        cause: err,
+      },
+    );
+  }
+  if (/CERTIFICATE_REQUIRED/.test(code) || /CertificateRequired/.test(message)) {
+    return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {
+      code: "TLS_CLIENT_CERT_REQUIRED",
+      hint: "Give the device keystore with its private key and certificate.",
+      cause: err,
+    });
+  }
+  const alert = clientCertAlert(err);
+  if (alert !== undefined) {
+    return new TlsError(
+      `${broker.url} refused the device certificate (TLS alert "${alert}")`,
+      { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause: err },
+    );
+  }
+  if (
+    code === "ERR_SSL_WRONG_VERSION_NUMBER" ||
+    /InvalidContentType|wrong version number|CorruptMessage/.test(message)
+  ) {
+    return new TlsError(`${broker.url} does not speak TLS`, {
+      code: "TLS_NOT_TLS",
+      hint:
+        "Check the port: Cumulocity's MQTT over TLS port is 8883 (1883 is plain MQTT, which certificates cannot use).",
+      cause: err,
+    });
+  }
+  return new TlsError(`The TLS handshake with ${broker.url} failed: ${message}`, {
+    code: "TLS_HANDSHAKE_FAILED",
+    hint: "Check the URL and port; the server may also have refused the device certificate.",
+    cause: err,
+  });
+}
+
+/**
+ * Classifies an error or close of the TLS stream after the handshake and before the CONNACK.
+ * An alert names the reason. A bare close under TLS 1.3 is, most likely, the server refusing the
+ * device certificate (it judges it after the client considers the handshake done). Under TLS 1.2
+ * the server has accepted the certificate before the handshake ends, so a bare close there is
+ * the MQTT side hanging up.
+ */
+export function lateRejection(
+  broker: BrokerAddress,
+  cause: Error | undefined,
+  protocol: string | null,
+): TlsError | MqttError {
+  const alert = cause === undefined ? undefined : clientCertAlert(cause);
+  if (cause !== undefined && /CERTIFICATE_REQUIRED/.test(errorCode(cause) ?? "")) {
+    return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {
+      code: "TLS_CLIENT_CERT_REQUIRED",
+      hint: "Give the device keystore with its private key and certificate.",
+      cause,
+    });
+  }
+  if (alert !== undefined || (cause !== undefined && isTlsAlert(cause))) {
+    const how = alert !== undefined ? `TLS alert "${alert}"` : `a TLS alert (${messageOf(cause!)})`;
+    return new TlsError(
+      `${broker.url} did not accept the device certificate: it refused with ${how}`,
+      {
+        code: "TLS_CLIENT_CERT_REFUSED",
+        hint: REFUSED_HINT,
+        cause,
+      },
+    );
+  }
+  if (protocol === "TLSv1.2") {
+    return new MqttError(
+      `${broker.url} closed the connection after the TLS handshake, before answering MQTT CONNECT`,
+      {
+        code: "MQTT_CONNECTION_CLOSED",
+        hint: "Under TLS 1.2 the server had accepted the device certificate: check that the URL " +
+          "names Cumulocity's MQTT port (8883) and try again; the broker may be overloaded.",
+        cause,
+      },
+    );
+  }
+  return new TlsError(
+    `${broker.url} most likely did not accept the device certificate: it closed the connection ` +
+      "right after the TLS 1.3 handshake, before answering MQTT CONNECT (how a server refuses a " +
+      "client certificate under TLS 1.3)",
+    { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause },
+  );
+}
+
+const CONNACK: Record<number, { code: string; meaning: string; hint: string }> = {
+  1: {
+    code: "MQTT_UNACCEPTABLE_PROTOCOL",
+    meaning: "unacceptable protocol version",
+    hint:
+      "Cumulocity supports MQTT 3.1 and 3.1.1 (this tool sends 3.1.1; is the URL really Cumulocity?).",
+  },
+  2: {
+    code: "MQTT_IDENTIFIER_REJECTED",
+    meaning: "identifier rejected",
+    hint: "The client id is not accepted: use d:<certificate CN> (leave --client-id out).",
+  },
+  3: {
+    code: "MQTT_SERVER_UNAVAILABLE",
+    meaning: "server unavailable",
+    hint: "The MQTT service is temporarily unavailable; try again later.",
+  },
+  4: {
+    code: "MQTT_BAD_CREDENTIALS",
+    meaning: "bad user name or password",
+    hint:
+      "Cumulocity does not send this for certificate authentication: check that the URL is the right broker.",
+  },
+  5: {
+    code: "MQTT_NOT_AUTHORIZED",
+    meaning: "not authorized",
+    hint:
+      "The platform refused the certificate identity: the client id must be d:<CN>; auto-registration may have failed, or a device with this CN belongs to another tenant. It can be transient: retry a few times.",
+  },
+};
+
+/** A CONNACK with a return code other than 0 (OASIS MQTT 3.1.1, section 3.2.2.3). */
+export function connackError(
+  returnCode: number,
+  broker: BrokerAddress,
+  clientId: string,
+): MqttError {
+  const known = CONNACK[returnCode];
+  if (known === undefined) {
+    return new MqttError(
+      `${broker.url} refused the MQTT connection with CONNACK ${returnCode}, which MQTT 3.1.1 does not define`,
+      {
+        code: "MQTT_PROTOCOL",
+        hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
+        returnCode,
+      },
+    );
+  }
+  return new MqttError(
+    `${broker.url} refused the MQTT connection of "${clientId}": CONNACK ${returnCode}, ${known.meaning}`,
+    { code: known.code, hint: known.hint, returnCode },
+  );
+}
+
+/** The broker answered CONNECT with bytes that are not a CONNACK. */
+export function notMqtt(broker: BrokerAddress, chunk: Uint8Array, cause?: unknown): MqttError {
+  const head = chunk.subarray(0, 8);
+  const hex = Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  // An HTTP or other text reply is shown as text (its first line, shortened); other bytes in hex.
+  const line = new TextDecoder().decode(chunk.subarray(0, 64)).split(/\r?\n/)[0] ?? "";
+  const textual = line.length >= 4 && /^[\x20-\x7e]+$/.test(line);
+  const shown = cause !== undefined
+    ? messageOf(cause)
+    : textual
+    ? `"${line.slice(0, 40)}"`
+    : `bytes ${hex}${chunk.length > 8 ? " ..." : ""}`;
+  return new MqttError(
+    `${broker.url} answered MQTT CONNECT with something that is not MQTT (${shown})`,
+    {
+      code: "MQTT_PROTOCOL",
+      hint:
+        "Check that the URL names Cumulocity's MQTT over TLS port (8883), not an HTTPS or other TLS service.",
+      cause,
+    },
+  );
+}
+
+/** No CONNACK arrived within the time limit. */
+export function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttError {
+  return new MqttError(
+    `${broker.url} accepted the TLS connection but sent no CONNACK within ${seconds(timeoutMs)}`,
+    {
+      code: "MQTT_CONNACK_TIMEOUT",
+      hint:
+        "Check that the port is the broker's MQTT over TLS port (8883) and that the broker is healthy; try a longer --timeout.",
+    },
+  );
+}
+
+/**
+ * A publish or subscribe whose acknowledgement (SUBACK; PUBACK or PUBCOMP; for QoS 0 the write)
+ * did not come within its time limit.
+ */
+export function ackTimeout(
+  broker: BrokerAddress,
+  kind: "publish" | "subscribe",
+  topic: string,
+  qos: 0 | 1 | 2,
+  timeoutMs: number,
+): MqttError {
+  const within = `within ${seconds(timeoutMs)}`;
+  if (kind === "subscribe") {
+    return new MqttError(
+      `${broker.url} sent no SUBACK for the subscription to "${topic}" ${within}`,
+      {
+        code: "MQTT_SUBACK_TIMEOUT",
+        stage: "subscribe",
+        hint:
+          "The broker accepted the connection but does not answer; check its health and log, or allow a longer timeout.",
+      },
+    );
+  }
+  const awaited = qos === 0 ? "could not send" : `sent no ${qos === 1 ? "PUBACK" : "PUBCOMP"} for`;
+  return new MqttError(
+    qos === 0
+      ? `The publish to "${topic}" on ${broker.url} could not be sent ${within}`
+      : `${broker.url} ${awaited} the publish to "${topic}" ${within}`,
+    {
+      code: "MQTT_PUBACK_TIMEOUT",
+      hint:
+        "The broker accepted the connection but does not answer; check its health and log, or allow a longer timeout.",
+    },
+  );
+}
+
+/** The connection closed while a request waited for its answer. */
+export function lostWhile(
+  broker: BrokerAddress,
+  what: string,
+  stage: Stage,
+  cause: Error | undefined,
+): NetworkError {
+  const reason = cause === undefined ? "" : ` (${cause.message})`;
+  return new NetworkError(`The connection to ${broker.url} was lost while ${what}${reason}`, {
+    code: "CONNECTION_LOST",
+    stage,
+    hint: "The broker closed the connection; check the broker's log, then connect again.",
+    cause,
+  });
+}
+
+/** A topic that MQTT cannot carry (`cause` says why). */
+export function unsendable(
+  kind: "publish" | "subscribe",
+  topic: string,
+  cause: unknown,
+): MqttError {
+  return kind === "publish"
+    ? new MqttError(`Cannot publish to "${topic}": ${messageOf(cause)}`, {
+      code: "MQTT_PUBLISH_FAILED",
+      hint: "Publish to a topic name without wildcards (+, #), e.g. s/us.",
+      cause,
+    })
+    : new MqttError(`Cannot subscribe to "${topic}": ${messageOf(cause)}`, {
+      code: "MQTT_SUBSCRIBE_REFUSED",
+      stage: "subscribe",
+      hint: "Give a topic filter, e.g. s/ds.",
+      cause,
+    });
+}
+
+/** A request made while the connection is down (or closed). */
+export function notConnected(broker: BrokerAddress, what: "publish" | "subscribe"): MqttError {
+  return new MqttError(`Cannot ${what}: the session with ${broker.url} is not connected`, {
+    code: "MQTT_NOT_CONNECTED",
+    stage: what === "subscribe" ? "subscribe" : "mqtt",
+    hint: "Connect again.",
+  });
+}
+
+/** The message of an error, or the value as text. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,116 @@
+/**
+ * The one call another Deno script needs: a device identity in, a JWT session token out.
+ *
+ * @module
+ */
+
+import { connect, type StageListener } from "../connect/connection.ts";
+import type { DeviceIdentity, TrustAnchors } from "../types.ts";
+import type { DeviceToken } from "./decode_token.ts";
+import { requestToken } from "./request_token.ts";
+import { parseBrokerUrl } from "../broker_url.ts";
+import { clientId as buildClientId } from "../client_id.ts";
+import { requestRestToken } from "./rest_token.ts";
+import { parseRestUrl, restUrlOf } from "./rest_url.ts";
+
+/** Options of {@linkcode fetchToken}. */
+export interface FetchTokenOptions {
+  /** The broker URL: `ssl://host:port`, `mqtts://`, `tls://` or `host[:port]`. */
+  url: string;
+  /** The device's key and chain (from `loadKeyStore`). */
+  identity: DeviceIdentity;
+  /** The CAs that may sign the server's certificate (from `loadTrustStore`). @default the default root CAs */
+  trust?: TrustAnchors;
+  /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
+  clientId?: string;
+  /**
+   * Bounds every wait, in milliseconds: connecting (DNS to CONNACK), the SUBACK of `s/dat`, and
+   * each token request.
+   * @default 10000 for connecting, 20000 for the SUBACK and for each token request
+   */
+  timeoutMs?: number;
+  /** How many token requests to send before giving up. @default 3 */
+  attempts?: number;
+  /**
+   * Called with each stage's time: `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token` over MQTT;
+   * `dns`, `tcp`, `tls`, `http`, `token` over REST.
+   */
+  onStage?: StageListener;
+  /**
+   * How to get the token: `"mqtt"` (`s/uat` -> `71,<JWT>` on `s/dat`) or `"rest"`
+   * (`POST /devicecontrol/deviceAccessToken` over mutual TLS, see `requestRestToken`).
+   * @default "mqtt"
+   */
+  via?: "mqtt" | "rest";
+  /** With `via: "rest"`: the HTTPS address. @default the host of `url` on port 443 */
+  restUrl?: string;
+  /** With `via: "rest"`: send the device's chain in `X-Ssl-Cert-Chain`. @default false */
+  sendChain?: boolean;
+}
+
+/**
+ * Connects as the device, requests a JWT session token and disconnects (also on failure); with
+ * `via: "rest"`, requests it over HTTPS with the device certificate instead (no MQTT connection;
+ * the client id is still worked out, which checks the certificate's CN).
+ *
+ * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
+ * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
+ * @throws {C8yError} `UsageError` for a bad URL or client id, `CertificateError` for a CN that
+ * cannot work, and the `NetworkError`, `TlsError`, `MqttError`, `TokenError` of `connect` and
+ * `requestToken` (e.g. `MQTT_SUBACK_TIMEOUT` when the broker accepts the connection but never
+ * answers the subscription).
+ *
+ * @example Failures are classified (here: nothing listens on the port)
+ * ```ts
+ * import { C8yError, type DeviceIdentity, fetchToken } from "../../mod.ts";
+ * // A stand-in identity: the connection fails before its key and certificate are used.
+ * const identity = {
+ *   privateKeyPem: "",
+ *   chain: [{ pem: "", summary: { commonName: "device-001" } }],
+ * } as unknown as DeviceIdentity;
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const url = `ssl://127.0.0.1:${listener.addr.port}`;
+ * listener.close();
+ * try {
+ *   await fetchToken({ url, identity, timeoutMs: 2000 });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof C8yError) || err.code !== "NETWORK_REFUSED") throw err;
+ * }
+ * ```
+ */
+export async function fetchToken(
+  options: FetchTokenOptions,
+): Promise<DeviceToken & { clientId: string }> {
+  if (options.via === "rest") {
+    const broker = parseBrokerUrl(options.url);
+    const id = buildClientId(options.identity, { explicit: options.clientId });
+    const token = await requestRestToken({
+      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+      identity: options.identity,
+      trust: options.trust,
+      sendChain: options.sendChain,
+      timeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: id };
+  }
+  const connection = await connect({
+    url: options.url,
+    identity: options.identity,
+    trust: options.trust,
+    clientId: options.clientId,
+    connectTimeoutMs: options.timeoutMs,
+    onStage: options.onStage,
+  });
+  try {
+    const token = await requestToken(connection, {
+      attempts: options.attempts,
+      attemptTimeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: connection.clientId };
+  } finally {
+    await connection.close();
+  }
+}
