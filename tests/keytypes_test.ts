@@ -12,6 +12,7 @@ import tls from "node:tls";
 import { clientId } from "../lib/client_id.ts";
 import { diagnose } from "../lib/diagnose.ts";
 import { loadKeyStore } from "../lib/keystore.ts";
+import { runCli } from "./cli_helpers.ts";
 import { fixtureText, mosquittoTest, startMosquitto } from "./mosquitto.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
@@ -129,3 +130,26 @@ mosquittoTest(
     assert.equal(connack, "32,2,0,0");
   },
 );
+
+Deno.test("token and check stop before connecting on a key type the TLS client cannot present", async () => {
+  const path = "fixtures/keytypes/secp256k1.p12";
+  for (const command of ["token", "check"]) {
+    const r = await runCli(
+      [
+        command,
+        "--keystore",
+        path,
+        "--keystore-password",
+        "pass:changeit",
+        "--url",
+        "ssl://127.0.0.1:1",
+        "--json",
+      ],
+      { read: [path], net: ["127.0.0.1:1"] },
+    );
+    assert.equal(r.code, 4, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.error?.code ?? out.code, "KEY_TYPE_UNSUPPORTED", r.stdout);
+    assert.match(r.stdout, /secp256k1.*P-256\/P-384\/P-521/);
+  }
+});
