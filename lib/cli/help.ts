@@ -61,7 +61,7 @@ STORE OPTIONS
   --alias NAME            The key entry to use when the keystore holds several.
   --key PATH              The private key (PEM) when --keystore is a PEM certificate file.
   --truststore PATH       The server's CA: JKS, PKCS#12 or PEM. Without it, Deno's default roots.
-  --truststore-type T     jks | pkcs12 | pem (default: detected).
+  --truststore-type T     jks | pkcs12 | pem | der (default: detected).
   --truststore-password P Password SPEC; a JKS truststore opens without one (integrity unchecked).
 
 EMULATOR OPTIONS
