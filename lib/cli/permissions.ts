@@ -8,19 +8,27 @@
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../broker_url.ts";
 import { DEFAULT_HOSTNAME, listenAddress } from "../emulator/settings.ts";
-import type { Command, Values } from "./options.ts";
+import { type Command, tokenRoute, type Values } from "./options.ts";
+import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {
   read: string[];
   net: string[];
   env: string[];
+  write: string[];
   /**
    * Whether the command loads an npm library whose dependencies look up environment variables
-   * when they load (MQTT.js for `token` and `check`, aedes for `emulate`): `--ignore-env` makes
-   * those look-ups find nothing instead of asking or failing.
+   * when they load (MQTT.js for `token`, `check` and a connecting `fleet`, aedes for `emulate`):
+   * `--ignore-env` makes those look-ups find nothing instead of asking or failing.
    */
   ignoreEnv: boolean;
+  /**
+   * Whether the command reads the default root CAs through `node:https` (`--via rest` without a
+   * truststore): Deno 2.9.6 asks for sys access "ca" there, and accepts only a bare `--allow-sys`
+   * for it (`--allow-sys=ca` is refused as an unknown descriptor).
+   */
+  sysCa: boolean;
 }
 
 /** The first variable MQTT.js's dependencies look up when they load (`readable-stream`). */
@@ -31,19 +39,34 @@ function neededPermissions(command: Command, values: Values): Needs {
     read: [],
     net: [],
     env: [],
-    ignoreEnv: command === "token" || command === "check" || command === "emulate",
+    write: [],
+    ignoreEnv: command === "token" || command === "check" || command === "emulate" ||
+      (command === "fleet" && !values.offline),
+    sysCa: false,
   };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
+    : command === "fleet"
+    ? [values.manifest, values.keystores, values.truststore]
     : [values.keystore, values.key, values.truststore];
   for (const path of fileOptions) if (path) needs.read.push(path);
   for (const [, spec] of passwordSpecs(values, command)) {
     if (spec.kind === "file") needs.read.push(spec.path);
     if (spec.kind === "env") needs.env.push(spec.name);
   }
-  if ((command === "token" || command === "check") && values.url) {
+  if (
+    (command === "token" || command === "check" || (command === "fleet" && !values.offline)) &&
+    values.url
+  ) {
     const broker = parseBrokerUrl(values.url);
-    needs.net.push(hostPort(broker.host, broker.port));
+    if (tokenRoute(values).via === "rest") {
+      // Over REST only the HTTPS address is contacted, not the MQTT broker.
+      const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
+      needs.net.push(hostPort(rest.host, rest.port));
+      needs.sysCa = !values.truststore;
+    } else {
+      needs.net.push(hostPort(broker.host, broker.port));
+    }
   }
   if (command === "emulate") {
     // The address really listened on (localhost is 127.0.0.1), IPv6 in brackets as Deno's
@@ -92,8 +115,13 @@ export async function checkPermissions(
   command: Command,
   values: Values,
   args: string[],
+  more: Partial<Pick<Needs, "read" | "env" | "write">> = {},
 ): Promise<void> {
   const needs = neededPermissions(command, values);
+  // What only a file the arguments name can tell (a fleet manifest's keystores, --junit).
+  needs.read.push(...more.read ?? []);
+  needs.env.push(...more.env ?? []);
+  needs.write.push(...more.write ?? []);
   const missing: string[] = [];
   for (const path of [...needs.read]) {
     const { state } = await Deno.permissions.query({ name: "read", path });
@@ -118,6 +146,21 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "env", variable });
     if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
   }
+  for (const path of needs.write) {
+    const { state } = await Deno.permissions.query({ name: "write", path });
+    if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
+  }
+  if (needs.sysCa) {
+    const { state } = await Deno.permissions.query({
+      name: "sys",
+      kind: "ca" as Deno.SysPermissionDescriptor["kind"],
+    });
+    if (state !== "granted") {
+      missing.push(
+        "reading the default root CAs for the REST request needs --allow-sys (or give --truststore)",
+      );
+    }
+  }
   if (needs.ignoreEnv && !envLookupsQuiet()) {
     const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
     missing.push(
@@ -135,7 +178,9 @@ function denoRunLine(needs: Needs, args: string[]): string {
   const flags = needs.ignoreEnv ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
-  if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
+  if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);
+  if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
+  if (needs.sysCa) flags.push("--allow-sys");
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;

@@ -8,6 +8,7 @@
 import { C8yError, ExitCode, PermissionError } from "../errors.ts";
 import { checkCommand } from "./commands/check.ts";
 import { emulateCommand } from "./commands/emulate.ts";
+import { fleetCommand, planFleet, validateFleet } from "./commands/fleet.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
 import {
@@ -20,7 +21,7 @@ import {
 import { HELP } from "./help.ts";
 import { parse, validate } from "./options.ts";
 import { errorMessage } from "./output.ts";
-import { checkPasswordSources, passwordSpecs } from "./passwords.ts";
+import { checkPasswordSources } from "./passwords.ts";
 import { checkPermissions } from "./permissions.ts";
 import { VERSION } from "./version.ts";
 
@@ -54,13 +55,13 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
       io.out(HELP);
       return ExitCode.OK;
     }
-    // Passwords given on the command line are scrubbed from error reports.
-    for (const [, spec] of passwordSpecs(values, command)) {
-      if (spec.kind === "pass") runContext.secrets.add(spec.value);
-    }
     validate(command, values);
+    if (command === "fleet") validateFleet(values);
     checkPasswordSources(values, command);
-    await checkPermissions(command, values, args);
+    // A fleet manifest is read first: it names the files the run needs (and a malformed one is a
+    // usage error before anything connects).
+    const fleetPlan = command === "fleet" ? await planFleet(values) : undefined;
+    await checkPermissions(command, values, args, fleetPlan);
     const ctx: CommandContext = {
       run: runContext,
       io,
@@ -77,13 +78,13 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
         return await checkCommand(ctx);
       case "emulate":
         return await emulateCommand(ctx);
+      case "fleet":
+        return await fleetCommand(ctx, fleetPlan!);
     }
   } catch (error) {
-    const safeIo: Io = {
-      out: (l) => io.out(runContext.scrub(l)),
-      err: (l) => io.err(runContext.scrub(l)),
-    };
-    return reportError(error, safeIo, { json, verbose, stages: runContext.checkStages });
+    // No output is rewritten after the fact: no message, hint or JSON field is built from a
+    // password (the store readers name files, entries and algorithms, never a secret).
+    return reportError(error, io, { json, verbose, stages: runContext.checkStages });
   }
 }
 
