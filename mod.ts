@@ -64,9 +64,25 @@
  * @module
  */
 
-export { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
-export type { LoadKeyStoreOptions, LoadTrustStoreOptions } from "./lib/keystore.ts";
-export { certificatesFromPem, parseCertificate } from "./lib/certificate.ts";
+export {
+  detectFormat,
+  listKeyStore,
+  loadKeyStore,
+  loadTrustStore,
+  MAX_STORE_BYTES,
+} from "./lib/keystore.ts";
+export type {
+  ListedEntry,
+  LoadKeyStoreOptions,
+  LoadTrustStoreOptions,
+  StoreListing,
+} from "./lib/keystore.ts";
+export {
+  certificatesFromPem,
+  MAX_STORE_CERTIFICATES,
+  parseCertificate,
+} from "./lib/certificate.ts";
+export { TLS_CLIENT_KEYS } from "./lib/key_info.ts";
 export type { ParseCertificateOptions } from "./lib/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";
@@ -88,7 +104,7 @@ export type {
   StageListener,
   SubscribeOptions,
 } from "./lib/connect/connection.ts";
-export type { Mqtt, MqttClient } from "./lib/deps.ts";
+export type { Mqtt, MqttClient, MqttClientModule } from "./lib/deps.ts";
 export {
   requestToken,
   TOKEN_REQUEST_TOPIC,
@@ -99,6 +115,16 @@ export { decodeToken } from "./lib/token/decode_token.ts";
 export type { DeviceToken } from "./lib/token/decode_token.ts";
 export { fetchToken } from "./lib/token/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/token/fetch_token.ts";
+export {
+  MAX_REST_ANSWER_BYTES,
+  requestRestToken,
+  REST_TOKEN_PATH,
+} from "./lib/token/rest_token.ts";
+export type { RestTokenOptions } from "./lib/token/rest_token.ts";
+export { DEFAULT_REST_PORT, parseRestUrl, restUrlOf } from "./lib/token/rest_url.ts";
+export type { RestAddress } from "./lib/token/rest_url.ts";
+export { keepToken } from "./lib/token/keep_token.ts";
+export type { KeepTokenOptions, KeptConnection, TokenKeeper } from "./lib/token/keep_token.ts";
 export { checkFleet, DEFAULT_FLEET_CONCURRENCY } from "./lib/fleet/check_fleet.ts";
 export type { CheckFleetOptions, FleetMode, FleetSource } from "./lib/fleet/check_fleet.ts";
 export { MANIFEST_COLUMNS, readManifest } from "./lib/fleet/manifest.ts";

@@ -14,7 +14,9 @@ certificate, and fetch its JWT session token; says what is wrong when that fails
 
 USAGE
   c8y-mqtt-cert token   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]] [--watch]
   c8y-mqtt-cert check   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]]
   c8y-mqtt-cert inspect [--keystore PATH [store options]] [--truststore PATH] [--json]
   c8y-mqtt-cert emulate --trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]
   c8y-mqtt-cert fleet   --manifest FILE | --keystores DIR [--url URL] [--truststore PATH]
@@ -42,6 +44,14 @@ CONNECTION
   --client-id ID          Override d:<CN>; must be <CN>, d:<CN> or d:<CN>:<template>.
   --timeout SECONDS       Per-attempt timeout for connecting and for the token reply (default 20).
   --force                 Connect even when an offline check found an error.
+  --via mqtt|rest         How to get the token (default mqtt): rest posts to
+                          /devicecontrol/deviceAccessToken over HTTPS with the device certificate
+                          (check then shows dns, tcp, tls, http, token).
+  --rest-url URL          With --via rest: https://host[:port] (default: the --url host on 443).
+  --send-chain            With --via rest: send the device's chain in the X-Ssl-Cert-Chain header.
+  --watch                 token: stay connected, renew the token once half its lifetime has
+                          passed (and after a reconnect) and print each new one on its own line
+                          (--json: one JSON object per line) until Ctrl-C or SIGTERM (exit 0).
 
 STORE OPTIONS
   --keystore PATH         The device's key and certificate chain: JKS, PKCS#12 or PEM.
@@ -51,7 +61,7 @@ STORE OPTIONS
   --alias NAME            The key entry to use when the keystore holds several.
   --key PATH              The private key (PEM) when --keystore is a PEM certificate file.
   --truststore PATH       The server's CA: JKS, PKCS#12 or PEM. Without it, Deno's default roots.
-  --truststore-type T     jks | pkcs12 | pem (default: detected).
+  --truststore-type T     jks | pkcs12 | pem | der (default: detected).
   --truststore-password P Password SPEC; a JKS truststore opens without one (integrity unchecked).
 
 EMULATOR OPTIONS
@@ -90,6 +100,8 @@ PASSWORD SPEC (as openssl's -passin)
 PERMISSIONS (deno run)
   token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
+               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without
+                --truststore --allow-sys: node:https reads the default root CAs with it)
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
                  cli.ts emulate ...
