@@ -52,8 +52,17 @@ export async function loadJks(): Promise<JksJs> {
   };
 }
 
-/** The `mqtt` module (MQTT.js 5), the MQTT client. */
-export type Mqtt = typeof import("npm:mqtt@5.16.0");
+/** MQTT.js's module `lib/client` (its client class and helpers). */
+export type MqttClientModule = typeof import("npm:mqtt@5.16.0/lib/client");
+
+/**
+ * The part of MQTT.js 5 (`npm:mqtt`) the connection uses: its client class, which speaks MQTT on
+ * a stream it is given.
+ */
+export interface Mqtt {
+  /** MQTT.js's `MqttClient` class. */
+  MqttClient: MqttClientModule["default"];
+}
 
 /**
  * MQTT.js's client (`MqttClient` of `npm:mqtt`), as `DeviceConnection.client` exposes it: its
@@ -62,12 +71,18 @@ export type Mqtt = typeof import("npm:mqtt@5.16.0");
 export type MqttClient = InstanceType<Mqtt["MqttClient"]>;
 
 /**
- * Loads `mqtt` (MQTT.js 5), the MQTT client. Its dependencies (`debug`, `readable-stream`) look up
- * environment variables when they load: a program needs `--ignore-env` (the look-ups then find
- * nothing) or `--allow-env`.
+ * Loads MQTT.js's client (`npm:mqtt@5.16.0`, module `lib/client`: the package's entry point
+ * also loads every transport, WebSocket included, which costs about 15 ms more in a cold process,
+ * measured with Deno 2.9.6). Its dependencies (`debug`, `readable-stream`) look up environment
+ * variables when they load: a program needs `--ignore-env` (the look-ups then find nothing) or
+ * `--allow-env`.
  */
-export function loadMqtt(): Promise<Mqtt> {
-  return import("npm:mqtt@5.16.0");
+export async function loadMqtt(): Promise<Mqtt> {
+  const mod = await import("npm:mqtt@5.16.0/lib/client");
+  // A CommonJS module: the namespace's default is its `module.exports`, whose `default` is the
+  // class (the type declarations describe the ES module view, where it is the default itself).
+  const exports = mod.default as unknown as { default: Mqtt["MqttClient"] };
+  return { MqttClient: exports.default };
 }
 
 /** Loads `aedes` (MQTT broker, for the emulator). */
@@ -96,4 +111,27 @@ export async function loadNobleHashes(): Promise<NobleHashes> {
     import("npm:@noble/hashes@2.4.0/legacy.js"),
   ]);
   return { ...sha2, sha1: legacy.sha1 };
+}
+
+/** Loads `csv-parse` (streaming CSV parser, for fleet manifests). */
+export function loadCsvParse(): Promise<typeof import("npm:csv-parse@7.0.3")> {
+  return import("npm:csv-parse@7.0.3");
+}
+
+/** Loads `xmlbuilder2` (XML writer, for the fleet's JUnit report). */
+export function loadXmlBuilder(): Promise<typeof import("npm:xmlbuilder2@4.0.3")> {
+  return import("npm:xmlbuilder2@4.0.3");
+}
+
+// @ts-types="npm:@types/cli-progress@3.11.6"
+import type cliProgressType from "npm:cli-progress@3.12.0";
+
+/** The `cli-progress` module (progress bars on a terminal). */
+export type CliProgress = typeof cliProgressType;
+
+/** Loads `cli-progress` (the fleet command's progress bar on a terminal). */
+export async function loadCliProgress(): Promise<CliProgress> {
+  // @ts-types="npm:@types/cli-progress@3.11.6"
+  const mod = await import("npm:cli-progress@3.12.0");
+  return mod.default;
 }

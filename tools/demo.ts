@@ -54,6 +54,7 @@ try {
   const port = new URL(url.replace("mqtts:", "http:")).port;
   const command = [
     "run",
+    "--ignore-env", // MQTT.js's dependencies look up environment variables when they load
     `--allow-read=${keystore},${truststore}`,
     `--allow-net=127.0.0.1:${port}`,
     "cli.ts",

@@ -12,7 +12,7 @@ import { parseRestUrl } from "../token/rest_url.ts";
 import { checkEmulatorSettings } from "../emulator_settings.ts";
 import type { StoreFormat } from "../types.ts";
 
-export const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
+export const COMMANDS = ["token", "check", "inspect", "emulate", "fleet"] as const;
 export type Command = typeof COMMANDS[number];
 
 const STORE_OPTIONS = [
@@ -54,6 +54,21 @@ const ALLOWED: Record<Command, readonly string[]> = {
     "token-lifetime",
     ...COMMON_OPTIONS,
   ],
+  fleet: [
+    "manifest",
+    "keystores",
+    "keystore-password",
+    "truststore",
+    "truststore-type",
+    "truststore-password",
+    "url",
+    "timeout",
+    "offline",
+    "no-token",
+    "concurrency",
+    "junit",
+    ...COMMON_OPTIONS,
+  ],
 };
 
 export const OPTION_SPEC = {
@@ -88,6 +103,12 @@ export const OPTION_SPEC = {
   "server-key": { type: "string" },
   tenant: { type: "string" },
   "token-lifetime": { type: "string" },
+  manifest: { type: "string" },
+  keystores: { type: "string" },
+  offline: { type: "boolean" },
+  "no-token": { type: "boolean" },
+  concurrency: { type: "string" },
+  junit: { type: "string" },
 } as const;
 
 export type Values = ReturnType<

@@ -1,11 +1,12 @@
 /**
- * The MQTT behaviour of a connected session (`lib/session.ts`) that `session_test.ts` leaves out:
- * QoS 1 and 2 in both directions, granted and refused subscriptions, keepalive, a broker breaking
- * the protocol, topic and keepalive checks, subscriptions renewed after a reconnect, and close().
+ * The MQTT behaviour of a live connection (`lib/connect/`, MQTT.js on our TLS socket) that
+ * `connection_test.ts` leaves out: QoS 1 and 2 in both directions, granted and refused
+ * subscriptions, keepalive, a broker breaking the protocol, topic and keepalive checks,
+ * subscriptions renewed after a reconnect, time limits, and close().
  *
- * A fake broker (TLS on 127.0.0.1) reads what the client sends with mqtt-packet's parser, an
- * implementation independent of `lib/mqtt_wire.ts`, and answers with bytes written out here. The
- * QoS 1 and 2 round trips also run against a real mosquitto.
+ * A fake broker (TLS on 127.0.0.1) reads what the client sends with mqtt-packet's parser and
+ * answers with bytes written out here. The QoS 1 and 2 round trips also run against a real
+ * mosquitto.
  */
 
 import assert from "node:assert/strict";
