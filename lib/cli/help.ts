@@ -72,7 +72,7 @@ const OPTION_HELP: Record<string, OptionHelp> = {
     value: "PATH",
     text: "The server's CA: JKS, PKCS#12 or PEM. Without it, Deno's default roots.",
   },
-  "truststore-type": { value: "T", text: "jks | pkcs12 | pem (default: detected)." },
+  "truststore-type": { value: "T", text: "jks | pkcs12 | pem | der (default: detected)." },
   "truststore-password": {
     value: "P",
     text: "Password SPEC; a JKS truststore opens without one (integrity unchecked).",
@@ -85,12 +85,20 @@ const OPTION_HELP: Record<string, OptionHelp> = {
   "trust-password": { value: "P", text: "Password SPEC of the --trust store." },
   "server-cert": { value: "PEM", text: "The emulator's server certificate (with its chain)." },
   "server-key": { value: "PEM", text: "The emulator's server key." },
-  host: { value: "HOST", text: "Listen address (default 127.0.0.1)." },
+  host: {
+    value: "HOST",
+    text: "Listen address: 127.0.0.1 (default), ::1, or localhost (= 127.0.0.1).",
+  },
   port: { value: "N", text: "Listen port (default 8883, 0 = any free port)." },
+  "rest-port": {
+    value: "N",
+    text: "Also serve POST /devicecontrol/deviceAccessToken (0 = any port).",
+  },
   tenant: { value: "ID", text: "Tenant id put in tokens (default t12345)." },
   "token-lifetime": {
     value: "S",
-    text: "Token lifetime in seconds (default 3600, minimum 300).",
+    text: "Token lifetime in seconds (default 3600; the platform's minimum is 300, the " +
+      "emulator's 1, for tests of token renewal).",
   },
   manifest: {
     value: "FILE",
@@ -138,7 +146,8 @@ const COMMAND_HELP: Record<
       "TOKEN=$(c8y-mqtt-cert token ...). Progress goes to stderr.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...\n" +
-      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443; --ignore-env: MQTT.js's\n" +
+      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without --truststore\n" +
+      "--allow-sys: node:https reads the default root CAs with it; --ignore-env: MQTT.js's\n" +
       "dependencies look up environment variables when they load)",
   },
   check: {
@@ -149,7 +158,8 @@ const COMMAND_HELP: Record<
       "subscribe, token. Stops at the first failure and explains it.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...\n" +
-      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443; --ignore-env: MQTT.js's\n" +
+      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without --truststore\n" +
+      "--allow-sys: node:https reads the default root CAs with it; --ignore-env: MQTT.js's\n" +
       "dependencies look up environment variables when they load)",
   },
   inspect: {
@@ -161,7 +171,10 @@ const COMMAND_HELP: Record<
   emulate: {
     usage: "--trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]",
     about: "A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).\n" +
-      "Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.",
+      "Prints a line with mqtts://HOST:PORT on stdout once it accepts connections, one line per\n" +
+      "event on stderr (each s/us line a device sends too). A line typed on stdin,\n" +
+      "'<client id> <SmartREST line>' (e.g. 'd:device01 510,device01'), is sent to that device\n" +
+      "on s/ds.",
     permissions: "deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\\n" +
       "  cli.ts emulate ...\n" +
       "(--ignore-env: the broker library's dependencies look up environment variables when they\n" +
@@ -254,6 +267,7 @@ const GROUPS: [string, readonly string[]][] = [
     "server-key",
     "host",
     "port",
+    "rest-port",
     "tenant",
     "token-lifetime",
   ]],

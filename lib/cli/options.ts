@@ -8,8 +8,12 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { parseClientId } from "../client_id.ts";
+import {
+  checkEmulatorSettings,
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  type EmulatorSettings,
+} from "../emulator/settings.ts";
 import { parseRestUrl } from "../token/rest_url.ts";
-import { checkEmulatorSettings } from "../emulator_settings.ts";
 import type { StoreFormat } from "../types.ts";
 import { closestWord } from "./did_you_mean.ts";
 
@@ -53,6 +57,7 @@ export const ALLOWED: Record<Command, readonly string[]> = {
     "server-key",
     "tenant",
     "token-lifetime",
+    "rest-port",
     ...COMMON_OPTIONS,
   ],
   fleet: [
@@ -104,6 +109,7 @@ export const OPTION_SPEC = {
   "server-key": { type: "string" },
   tenant: { type: "string" },
   "token-lifetime": { type: "string" },
+  "rest-port": { type: "string" },
   manifest: { type: "string" },
   keystores: { type: "string" },
   offline: { type: "boolean" },
@@ -252,11 +258,19 @@ export function storeType(value: string | undefined, option: string): StoreForma
   if (value === undefined) return undefined;
   const lower = value.toLowerCase();
   if (lower === "p12" || lower === "pfx") return "pkcs12";
+  if (lower === "cer" || lower === "crt") return "der";
   if (lower === "jks" || lower === "pkcs12" || lower === "pem") return lower;
-  throw new UsageError(`${option} must be jks, pkcs12 or pem, not "${value}"`, {
-    code: "USAGE",
-    hint: "Leave it out to detect the format from the content.",
-  });
+  // One DER certificate (server.cer) is a truststore, never a keystore.
+  if (lower === "der" && option !== "--keystore-type") return lower;
+  throw new UsageError(
+    `${option} must be jks, pkcs12, pem${
+      option === "--keystore-type" ? "" : " or der"
+    }, not "${value}"`,
+    {
+      code: "USAGE",
+      hint: "Leave it out to detect the format from the content.",
+    },
+  );
 }
 
 export function required(values: Values, name: keyof Values, command: Command): string {
@@ -314,14 +328,18 @@ export function tokenRoute(
   return { via, restUrl: values["rest-url"], sendChain: values["send-chain"] ?? false };
 }
 
-/** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
-export function emulatorSettings(
-  values: Values,
-): { port: number; tenant: string | undefined; tokenLifetimeSeconds: number } {
+/**
+ * The emulator's ports, tenant and token lifetime from the options (checked by the emulator;
+ * its defaults are the emulator's, except the MQTT port: 8883, as on the platform).
+ */
+export function emulatorSettings(values: Values): EmulatorSettings {
   return {
     port: values.port === undefined ? 8883 : Number(values.port),
+    restPort: values["rest-port"] === undefined ? undefined : Number(values["rest-port"]),
     tenant: values.tenant,
-    tokenLifetimeSeconds: seconds(values["token-lifetime"], "--token-lifetime", 3600),
+    tokenLifetimeSeconds: values["token-lifetime"] === undefined
+      ? undefined
+      : seconds(values["token-lifetime"], "--token-lifetime", DEFAULT_TOKEN_LIFETIME_SECONDS),
   };
 }
 

@@ -48,24 +48,20 @@ export class StageLog {
   readonly reports: StageReport[] = [];
   readonly #begun: { stage: Stage; startedAt: number }[] = [];
   readonly #print: ((line: string) => void) | undefined;
-  readonly #scrub: (text: string) => string;
   readonly #quiet: ReadonlySet<Stage>;
 
   /**
    * @param print Where the lines go (`undefined`: nowhere, e.g. under `--json`).
-   * @param scrub Removes the run's passwords from a failure's message.
    * @param first The stage under way from the start.
    * @param withoutDetail Stages whose line leaves out the detail when they pass (`token`
    *   without `--verbose`); the JSON keeps it.
    */
   constructor(
     print: ((line: string) => void) | undefined,
-    scrub: (text: string) => string,
     first: Stage = "store",
     withoutDetail: readonly Stage[] = [],
   ) {
     this.#print = print;
-    this.#scrub = scrub;
     this.#quiet = new Set(withoutDetail);
     this.begin(first);
   }
@@ -152,7 +148,7 @@ export class StageLog {
       ? error.stage
       : this.running;
     if (this.has(stage)) return;
-    this.end(stage, "error", this.elapsed(), this.#scrub(errorMessage(error)));
+    this.end(stage, "error", this.elapsed(), errorMessage(error));
   }
 
   /** The time of each stage reported, in ms (one decimal): `token --json`'s `timings`. */

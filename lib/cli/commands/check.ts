@@ -14,7 +14,7 @@ import { connectAndFetch, prepare } from "./prepare.ts";
  * in `--json`); stops at the first failure.
  */
 export async function checkCommand(ctx: CommandContext): Promise<number> {
-  const log = new StageLog(ctx.json ? undefined : ctx.io.out, (t) => ctx.run.scrub(t));
+  const log = new StageLog(ctx.json ? undefined : ctx.io.out);
   try {
     const prepared = await prepare(ctx, "check", log);
     const { problems, clientId, broker } = prepared;

@@ -19,7 +19,6 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   const quiet = ctx.quiet || ctx.json;
   const log = new StageLog(
     quiet ? undefined : ctx.io.err,
-    (t) => ctx.run.scrub(t),
     "store",
     verbose ? undefined : ["dns", "tcp", "tls", "mqtt", "subscribe"],
   );
