@@ -99,6 +99,32 @@ export { decodeToken } from "./lib/token/decode_token.ts";
 export type { DeviceToken } from "./lib/token/decode_token.ts";
 export { fetchToken } from "./lib/token/fetch_token.ts";
 export type { FetchTokenOptions } from "./lib/token/fetch_token.ts";
+export {
+  MAX_REST_ANSWER_BYTES,
+  requestRestToken,
+  REST_TOKEN_PATH,
+} from "./lib/token/rest_token.ts";
+export type { RestTokenOptions } from "./lib/token/rest_token.ts";
+export { DEFAULT_REST_PORT, parseRestUrl, restUrlOf } from "./lib/token/rest_url.ts";
+export type { RestAddress } from "./lib/token/rest_url.ts";
+export { keepToken } from "./lib/token/keep_token.ts";
+export type { KeepTokenOptions, KeptConnection, TokenKeeper } from "./lib/token/keep_token.ts";
+export { checkFleet, DEFAULT_FLEET_CONCURRENCY } from "./lib/fleet/check_fleet.ts";
+export type { CheckFleetOptions, FleetMode, FleetSource } from "./lib/fleet/check_fleet.ts";
+export { MANIFEST_COLUMNS, readManifest } from "./lib/fleet/manifest.ts";
+export type { FleetDevice, ManifestColumn, ReadManifestOptions } from "./lib/fleet/manifest.ts";
+export { fleetJUnitReport } from "./lib/fleet/junit.ts";
+export type { FleetJUnitOptions } from "./lib/fleet/junit.ts";
+export { deviceLabel, FAILURE_CLASSES, failureClass } from "./lib/fleet/result.ts";
+export type {
+  DeviceFailure,
+  DeviceResult,
+  FailureClass,
+  FailureClassSummary,
+  FleetStats,
+  FleetSummary,
+  StageTime,
+} from "./lib/fleet/result.ts";
 export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
 export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
 export type { EmulatorSettings } from "./lib/emulator_settings.ts";

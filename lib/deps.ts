@@ -112,3 +112,26 @@ export async function loadNobleHashes(): Promise<NobleHashes> {
   ]);
   return { ...sha2, sha1: legacy.sha1 };
 }
+
+/** Loads `csv-parse` (streaming CSV parser, for fleet manifests). */
+export function loadCsvParse(): Promise<typeof import("npm:csv-parse@7.0.3")> {
+  return import("npm:csv-parse@7.0.3");
+}
+
+/** Loads `xmlbuilder2` (XML writer, for the fleet's JUnit report). */
+export function loadXmlBuilder(): Promise<typeof import("npm:xmlbuilder2@4.0.3")> {
+  return import("npm:xmlbuilder2@4.0.3");
+}
+
+// @ts-types="npm:@types/cli-progress@3.11.6"
+import type cliProgressType from "npm:cli-progress@3.12.0";
+
+/** The `cli-progress` module (progress bars on a terminal). */
+export type CliProgress = typeof cliProgressType;
+
+/** Loads `cli-progress` (the fleet command's progress bar on a terminal). */
+export async function loadCliProgress(): Promise<CliProgress> {
+  // @ts-types="npm:@types/cli-progress@3.11.6"
+  const mod = await import("npm:cli-progress@3.12.0");
+  return mod.default;
+}

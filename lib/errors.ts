@@ -23,6 +23,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `ALIAS_NOT_APPLICABLE`, `KEY_NOT_PEM` | `UsageError` | An alias for a PEM store, or a separate key for a store that holds its own. |
  * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
  * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT` | `UsageError` | An emulator setting that cannot work. |
+ * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
  * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, unreadable or too large. |
  * | `STORE_FORMAT`, `STORE_CORRUPT`, `STORE_UNSUPPORTED`, `STORE_JCEKS`, `STORE_EMPTY` | `StoreError` | A store of an unknown, damaged or unsupported format, or with nothing in it. |
@@ -30,6 +31,8 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `KEYSTORE_PASSWORD`, `KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD`, `KEY_PASSWORD_REQUIRED` | `StoreError` | A wrong or missing store or key entry password. |
  * | `KEY_INVALID`, `KEY_UNSUPPORTED`, `KEY_CONFLICT`, `PEM_MULTIPLE_KEYS`, `CERT_PARSE` | `StoreError` | A key or certificate that cannot be read, or several keys where one is expected. |
  * | `TRUSTSTORE_EMPTY`, `DEPENDENCY_LOAD` | `StoreError` | A truststore without certificates; a library the format needs did not load. |
+ * | `STORE_CHANGED` | `StoreError` | A fleet device's keystore changed between the offline pass and its connection. |
+ * | `CLIENT_ID_DUPLICATE` | `CertificateError` | Several devices of a fleet have one client id (the platform admits one connection per client id). |
  * | {@linkcode ProblemCode} of severity `error` (`CERT_EXPIRED`, `CLIENT_ID_MISMATCH`, `CN_COLON`, `CHAIN_EMPTY`, ...) | `CertificateError` | An offline check found an error; the table of `diagnose()` explains each. |
  * | `DNS_NOT_FOUND`, `DNS_FAILED` | `NetworkError` | The broker's host name does not resolve. |
  * | `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED` | `NetworkError` | TCP to the broker failed or timed out. |
@@ -43,6 +46,9 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `MQTT_SUBSCRIBE_REFUSED`, `MQTT_PUBLISH_FAILED`, `MQTT_NOT_CONNECTED` | `MqttError` | A subscription or publication failed, or the connection is closed. |
  * | `MQTT_SUBACK_TIMEOUT`, `MQTT_PUBACK_TIMEOUT` | `MqttError` | The broker accepted the connection but did not acknowledge a subscription or publication within the time limit. |
  * | `TOKEN_TIMEOUT`, `TOKEN_MALFORMED`, `TOKEN_CONNECTION_LOST` | `TokenError` | No `71,<JWT>` reply after the retries, a reply without a JWT, or the connection lost while waiting. |
+ * | `HTTP_UNAUTHORIZED`, `HTTP_FORBIDDEN` | `TokenError` | REST token (stage `http`): 401 or 403, the device is not registered for certificate authentication or its CA is not trusted. |
+ * | `HTTP_STATUS`, `HTTP_TIMEOUT`, `HTTP_CONNECTION_CLOSED` | `TokenError` | REST token (stage `http`): another status, no answer in time, or a close before the answer. |
+ * | `TOKEN_NOT_JSON`, `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_TOO_LARGE` | `TokenError` | REST token: an answer that is not JSON, has no `accessToken`, or is larger than 64 KiB. |
  * | `INTERNAL` | `C8yError` | A failure the tool did not foresee (a bug). |
  */
 export type ErrorCode =
@@ -67,6 +73,14 @@ export type ErrorCode =
   | "EMULATOR_TOKEN_LIFETIME"
   | "EMULATOR_TRUST"
   | "EMULATOR_SERVER_CERT"
+  | "MANIFEST_EMPTY"
+  | "MANIFEST_HEADER"
+  | "MANIFEST_COLUMN"
+  | "MANIFEST_QUOTE"
+  | "MANIFEST_FIELDS"
+  | "MANIFEST_KEYSTORE"
+  | "MANIFEST_JSON"
+  | "MANIFEST_CSV"
   | "PERMISSION_MISSING"
   | "PERMISSION_NET"
   | "PERMISSION_ENV"
@@ -94,6 +108,8 @@ export type ErrorCode =
   | "CERT_PARSE"
   | "TRUSTSTORE_EMPTY"
   | "DEPENDENCY_LOAD"
+  | "STORE_CHANGED"
+  | "CLIENT_ID_DUPLICATE"
   | ProblemCode
   | "DNS_NOT_FOUND"
   | "DNS_FAILED"
@@ -127,6 +143,14 @@ export type ErrorCode =
   | "TOKEN_TIMEOUT"
   | "TOKEN_MALFORMED"
   | "TOKEN_CONNECTION_LOST"
+  | "HTTP_UNAUTHORIZED"
+  | "HTTP_FORBIDDEN"
+  | "HTTP_STATUS"
+  | "HTTP_TIMEOUT"
+  | "HTTP_CONNECTION_CLOSED"
+  | "TOKEN_NOT_JSON"
+  | "TOKEN_NO_ACCESS_TOKEN"
+  | "TOKEN_TOO_LARGE"
   | "INTERNAL";
 
 /** The stage of the path from stores to token in which a failure happened. */
@@ -140,6 +164,7 @@ export type Stage =
   | "tls"
   | "mqtt"
   | "subscribe"
+  | "http"
   | "token";
 
 /**

@@ -72,7 +72,7 @@ const ROWS: Record<keyof typeof ExitCode, Omit<ExitCodeRow, "code">> = {
   TOKEN: {
     class: "token",
     error: TokenError,
-    help: "token: no '71,<JWT>' reply on s/dat after the retries, or a malformed one",
+    help: "token: no '71,<JWT>' reply on s/dat, a malformed one, or a REST refusal (HTTP 401)",
   },
   PERMISSION: {
     class: "permission",

@@ -14,9 +14,13 @@ certificate, and fetch its JWT session token; says what is wrong when that fails
 
 USAGE
   c8y-mqtt-cert token   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]] [--watch]
   c8y-mqtt-cert check   --url URL --keystore PATH [store options] [--truststore PATH] [--json]
+                        [--via mqtt|rest [--rest-url URL] [--send-chain]]
   c8y-mqtt-cert inspect [--keystore PATH [store options]] [--truststore PATH] [--json]
   c8y-mqtt-cert emulate --trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]
+  c8y-mqtt-cert fleet   --manifest FILE | --keystores DIR [--url URL] [--truststore PATH]
+                        [--offline | --no-token] [--concurrency N] [--json] [--junit FILE]
 
 COMMANDS
   token     Connect as d:<certificate CN>, request a token (empty publish on s/uat) and print the
@@ -27,6 +31,12 @@ COMMANDS
             device would use, and problems found. Exits 4 when a problem is an error.
   emulate   A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).
             Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.
+  fleet     Check a batch of devices in one run: every keystore and certificate offline, client
+            ids used twice, then (unless --offline) a connection and a token request each,
+            --concurrency at a time. Progress on stderr, a table of failure classes at the end.
+            Exits 0 when every device passed, otherwise with the code of the most common
+            failure class (a tie goes to the class a device meets first: store, certificate,
+            network, TLS, MQTT, token).
 
 CONNECTION
   --url URL               ssl://host:port, mqtts://host:port, tls://host:port or host[:port];
@@ -34,6 +44,14 @@ CONNECTION
   --client-id ID          Override d:<CN>; must be <CN>, d:<CN> or d:<CN>:<template>.
   --timeout SECONDS       Per-attempt timeout for connecting and for the token reply (default 20).
   --force                 Connect even when an offline check found an error.
+  --via mqtt|rest         How to get the token (default mqtt): rest posts to
+                          /devicecontrol/deviceAccessToken over HTTPS with the device certificate
+                          (check then shows dns, tcp, tls, http, token).
+  --rest-url URL          With --via rest: https://host[:port] (default: the --url host on 443).
+  --send-chain            With --via rest: send the device's chain in the X-Ssl-Cert-Chain header.
+  --watch                 token: stay connected, renew the token once half its lifetime has
+                          passed (and after a reconnect) and print each new one on its own line
+                          (--json: one JSON object per line) until Ctrl-C or SIGTERM (exit 0).
 
 STORE OPTIONS
   --keystore PATH         The device's key and certificate chain: JKS, PKCS#12 or PEM.
@@ -54,6 +72,17 @@ EMULATOR OPTIONS
   --tenant ID             Tenant id put in tokens (default t12345).
   --token-lifetime S      Token lifetime in seconds (default 3600, minimum 300).
 
+FLEET OPTIONS
+  --manifest FILE         CSV with a header naming some of keystore,password,alias,client_id,key
+                          (keystore required; password a SPEC; paths relative to the manifest),
+                          or one JSON object per line with those keys.
+  --keystores DIR         Every .p12, .pfx, .jks, .keystore of DIR, and NAME.key with
+                          NAME.chain.pem (or NAME.pem); --keystore-password P for all of them.
+  --offline               Only the offline checks.   --no-token   Connect, but ask no token.
+  --concurrency N         Devices at once (default 50).   --timeout S   Per attempt (default 20).
+  --junit FILE            A JUnit XML report, one test case per device (written whole, renamed).
+  --json                  One JSON object per device as it finishes, then the summary object.
+
 OUTPUT
   --json                  One JSON object on stdout (errors too: {"ok": false, "error": {...}}).
   -q, --quiet             No progress lines on stderr.
@@ -71,11 +100,15 @@ PASSWORD SPEC (as openssl's -passin)
 PERMISSIONS (deno run)
   token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
+               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443)
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
                  cli.ts emulate ...
   --ignore-env: the MQTT libraries' dependencies (MQTT.js for token/check, aedes for emulate)
   look up environment variables when they load; it makes those look-ups find nothing.
+  fleet:       deno run --ignore-env --allow-read=<manifest>,<the files it names> | <DIR> \\
+                 --allow-net=<host>:<port> [--allow-write=<directory of --junit FILE>] \\
+                 cli.ts fleet ...   (--offline: no --ignore-env, no --allow-net)
   Add --allow-env=NAME for env:NAME passwords and the file of a file: password to --allow-read.
   A missing permission is reported with the exact flag to add (exit 9).
   Installed or compiled: deno install --global --name c8y-mqtt-cert --allow-read --allow-net \\

@@ -8,10 +8,11 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { parseClientId } from "../client_id.ts";
+import { parseRestUrl } from "../token/rest_url.ts";
 import { checkEmulatorSettings } from "../emulator_settings.ts";
 import type { StoreFormat } from "../types.ts";
 
-export const COMMANDS = ["token", "check", "inspect", "emulate"] as const;
+export const COMMANDS = ["token", "check", "inspect", "emulate", "fleet"] as const;
 export type Command = typeof COMMANDS[number];
 
 const STORE_OPTIONS = [
@@ -25,12 +26,20 @@ const STORE_OPTIONS = [
   "truststore-type",
   "truststore-password",
 ] as const;
-const CONNECT_OPTIONS = ["url", "client-id", "timeout", "force"] as const;
+const CONNECT_OPTIONS = [
+  "url",
+  "client-id",
+  "timeout",
+  "force",
+  "via",
+  "rest-url",
+  "send-chain",
+] as const;
 const COMMON_OPTIONS = ["json", "quiet", "verbose", "help"] as const;
 
 /** Which options each command accepts (anything else is a usage error). */
 const ALLOWED: Record<Command, readonly string[]> = {
-  token: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
+  token: [...STORE_OPTIONS, ...CONNECT_OPTIONS, "watch", ...COMMON_OPTIONS],
   check: [...STORE_OPTIONS, ...CONNECT_OPTIONS, ...COMMON_OPTIONS],
   inspect: [...STORE_OPTIONS, "client-id", ...COMMON_OPTIONS],
   emulate: [
@@ -43,6 +52,21 @@ const ALLOWED: Record<Command, readonly string[]> = {
     "server-key",
     "tenant",
     "token-lifetime",
+    ...COMMON_OPTIONS,
+  ],
+  fleet: [
+    "manifest",
+    "keystores",
+    "keystore-password",
+    "truststore",
+    "truststore-type",
+    "truststore-password",
+    "url",
+    "timeout",
+    "offline",
+    "no-token",
+    "concurrency",
+    "junit",
     ...COMMON_OPTIONS,
   ],
 };
@@ -61,6 +85,10 @@ export const OPTION_SPEC = {
   "client-id": { type: "string" },
   timeout: { type: "string" },
   force: { type: "boolean" },
+  via: { type: "string" },
+  "rest-url": { type: "string" },
+  "send-chain": { type: "boolean" },
+  watch: { type: "boolean" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   verbose: { type: "boolean", short: "v" },
@@ -75,6 +103,12 @@ export const OPTION_SPEC = {
   "server-key": { type: "string" },
   tenant: { type: "string" },
   "token-lifetime": { type: "string" },
+  manifest: { type: "string" },
+  keystores: { type: "string" },
+  offline: { type: "boolean" },
+  "no-token": { type: "boolean" },
+  concurrency: { type: "string" },
+  junit: { type: "string" },
 } as const;
 
 export type Values = ReturnType<
@@ -155,6 +189,38 @@ export function seconds(value: string | undefined, option: string, fallback: num
   return n;
 }
 
+/**
+ * How `token` and `check` get the token: `--via mqtt|rest` (default mqtt), `--rest-url URL` and
+ * `--send-chain`, which only REST uses.
+ */
+export function tokenRoute(
+  values: Values,
+): { via: "mqtt" | "rest"; restUrl: string | undefined; sendChain: boolean } {
+  const via = (values.via ?? "mqtt").toLowerCase();
+  if (via !== "mqtt" && via !== "rest") {
+    throw new UsageError(`--via must be mqtt or rest, not "${values.via}"`, {
+      code: "USAGE",
+      hint: "mqtt asks on s/uat; rest posts to /devicecontrol/deviceAccessToken over HTTPS.",
+    });
+  }
+  for (const name of ["rest-url", "send-chain"] as const) {
+    if (via === "mqtt" && values[name] !== undefined) {
+      throw new UsageError(`--${name} is for the REST token request: add --via rest`, {
+        code: "USAGE",
+        hint: "Without --via rest the token is requested over MQTT, which does not use it.",
+      });
+    }
+  }
+  if (values.watch && via === "rest") {
+    throw new UsageError("--watch keeps an MQTT connection and renews its token over MQTT", {
+      code: "USAGE",
+      hint: "Leave out --via rest (or --watch).",
+    });
+  }
+  if (values["rest-url"] !== undefined) parseRestUrl(values["rest-url"]);
+  return { via, restUrl: values["rest-url"], sendChain: values["send-chain"] ?? false };
+}
+
 /** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
 export function emulatorSettings(
   values: Values,
@@ -176,6 +242,7 @@ export function validate(command: Command, values: Values): void {
     required(values, "url", command);
     required(values, "keystore", command);
     seconds(values.timeout, "--timeout", 20);
+    tokenRoute(values);
   }
   storeType(values["keystore-type"], "--keystore-type");
   storeType(values["truststore-type"], "--truststore-type");

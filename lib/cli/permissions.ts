@@ -7,17 +7,19 @@
 
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../broker_url.ts";
-import type { Command, Values } from "./options.ts";
+import { type Command, tokenRoute, type Values } from "./options.ts";
+import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {
   read: string[];
   net: string[];
   env: string[];
+  write: string[];
   /**
    * Whether the command loads an npm library whose dependencies look up environment variables
-   * when they load (MQTT.js for `token` and `check`, aedes for `emulate`): `--ignore-env` makes
-   * those look-ups find nothing instead of asking or failing.
+   * when they load (MQTT.js for `token`, `check` and a connecting `fleet`, aedes for `emulate`):
+   * `--ignore-env` makes those look-ups find nothing instead of asking or failing.
    */
   ignoreEnv: boolean;
 }
@@ -30,19 +32,32 @@ function neededPermissions(command: Command, values: Values): Needs {
     read: [],
     net: [],
     env: [],
-    ignoreEnv: command === "token" || command === "check" || command === "emulate",
+    write: [],
+    ignoreEnv: command === "token" || command === "check" || command === "emulate" ||
+      (command === "fleet" && !values.offline),
   };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
+    : command === "fleet"
+    ? [values.manifest, values.keystores, values.truststore]
     : [values.keystore, values.key, values.truststore];
   for (const path of fileOptions) if (path) needs.read.push(path);
   for (const [, spec] of passwordSpecs(values, command)) {
     if (spec.kind === "file") needs.read.push(spec.path);
     if (spec.kind === "env") needs.env.push(spec.name);
   }
-  if ((command === "token" || command === "check") && values.url) {
+  if (
+    (command === "token" || command === "check" || (command === "fleet" && !values.offline)) &&
+    values.url
+  ) {
     const broker = parseBrokerUrl(values.url);
-    needs.net.push(hostPort(broker.host, broker.port));
+    if (tokenRoute(values).via === "rest") {
+      // Over REST only the HTTPS address is contacted, not the MQTT broker.
+      const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
+      needs.net.push(hostPort(rest.host, rest.port));
+    } else {
+      needs.net.push(hostPort(broker.host, broker.port));
+    }
   }
   if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
   return needs;
@@ -86,8 +101,13 @@ export async function checkPermissions(
   command: Command,
   values: Values,
   args: string[],
+  more: Partial<Pick<Needs, "read" | "env" | "write">> = {},
 ): Promise<void> {
   const needs = neededPermissions(command, values);
+  // What only a file the arguments name can tell (a fleet manifest's keystores, --junit).
+  needs.read.push(...more.read ?? []);
+  needs.env.push(...more.env ?? []);
+  needs.write.push(...more.write ?? []);
   const missing: string[] = [];
   for (const path of [...needs.read]) {
     const { state } = await Deno.permissions.query({ name: "read", path });
@@ -112,6 +132,10 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "env", variable });
     if (state !== "granted") missing.push(`reading $${variable} needs --allow-env=${variable}`);
   }
+  for (const path of needs.write) {
+    const { state } = await Deno.permissions.query({ name: "write", path });
+    if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
+  }
   if (needs.ignoreEnv && !envLookupsQuiet()) {
     const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
     missing.push(
@@ -129,7 +153,8 @@ function denoRunLine(needs: Needs, args: string[]): string {
   const flags = needs.ignoreEnv ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
-  if (needs.env.length) flags.push(`--allow-env=${needs.env.join(",")}`);
+  if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);
+  if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;

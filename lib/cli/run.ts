@@ -8,6 +8,7 @@
 import { C8yError, ExitCode, PermissionError } from "../errors.ts";
 import { checkCommand } from "./commands/check.ts";
 import { emulateCommand } from "./commands/emulate.ts";
+import { fleetCommand, planFleet, validateFleet } from "./commands/fleet.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
 import {
@@ -59,8 +60,12 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
       if (spec.kind === "pass") runContext.secrets.add(spec.value);
     }
     validate(command, values);
+    if (command === "fleet") validateFleet(values);
     checkPasswordSources(values, command);
-    await checkPermissions(command, values, args);
+    // A fleet manifest is read first: it names the files the run needs (and a malformed one is a
+    // usage error before anything connects).
+    const fleetPlan = command === "fleet" ? await planFleet(values) : undefined;
+    await checkPermissions(command, values, args, fleetPlan);
     const ctx: CommandContext = {
       run: runContext,
       io,
@@ -77,6 +82,8 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
         return await checkCommand(ctx);
       case "emulate":
         return await emulateCommand(ctx);
+      case "fleet":
+        return await fleetCommand(ctx, fleetPlan!);
     }
   } catch (error) {
     const safeIo: Io = {

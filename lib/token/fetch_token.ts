@@ -8,6 +8,10 @@ import { connect, type StageListener } from "../connect/connection.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
+import { parseBrokerUrl } from "../broker_url.ts";
+import { clientId as buildClientId } from "../client_id.ts";
+import { requestRestToken } from "./rest_token.ts";
+import { parseRestUrl, restUrlOf } from "./rest_url.ts";
 
 /** Options of {@linkcode fetchToken}. */
 export interface FetchTokenOptions {
@@ -27,12 +31,27 @@ export interface FetchTokenOptions {
   timeoutMs?: number;
   /** How many token requests to send before giving up. @default 3 */
   attempts?: number;
-  /** Called with each stage's time (`dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token`). */
+  /**
+   * Called with each stage's time: `dns`, `tcp`, `tls`, `mqtt`, `subscribe`, `token` over MQTT;
+   * `dns`, `tcp`, `tls`, `http`, `token` over REST.
+   */
   onStage?: StageListener;
+  /**
+   * How to get the token: `"mqtt"` (`s/uat` -> `71,<JWT>` on `s/dat`) or `"rest"`
+   * (`POST /devicecontrol/deviceAccessToken` over mutual TLS, see `requestRestToken`).
+   * @default "mqtt"
+   */
+  via?: "mqtt" | "rest";
+  /** With `via: "rest"`: the HTTPS address. @default the host of `url` on port 443 */
+  restUrl?: string;
+  /** With `via: "rest"`: send the device's chain in `X-Ssl-Cert-Chain`. @default false */
+  sendChain?: boolean;
 }
 
 /**
- * Connects as the device, requests a JWT session token and disconnects (also on failure).
+ * Connects as the device, requests a JWT session token and disconnects (also on failure); with
+ * `via: "rest"`, requests it over HTTPS with the device certificate instead (no MQTT connection;
+ * the client id is still worked out, which checks the certificate's CN).
  *
  * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
@@ -63,6 +82,19 @@ export interface FetchTokenOptions {
 export async function fetchToken(
   options: FetchTokenOptions,
 ): Promise<DeviceToken & { clientId: string }> {
+  if (options.via === "rest") {
+    const broker = parseBrokerUrl(options.url);
+    const id = buildClientId(options.identity, { explicit: options.clientId });
+    const token = await requestRestToken({
+      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+      identity: options.identity,
+      trust: options.trust,
+      sendChain: options.sendChain,
+      timeoutMs: options.timeoutMs,
+      onStage: options.onStage,
+    });
+    return { ...token, clientId: id };
+  }
   const connection = await connect({
     url: options.url,
     identity: options.identity,

@@ -12,8 +12,11 @@ import type { LoadedStores } from "../load_stores.ts";
 import { describeKey, errorMessage, MARK, ms, plural } from "../output.ts";
 import { prepare, type PrepareHooks } from "./prepare.ts";
 
-/** The stages `fetchToken` reports, in order. */
-const CONNECTION_STAGES: readonly Stage[] = ["dns", "tcp", "tls", "mqtt", "subscribe", "token"];
+/** The stages `fetchToken` reports, in order, over MQTT and over REST. */
+const CONNECTION_STAGES: Record<"mqtt" | "rest", readonly Stage[]> = {
+  mqtt: ["dns", "tcp", "tls", "mqtt", "subscribe", "token"],
+  rest: ["dns", "tcp", "tls", "http", "token"],
+};
 
 /** `check`: the whole path, stage by stage, with timings; stops at the first failure. */
 export async function checkCommand(ctx: CommandContext): Promise<number> {
@@ -32,12 +35,13 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     );
     printStageProblems(ctx, problems);
     const { fetchToken } = await import("../../token/fetch_token.ts");
+    const order = CONNECTION_STAGES[prepared.connection.via ?? "mqtt"];
     stages.begin("dns");
     const token = await fetchToken({
       ...prepared.connection,
       onStage: (stage: Stage, elapsed: number, detail?: string) => {
         stages.pass(stage, elapsed, detail);
-        stages.begin(CONNECTION_STAGES[CONNECTION_STAGES.indexOf(stage) + 1] ?? stage);
+        stages.begin(order[order.indexOf(stage) + 1] ?? stage);
       },
     });
     if (!stages.reports.some((s) => s.stage === "token")) {
@@ -49,6 +53,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
           ok: true,
           clientId,
           url: prepared.broker.url,
+          ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
           stages: stages.reports,
           problems,
           tenant: token.tenant,
@@ -58,7 +63,11 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
         2,
       ));
     } else {
-      ctx.io.out(`ok: ${clientId} can connect to ${prepared.broker.url} and get a token`);
+      ctx.io.out(
+        prepared.restUrl === undefined
+          ? `ok: ${clientId} can connect to ${prepared.broker.url} and get a token`
+          : `ok: ${clientId} can get a token from ${prepared.restUrl} over REST`,
+      );
     }
     return ExitCode.OK;
   } catch (error) {

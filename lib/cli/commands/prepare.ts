@@ -9,11 +9,12 @@ import { CertificateError } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
+import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
 import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
-import { required, seconds } from "../options.ts";
+import { required, seconds, tokenRoute } from "../options.ts";
 
 /** What {@linkcode prepare} hands to the command: everything needed to connect. */
 export interface Prepared {
@@ -27,6 +28,8 @@ export interface Prepared {
   problems: Problem[];
   /** The client id to connect with. */
   clientId: string;
+  /** With `--via rest`: the REST address the token is requested from (`https://host:port`). */
+  restUrl: string | undefined;
   /** The options for `fetchToken`, all but `onStage`. */
   connection: Omit<FetchTokenOptions, "onStage">;
 }
@@ -68,13 +71,25 @@ export async function prepare(
   const blocking = ctx.values.force ? undefined : firstError(problems);
   if (blocking) throw blocking;
   const clientId = connectClientId(identity, explicit, ctx.values.force);
+  const route = tokenRoute(ctx.values);
+  const restUrl = route.via !== "rest"
+    ? undefined
+    : (route.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(route.restUrl)).url;
   return {
     broker,
+    restUrl,
     stores,
     identity,
     problems,
     clientId,
-    connection: { url: broker.url, identity, trust: stores.trust, clientId, timeoutMs },
+    connection: {
+      url: broker.url,
+      identity,
+      trust: stores.trust,
+      clientId,
+      timeoutMs,
+      ...route,
+    },
   };
 }
 

@@ -22,6 +22,10 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
   for (const p of prepared.problems) {
     if (p.severity !== "info") progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
   }
+  if (ctx.values.watch) {
+    const { watchTokens } = await import("./token_watch.ts");
+    return await watchTokens(ctx, prepared);
+  }
   const timings: Partial<Record<Stage, number>> = {
     store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
   };
@@ -40,6 +44,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
         token: token.token,
         clientId: id,
         url: prepared.broker.url,
+        ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
         tenant: token.tenant,
         issuer: token.issuer,
         subject: token.subject,

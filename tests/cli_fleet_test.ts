@@ -1,0 +1,252 @@
+import assert from "node:assert/strict";
+import { XMLParser } from "npm:fast-xml-parser@5.12.1";
+import type { EmulatorEvent } from "../lib/emulator.ts";
+import type { DeviceResult, FleetSummary } from "../lib/fleet/result.ts";
+import { type CliResult, denoFlags, ROOT, runCli } from "./cli_helpers.ts";
+import { makeFleetScenario } from "./fleet_helpers.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
+
+const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+
+/** The permissions of the `deno run` line a PERMISSION_MISSING hint suggests. */
+interface Suggested {
+  read?: string[];
+  net?: string[];
+  env?: string[];
+  write?: string[];
+  ignoreEnv: boolean;
+}
+
+function suggestedPermissions(hint: string): Suggested {
+  const flag = (name: string): string[] | undefined =>
+    new RegExp(`--allow-${name}=(\\S+)`).exec(hint)?.[1].split(",");
+  return {
+    read: flag("read"),
+    net: flag("net"),
+    env: flag("env"),
+    write: flag("write"),
+    ignoreEnv: / --ignore-env /.test(hint),
+  };
+}
+
+/** Runs `cli.ts` as `runCli` does, with `--allow-write` as well (for `--junit`). */
+async function runCliWriting(args: string[], permissions: Suggested): Promise<CliResult> {
+  const write = permissions.write?.length ? [`--allow-write=${permissions.write.join(",")}`] : [];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...denoFlags(permissions), ...write, "cli.ts", ...args],
+    cwd: ROOT,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+type JsonLine =
+  | ({ kind: "device" } & DeviceResult)
+  | ({ kind: "summary"; exitCode: number } & FleetSummary);
+
+Deno.test("fleet: 20 devices against the emulator, permissions from the manifest, JSON lines, a JUnit file and the most common class's exit code", async () => {
+  const scenario = await makeFleetScenario();
+  try {
+    const events: EmulatorEvent[] = [];
+    await using emulator = await startFixtureEmulator({ log: (e) => events.push(e) });
+    const junit = `${scenario.dir}/report/fleet.xml`;
+    await Deno.mkdir(`${scenario.dir}/report`);
+    const args = [
+      "fleet",
+      "--manifest",
+      scenario.manifest,
+      "--url",
+      `ssl://localhost:${emulator.port}`,
+      "--truststore",
+      "fixtures/ca/server-ca.pem",
+      "--concurrency",
+      "8",
+      "--timeout",
+      "5",
+      "--json",
+      "--junit",
+      junit,
+    ];
+
+    // With access to the manifest only, the planner reads it and names every path it needs.
+    const denied = await runCli(args, { read: [scenario.manifest] });
+    assert.equal(denied.code, 9, denied.stderr);
+    const hint = JSON.parse(denied.stdout).error.hint as string;
+    const granted = suggestedPermissions(hint);
+    for (const path of [`${FIXTURES}bad`, `${FIXTURES}devices`, scenario.dir]) {
+      assert.ok(granted.read?.includes(path), `${path} in ${hint}`);
+    }
+    assert.deepEqual(granted.net, [`localhost:${emulator.port}`]);
+    assert.deepEqual(granted.write, [`${scenario.dir}/report`]);
+    assert.ok(granted.ignoreEnv, "MQTT.js's dependencies look up variables: --ignore-env");
+    assert.equal(events.filter((e) => e.kind === "connect").length, 0);
+
+    // The suggested line works as given.
+    const run = await runCliWriting(args, granted);
+    assert.equal(run.code, 4, run.stderr); // certificate: 3 of the 5 failures
+    const lines: JsonLine[] = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = lines.filter((l) => l.kind === "device");
+    assert.equal(rows.length, 20);
+    for (const expected of scenario.rows) {
+      const row = rows.find((r) => r.line === expected.line)!;
+      assert.equal(row.keystore, expected.keystore);
+      assert.equal(row.ok, expected.failure === undefined, `line ${expected.line}`);
+      assert.equal(row.error?.code, expected.failure?.code, `line ${expected.line}`);
+      assert.equal(row.error?.class, expected.failure?.class);
+      if (expected.clientId) assert.equal(row.clientId, expected.clientId);
+      if (row.ok) assert.equal(row.token?.subject, `device_${row.clientId!.slice(2)}`);
+    }
+    const summary = lines.at(-1)!;
+    assert.equal(summary.kind, "summary");
+    if (summary.kind !== "summary") return;
+    assert.equal(summary.exitCode, 4);
+    assert.deepEqual([summary.devices, summary.passed, summary.failed], [20, 15, 5]);
+    assert.deepEqual(summary.classes.map((c) => [c.class, c.count, c.devices.length]), [
+      ["certificate", 3, 3],
+      ["store", 1, 1],
+      ["mqtt", 1, 1],
+    ]);
+    assert.ok(!run.stdout.includes("changeit") && !run.stderr.includes("not-the-password"));
+
+    // The JUnit report, read back by an XML parser; no temporary file is left beside it.
+    const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "" })
+      .parse(await Deno.readTextFile(junit));
+    const suite = doc.testsuites.testsuite;
+    assert.deepEqual([suite.tests, suite.failures], ["20", "5"]);
+    assert.equal(suite.testcase.length, 20);
+    const failed = suite.testcase.filter((t: { failure?: unknown }) => t.failure);
+    assert.deepEqual(
+      failed.map((t: { name: string; failure: { type: string } }) => [t.name, t.failure.type])
+        .sort(),
+      scenario.rows.filter((r) => r.failure)
+        .map((r) => [`${r.keystore} (line ${r.line})`, `${r.failure!.class} ${r.failure!.code}`])
+        .sort(),
+    );
+    assert.deepEqual([...Deno.readDirSync(`${scenario.dir}/report`)].map((e) => e.name), [
+      "fleet.xml",
+    ]);
+
+    // For people: the table of classes, most common first, each with its devices and hint.
+    const text = await runCliWriting(args.filter((a) => a !== "--json"), granted);
+    assert.equal(text.code, 4);
+    const classes = text.stdout.split("\n").filter((l) => /^ {2}\w+ +\d+ {2}/.test(l));
+    assert.deepEqual(classes.map((l) => l.trim().split(/\s+/).slice(0, 2)), [
+      ["certificate", "3"],
+      ["store", "1"],
+      ["mqtt", "1"],
+    ]);
+    assert.match(text.stdout, /hint: The platform admits one connection per client id/);
+    assert.match(text.stdout, /exit code 4 \(certificate, the most common failure class\)/);
+    assert.match(text.stderr, /fleet: 20 of 20 devices done, 5 failed/);
+  } finally {
+    await Deno.remove(scenario.dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet: a malformed manifest is a usage error naming line and column, before any connection", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const events: EmulatorEvent[] = [];
+    await using emulator = await startFixtureEmulator({ log: (e) => events.push(e) });
+    const cases: [string, RegExp][] = [
+      ["keystore,password,serial\na.p12,x,1\n", /line 1, column 3: unknown column "serial"/],
+      [
+        `keystore,password\n${FIXTURES}devices/rsa.jdk.p12,changeit\n"b.p12,x\n`,
+        /line 3, column 1: a quoted cell is not closed/,
+      ],
+      ["keystore,password\na.p12,x,y\n", /line 2: 3 cells where the header has 2/],
+    ];
+    for (const [text, message] of cases) {
+      const manifest = `${dir}/fleet.csv`;
+      await Deno.writeTextFile(manifest, text);
+      const run = await runCli(
+        ["fleet", "--manifest", manifest, "--url", `ssl://localhost:${emulator.port}`],
+        { read: [dir, FIXTURES], net: [`localhost:${emulator.port}`], ignoreEnv: true },
+      );
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, message);
+      assert.match(run.stderr, new RegExp(`error: The manifest "${manifest}"`));
+    }
+    assert.equal(events.filter((e) => e.kind === "connect").length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet --offline: 2,000 lines of one device are streamed, never more keystores held than the concurrency", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = `${dir}/fleet.csv`;
+    const line = `${FIXTURES}devices/ec256.chain.pem,${FIXTURES}devices/ec256.key\n`;
+    await Deno.writeTextFile(manifest, "keystore,key\n" + line.repeat(2000));
+    const run = await runCli(
+      ["fleet", "--manifest", manifest, "--offline", "--concurrency", "10", "--json", "--quiet"],
+      { read: [manifest, `${FIXTURES}devices`] },
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const lines: JsonLine[] = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 2001);
+    const summary = lines.at(-1)!;
+    if (summary.kind !== "summary") throw new Error("the summary comes last");
+    assert.equal(summary.passed, 2000);
+    assert.equal(summary.stats.keystoresRead, 2000);
+    assert.ok(summary.stats.peakKeystoresHeld <= 10, `${summary.stats.peakKeystoresHeld}`);
+    assert.ok(summary.stats.peakInFlight <= 10);
+    assert.equal(summary.stats.peakResultsHeld, 0);
+    // Nothing connects offline: a shared client id is a warning (on every later line).
+    assert.deepEqual(summary.duplicates.map((d) => [d.clientId, d.devices.length]), [
+      ["d:device-ec256-001", 2000],
+    ]);
+    const warned = lines.filter((l) =>
+      l.kind === "device" && l.warnings.some((w) => w.code === "CLIENT_ID_DUPLICATE")
+    );
+    assert.equal(warned.length, 1999);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet --keystores DIR takes the directory's keystores and PEM pairs, with one password", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const copy = (from: string, to: string): Promise<void> =>
+      Deno.copyFile(`${FIXTURES}${from}`, `${dir}/${to}`);
+    await copy("devices/rsa.jdk.p12", "a.p12");
+    await copy("devices/ec256.jks", "b.jks");
+    await copy("devices/ec384.chain.pem", "c.chain.pem");
+    await copy("devices/ec384.pem", "c.pem");
+    await copy("devices/ec384.key", "c.key");
+    await copy("bad/expired.p12", "d.pfx");
+    await Deno.writeTextFile(`${dir}/notes.txt`, "not a keystore");
+    const run = await runCli(
+      [
+        "fleet",
+        "--keystores",
+        dir,
+        "--keystore-password",
+        "env:FLEET_PASSWORD",
+        "--offline",
+        "--json",
+        "-q",
+      ],
+      { read: [dir], env: ["FLEET_PASSWORD"] },
+      { env: { FLEET_PASSWORD: "changeit" } },
+    );
+    assert.equal(run.code, 4, run.stderr);
+    const lines: JsonLine[] = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const rows = lines.filter((l) => l.kind === "device")
+      .map((r) => [r.keystore.slice(dir.length + 1), r.clientId ?? r.error?.code]).sort();
+    // c.pem is left out: c.key goes with c.chain.pem; notes.txt is no keystore.
+    assert.deepEqual(rows, [
+      ["a.p12", "d:device-rsa-001"],
+      ["b.jks", "d:device-ec256-001"],
+      ["c.chain.pem", "d:device-ec384-001"],
+      ["d.pfx", "CERT_EXPIRED"],
+    ]);
+    assert.ok(!run.stdout.includes("changeit"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,111 @@
+/**
+ * `token --watch` as a user runs it: a subprocess under exactly the permissions it needs, against
+ * the emulator, printing tokens until it is sent SIGTERM.
+ */
+
+import assert from "node:assert/strict";
+import type { EmulatorEvent } from "../lib/emulator.ts";
+import { decodeToken } from "../lib/token/decode_token.ts";
+import { denoFlags, ROOT } from "./cli_helpers.ts";
+import { startFixtureEmulator } from "./test_helpers.ts";
+
+const TRUST = "fixtures/server/server-truststore.jks";
+const KEYSTORE = "fixtures/devices/rsa.jks";
+
+/** Starts `token --watch` and reads its stdout line by line. */
+function startWatch(url: string, port: number, extra: string[] = []): {
+  child: Deno.ChildProcess;
+  lines: AsyncIterator<string>;
+  stderr: Promise<string>;
+} {
+  const args = [
+    "token",
+    "--watch",
+    "--url",
+    url,
+    "--keystore",
+    KEYSTORE,
+    "--keystore-password",
+    "pass:changeit",
+    "--truststore",
+    TRUST,
+    ...extra,
+  ];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...denoFlags({ read: [KEYSTORE, TRUST], net: [`127.0.0.1:${port}`] }, "token"),
+      "cli.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
+    [Symbol.asyncIterator]();
+  const stderr = new Response(child.stderr).text();
+  return { child, lines, stderr };
+}
+
+function splitLines(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller): void {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) controller.enqueue(line);
+    },
+    flush(controller): void {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}
+
+async function nextLine(lines: AsyncIterator<string>): Promise<string> {
+  const { value, done } = await lines.next();
+  assert.ok(!done, "stdout ended before a line came");
+  return value;
+}
+
+Deno.test("token --watch prints the token, stays connected, and on SIGTERM disconnects and exits 0", async () => {
+  const events: EmulatorEvent[] = [];
+  await using emulator = await startFixtureEmulator({ log: (e) => events.push(e) });
+  const { child, lines, stderr } = startWatch(emulator.url, emulator.port);
+  const first = await nextLine(lines);
+  const token = decodeToken(first);
+  assert.equal(token.subject, "device_device-rsa-001");
+  assert.equal(token.tenant, emulator.tenant);
+  child.kill("SIGTERM");
+  const status = await child.status;
+  const err = await stderr;
+  assert.equal(status.code, 0, err);
+  assert.match(err, /stopping: disconnecting/);
+  assert.ok(!err.includes(first), "the token is printed on stdout only");
+  const { done } = await lines.next();
+  assert.ok(done, "nothing more on stdout");
+  // The emulator hears the end of the connection on its own schedule: wait for it.
+  for (let i = 0; i < 100 && !events.some((e) => e.kind === "disconnect"); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const mine = events.filter((e) => e.clientId === "d:device-rsa-001");
+  assert.deepEqual(mine.map((e) => e.kind).filter((k) => k !== "device-created"), [
+    "connect",
+    "token",
+    "disconnect",
+  ]);
+});
+
+Deno.test("token --watch --json prints one JSON object per line", async () => {
+  await using emulator = await startFixtureEmulator();
+  const { child, lines, stderr } = startWatch(emulator.url, emulator.port, ["--json"]);
+  const line = await nextLine(lines);
+  const object = JSON.parse(line);
+  assert.equal(object.clientId, "d:device-rsa-001");
+  assert.equal(decodeToken(object.token).subject, "device_device-rsa-001");
+  assert.equal(object.expiresAt, decodeToken(object.token).expiresAt);
+  child.kill("SIGINT");
+  assert.equal((await child.status).code, 0, await stderr);
+});
