@@ -64,9 +64,25 @@
  * @module
  */
 
-export { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "./lib/keystore.ts";
-export type { LoadKeyStoreOptions, LoadTrustStoreOptions } from "./lib/keystore.ts";
-export { certificatesFromPem, parseCertificate } from "./lib/certificate.ts";
+export {
+  detectFormat,
+  listKeyStore,
+  loadKeyStore,
+  loadTrustStore,
+  MAX_STORE_BYTES,
+} from "./lib/keystore.ts";
+export type {
+  ListedEntry,
+  LoadKeyStoreOptions,
+  LoadTrustStoreOptions,
+  StoreListing,
+} from "./lib/keystore.ts";
+export {
+  certificatesFromPem,
+  MAX_STORE_CERTIFICATES,
+  parseCertificate,
+} from "./lib/certificate.ts";
+export { TLS_CLIENT_KEYS } from "./lib/key_info.ts";
 export type { ParseCertificateOptions } from "./lib/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";

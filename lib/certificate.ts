@@ -2,19 +2,21 @@
  * X.509 certificates: parsing DER or PEM into a {@linkcode Certificate} (PEM, DER and a
  * {@linkcode CertificateSummary}).
  *
- * Most fields come from `node:crypto` `X509Certificate`. Two do not, and are read from the DER
- * with the project's small bounds-checked DER reader (`der.ts`, which says why it is not a
- * library), so that parsing stays synchronous and needs no third-party code:
- * - the X.509 **version**, which `X509Certificate` does not expose at all;
- * - the **extended key usage**: Node's `keyUsage` returns EKU OIDs, but Deno 2.9.6 returns the
- *   plain *key usage* bits there (`["DigitalSignature", "KeyEncipherment"]`), so it cannot be
- *   relied on. The common name is read from the DER too, because Deno's `subject` string joins
- *   multi-valued RDNs with " + " and does not escape values, which makes it ambiguous to split.
+ * The summary is read from the DER with the project's small bounds-checked DER reader
+ * (`der.ts`, which says why it is not a library), names with `names.ts` and key kinds with
+ * `key_info.ts`, so that parsing stays synchronous and every certificate the real tools read is
+ * read here too: Deno 2.9.6's `X509Certificate` refuses a name holding a Latin-1
+ * TeletexString ("invalid attributes"), cannot load RSA-PSS or brainpool public keys, does not
+ * expose the X.509 version, returns key usage bits for the extended key usage, and shows a
+ * repeated attribute once. It is still used where it is right: signature checks and
+ * `checkIssued` in {@linkcode issuedBy} for the certificates it reads.
  *
- * @module
+ @module
  */
 
-import { X509Certificate } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { createHash, createPublicKey, verify, X509Certificate } from "node:crypto";
+import { equalBytes, hex } from "./bytes.ts";
 import {
   children,
   DerError,
@@ -27,6 +29,8 @@ import {
   type Tlv,
 } from "./der.ts";
 import { StoreError } from "./errors.ts";
+import { spkiInfo } from "./key_info.ts";
+import { formatName } from "./names.ts";
 import { certificateDer, pemBlocks, toPem } from "./pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
 
@@ -43,6 +47,36 @@ import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
  * ```
  */
 export const MAX_CHAIN_LENGTH = 10;
+
+/**
+ * The most certificates one keystore or truststore may carry. The JDK's `cacerts` and the
+ * Debian CA bundle hold about 150; a store with more is refused (`STORE_TOO_MANY_CERTIFICATES`)
+ * before its certificates are parsed, so that reading and ordering stay bounded.
+ */
+export const MAX_STORE_CERTIFICATES = 1000;
+
+/**
+ * The error for a store that carries more than {@linkcode MAX_STORE_CERTIFICATES}.
+ *
+ * @param subject How the message names the store, e.g. `Truststore "ca.pem"`.
+ * @returns A `STORE_TOO_MANY_CERTIFICATES` {@linkcode StoreError}.
+ *
+ * @example
+ * ```ts
+ * import { tooManyCertificates } from "./certificate.ts";
+ * if (!tooManyCertificates('Truststore "ca.pem"').message.includes("1000")) throw new Error();
+ * ```
+ */
+export function tooManyCertificates(subject: string): StoreError {
+  return new StoreError(
+    `${subject} holds more than ${MAX_STORE_CERTIFICATES} certificates, the most this tool reads ` +
+      "from one store",
+    {
+      code: "STORE_TOO_MANY_CERTIFICATES",
+      hint: "Keep only the certificates that are needed (the device chain, or the server's CA).",
+    },
+  );
+}
 
 /** Options of {@linkcode parseCertificate} and {@linkcode certificatesFromPem}. */
 export interface ParseCertificateOptions {
@@ -102,11 +136,9 @@ export function parseCertificate(
   } catch (cause) {
     throw parseError(name, cause);
   }
-  let x509: X509Certificate;
   let summary: CertificateSummary;
   try {
-    x509 = new X509Certificate(der);
-    summary = summarise(x509, der);
+    summary = summarise(der);
   } catch (cause) {
     throw parseError(name, cause);
   }
@@ -168,61 +200,89 @@ function toDer(input: Uint8Array | string): Uint8Array {
   return readDer(der, { allowTrailing: true }).raw;
 }
 
-const CURVE_BITS: Record<string, number> = {
-  prime256v1: 256,
-  "P-256": 256,
-  secp256k1: 256,
-  secp384r1: 384,
-  "P-384": 384,
-  secp521r1: 521,
-  "P-521": 521,
-  secp224r1: 224,
-  brainpoolP256r1: 256,
-  brainpoolP384r1: 384,
-  brainpoolP512r1: 512,
-};
-
-function summarise(x509: X509Certificate, der: Uint8Array): CertificateSummary {
+/**
+ * The summary, read from the DER alone: node:crypto's `X509Certificate` refuses certificates
+ * whose names hold a Latin-1 TeletexString ("invalid attributes") and cannot load every public
+ * key, and such certificates must still be shown, named and checked.
+ */
+function summarise(der: Uint8Array): CertificateSummary {
   const tbs = readTbs(der);
-  // Deno 2.9.6 gives `undefined` (instead of throwing) for a Name it cannot decode.
-  if (typeof x509.subject !== "string" || typeof x509.issuer !== "string") {
-    throw new DerError("the subject or issuer name cannot be decoded");
-  }
-  const subject = x509.subject.split("\n").join(", ");
-  const issuer = x509.issuer.split("\n").join(", ");
-  const key = x509.publicKey;
-  const keyType = toKeyType(key.asymmetricKeyType);
-  const details = key.asymmetricKeyDetails ?? {};
-  const curve = keyType === "ec" ? details.namedCurve : undefined;
-  let keySize: number | undefined;
-  if (keyType === "rsa" || keyType === "dsa") keySize = details.modulusLength;
-  else if (keyType === "ec" && curve) keySize = CURVE_BITS[curve];
-  else if (keyType === "ed25519") keySize = 256;
-  else if (keyType === "ed448") keySize = 456;
-  let selfSigned = false;
-  if (subject === issuer) {
-    try {
-      selfSigned = x509.verify(key);
-    } catch {
-      selfSigned = false;
-    }
-  }
+  const subject = formatName(tbs.fields.subject);
+  const issuer = formatName(tbs.fields.issuer);
+  const { keyType, curve, keySize } = spkiInfo(tbs.fields.spki);
+  const selfSigned = subject === issuer && verifiesWith(der, tbs.fields.spki);
   return {
     subject,
     issuer,
     commonName: tbs.commonName,
-    serialNumber: x509.serialNumber.toUpperCase(),
-    notBefore: new Date(x509.validFrom).toISOString(),
-    notAfter: new Date(x509.validTo).toISOString(),
-    sha256: x509.fingerprint256.toUpperCase(),
+    serialNumber: serialHex(tbs.fields.serial),
+    notBefore: readTime(tbs.fields.validity[0]).toISOString(),
+    notAfter: readTime(tbs.fields.validity[1]).toISOString(),
+    sha256: createHash("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":"),
     keyType,
     keySize,
     curve,
-    isCA: x509.ca,
+    isCA: tbs.isCA,
     version: tbs.version,
     selfSigned,
     extendedKeyUsage: tbs.extendedKeyUsage,
   };
+}
+
+/** A serial number as upper-case hex without leading zeros (as node:crypto and keytool show it). */
+function serialHex(serial: Tlv): string {
+  expectTag(serial, 0x02, "the serial number");
+  return hex(serial.content).toUpperCase().replace(/^0+(?=.)/, "");
+}
+
+/** A UTCTime (years 1950-2049) or GeneralizedTime, as a Date. */
+function readTime(node: Tlv | undefined): Date {
+  const text = new TextDecoder().decode(node?.content ?? new Uint8Array());
+  const m = node?.tag === 0x17
+    ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+    : node?.tag === 0x18
+    ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z$/.exec(text)
+    : null;
+  if (m === null) throw new DerError("a validity time is neither UTCTime nor GeneralizedTime");
+  let year = Number(m[1]);
+  if (node?.tag === 0x17) year += year < 50 ? 2000 : 1900;
+  const date = new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), +m[4], +m[5], +m[6]));
+  if (Number.isNaN(date.getTime())) throw new DerError("an invalid validity time");
+  return date;
+}
+
+/** Hash names of signature algorithms (`null`: the key type implies it, as for EdDSA). */
+const SIGNATURE_HASHES: Record<string, string | null> = {
+  "1.2.840.113549.1.1.5": "sha1",
+  "1.2.840.113549.1.1.14": "sha224",
+  "1.2.840.113549.1.1.11": "sha256",
+  "1.2.840.113549.1.1.12": "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+  "1.2.840.10045.4.1": "sha1",
+  "1.2.840.10045.4.3.1": "sha224",
+  "1.2.840.10045.4.3.2": "sha256",
+  "1.2.840.10045.4.3.3": "sha384",
+  "1.2.840.10045.4.3.4": "sha512",
+  "1.2.840.10040.4.3": "sha1",
+  "2.16.840.1.101.3.4.3.2": "sha256",
+  "1.3.101.112": null,
+  "1.3.101.113": null,
+};
+
+/**
+ * Whether the public key `spki` verifies the certificate's signature. `false` for a signature
+ * algorithm not listed above (RSA-PSS signatures) or a key node:crypto cannot load.
+ */
+function verifiesWith(der: Uint8Array, spki: Tlv): boolean {
+  try {
+    const [tbs, algorithm, signature] = children(readDer(der, { what: "the certificate" }));
+    const oid = readOid(children(algorithm)[0]);
+    if (!(oid in SIGNATURE_HASHES) || signature.content[0] !== 0) return false;
+    const key = createPublicKey({ key: Buffer.from(spki.raw), format: "der", type: "spki" });
+    return verify(SIGNATURE_HASHES[oid], tbs.raw, key, signature.content.subarray(1));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -260,10 +320,35 @@ export function issuedBy(
   child: Certificate | X509Certificate,
   parent: Certificate | X509Certificate,
 ): boolean {
+  let c: X509Certificate;
+  let p: X509Certificate;
   try {
-    const c = toX509(child);
-    const p = parent === child ? c : toX509(parent);
+    c = toX509(child);
+    p = parent === child ? c : toX509(parent);
+  } catch {
+    // node:crypto cannot read one of them (a Latin-1 TeletexString in a name): the names and
+    // the signature are compared from the DER.
+    return issuedByDer(derOf(child), derOf(parent));
+  }
+  try {
     return c.checkIssued(p) && c.verify(p.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function derOf(cert: Certificate | X509Certificate): Uint8Array {
+  return cert instanceof X509Certificate ? new Uint8Array(cert.raw) : cert.der;
+}
+
+/** `issuedBy()` from the DER: the child names the parent's subject, and the parent's key signed it. */
+function issuedByDer(child: Uint8Array, parent: Uint8Array): boolean {
+  try {
+    const c = tbsFields(child);
+    const p = tbsFields(parent);
+    const sameName = equalBytes(c.issuer.raw, p.subject.raw) ||
+      formatName(c.issuer) === formatName(p.subject);
+    return sameName && verifiesWith(child, p.spki);
   } catch {
     return false;
   }
@@ -319,14 +404,13 @@ export function certificateNames(der: Uint8Array): { issuer: Uint8Array; subject
  * @example
  * ```ts
  * import { toKeyType } from "./certificate.ts";
- * if (toKeyType("rsa-pss") !== "rsa" || toKeyType("x25519") !== "unknown") throw new Error();
+ * if (toKeyType("rsa-pss") !== "rsa-pss" || toKeyType("x25519") !== "unknown") throw new Error();
  * ```
  */
 export function toKeyType(type: string | undefined): KeyType {
   switch (type) {
     case "rsa":
     case "rsa-pss":
-      return "rsa";
     case "ec":
     case "ed25519":
     case "ed448":
@@ -341,13 +425,19 @@ export function toKeyType(type: string | undefined): KeyType {
 
 const OID_CN = "2.5.4.3";
 const OID_EKU = "2.5.29.37";
+const OID_BASIC_CONSTRAINTS = "2.5.29.19";
 
 /** The parts of a TBSCertificate that are read from the DER. */
 interface TbsFields {
   /** The `[0] EXPLICIT Version` element; absent for v1 (its default). */
   version: Tlv | undefined;
+  serial: Tlv;
+  /** notBefore and notAfter. */
+  validity: Tlv[];
   issuer: Tlv;
   subject: Tlv;
+  /** The SubjectPublicKeyInfo. */
+  spki: Tlv;
   /** The `[3] EXPLICIT Extensions` element, when there is one. */
   extensions: Tlv | undefined;
 }
@@ -360,19 +450,39 @@ function tbsFields(der: Uint8Array): TbsFields {
   const version = fields[0]?.tag === 0xa0 ? fields[0] : undefined; // DEFAULT v1
   const i = version ? 1 : 0;
   // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, [1], [2], [3]
+  const serial = fields[i];
   const issuer = fields[i + 2];
+  const validity = fields[i + 3];
   const subject = fields[i + 4];
-  if (issuer === undefined || subject === undefined) {
-    throw new DerError("the certificate has no subject");
+  const spki = fields[i + 5];
+  if (
+    serial === undefined || issuer === undefined || validity === undefined ||
+    subject === undefined || spki === undefined
+  ) {
+    throw new DerError("the certificate has no subject or no public key");
   }
   const extensions = fields.slice(i + 6).find((f) => f.tag === 0xa3);
-  return { version, issuer, subject, extensions };
+  return {
+    version,
+    serial,
+    validity: children(expectTag(validity, 0x30, "Validity")),
+    issuer,
+    subject,
+    spki,
+    extensions,
+  };
 }
 
 /** Reads the version, the subject's first CN and the extended key usage from the DER. */
 function readTbs(
   der: Uint8Array,
-): { version: number; commonName: string | undefined; extendedKeyUsage: string[] | undefined } {
+): {
+  version: number;
+  commonName: string | undefined;
+  extendedKeyUsage: string[] | undefined;
+  isCA: boolean;
+  fields: TbsFields;
+} {
   const fields = tbsFields(der);
   const version = fields.version ? readSmallInt(explicit(fields.version, 0)) + 1 : 1;
   const { subject, extensions } = fields;
@@ -385,14 +495,22 @@ function readTbs(
     }
   }
   let extendedKeyUsage: string[] | undefined;
+  let isCA = false;
   if (extensions) {
     for (const ext of children(explicit(extensions, 3))) {
       const parts = children(ext);
-      if (parts.length < 2 || readOid(parts[0]) !== OID_EKU) continue;
+      if (parts.length < 2) continue;
+      const oid = readOid(parts[0]);
       const extnValue = parts[parts.length - 1];
-      const seq = readDer(extnValue.content, { allowTrailing: true });
-      extendedKeyUsage = children(seq).map(readOid);
+      if (oid === OID_EKU) {
+        const seq = readDer(extnValue.content, { allowTrailing: true });
+        extendedKeyUsage = children(seq).map(readOid);
+      } else if (oid === OID_BASIC_CONSTRAINTS) {
+        // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint ... }
+        const [ca] = children(readDer(extnValue.content, { allowTrailing: true }));
+        isCA = ca?.tag === 0x01 && ca.content[0] !== 0;
+      }
     }
   }
-  return { version, commonName, extendedKeyUsage };
+  return { version, commonName, extendedKeyUsage, isCA, fields };
 }

@@ -329,8 +329,9 @@ export function readSmallInt(node: Tlv): number {
 
 /**
  * Decodes a character string: UTF8String and the ASCII-based types (PrintableString,
- * IA5String, NumericString, VisibleString; TeletexString, VideotexString, GraphicString and
- * GeneralString are read as UTF-8 too), BMPString (UTF-16BE) and UniversalString (UTF-32BE).
+ * IA5String, NumericString, VisibleString; GraphicString and GeneralString are read as UTF-8
+ * too), TeletexString and VideotexString as Latin-1 (as OpenSSL and Java read them), BMPString
+ * (UTF-16BE) and UniversalString (UTF-32BE).
  * Invalid characters become U+FFFD: the string is for display and comparison, not validation.
  *
  * @param node The string value.
@@ -368,11 +369,14 @@ export function readString(node: Tlv): string {
       }
       return s;
     }
+    case 0x14: // TeletexString (T61)
+    case 0x15: // VideotexString
+      // OpenSSL (`-nameopt utf8`) and Java (`DerValue.getT61String`) read these as Latin-1, and
+      // openssl's string_mask writes a Latin-1 "ä" into a TeletexString.
+      return latin1(bytes);
     case 0x0c: // UTF8String
     case 0x12: // NumericString
     case 0x13: // PrintableString
-    case 0x14: // TeletexString (T61): in practice UTF-8 or ASCII
-    case 0x15: // VideotexString
     case 0x16: // IA5String
     case 0x19: // GraphicString
     case 0x1a: // VisibleString
@@ -381,6 +385,13 @@ export function readString(node: Tlv): string {
     default:
       throw new DerError(`tag 0x${node.tag.toString(16)} is not a string type`);
   }
+}
+
+/** Bytes as Latin-1 (ISO 8859-1) text: one character per byte. */
+function latin1(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
 }
 
 /** Decodes the TLV at `pos` of `buf`; returns it and the offset after it. */
@@ -414,4 +425,31 @@ function decode(buf: Uint8Array, pos: number, depth: number): [Tlv, number] {
   if (length > buf.length - p) throw new DerError("value runs past the end of the input");
   const end = p + length;
   return [{ tag, content: buf.subarray(p, end), raw: buf.subarray(pos, end), depth }, end];
+}
+
+/**
+ * Encodes one DER value: the identifier, the minimal length and the contents. The readers wrap
+ * keys with it (a PKCS#1 or SEC1 key into PKCS#8); there is no other DER writing.
+ *
+ * @param tag The identifier octet, e.g. `0x30` (SEQUENCE).
+ * @param parts The contents, concatenated.
+ * @returns The encoding.
+ *
+ * @example
+ * ```ts
+ * import { encodeDer } from "./der.ts";
+ * if (encodeDer(0x30, [new Uint8Array([5, 0])]).join() !== "48,2,5,0") throw new Error();
+ * ```
+ */
+export function encodeDer(tag: number, parts: Uint8Array[]): Uint8Array {
+  const content = concat(parts);
+  const n = content.length;
+  const length: number[] = [];
+  if (n < 0x80) {
+    length.push(n);
+  } else {
+    for (let rest = n; rest > 0; rest = Math.floor(rest / 256)) length.unshift(rest & 0xff);
+    length.unshift(0x80 | length.length);
+  }
+  return concat([new Uint8Array([tag, ...length]), content]);
 }

@@ -25,6 +25,7 @@
  * | `EKU_NO_CLIENT_AUTH` | error | RFC 5280 §4.2.1.12: the certificate may only be used for the listed purposes. Measured: an OpenSSL 3.0 `s_server` refuses it ("unsuitable certificate purpose"; the client sees the alert `UnsupportedCertificate`). *Unverified* for Cumulocity itself. |
  * | `RSA_KEY_TOO_SMALL` | error | Measured: Deno 2.9.6's `node:tls` refuses a 1024-bit client key before connecting (`tls.connect` throws "key too small"); OpenSSL's default security level 2 refuses such keys too. |
  * | `CHAIN_EMPTY` | error | There is no certificate to present. |
+ * | `KEY_TYPE_UNSUPPORTED` | error | Measured against mosquitto with `require_certificate true` (tests/keytypes_test.ts): Deno 2.9.6's TLS client presents only RSA, ECDSA on P-256/P-384/P-521 and Ed25519 keys; RSA-PSS, secp256k1, brainpool, Ed448 and DSA keys fail in the handshake ("unsupported protocol"). |
  * | `CHAIN_ORDER`, `CHAIN_INCOMPLETE`, `CHAIN_UNTRUSTED` | warning | The store readers order chains, and the platform may complete a chain from its trusted certificates, so these may still work (issue 2: "chain order and gaps (warning)"). |
  * | `CERT_EXPIRES_SOON` | warning | Works today. |
  * | `TRUST_CERT_NOT_CA`, `TRUST_CERT_EXPIRED`, `TRUST_CERT_NOT_YET_VALID` | warning | One bad entry of a truststore does not make the others useless. |
@@ -46,6 +47,7 @@ import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto"
 import { equalBytes } from "./bytes.ts";
 import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
+import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "./key_info.ts";
 import { checkNumberOption } from "./check_option.ts";
 import { UsageError } from "./errors.ts";
 import type {
@@ -212,6 +214,20 @@ function checkIdentity(
     x509: toX509(cert),
     label: `certificate ${i + 1} (${nameOf(cert)})`,
   }));
+
+  // The key the TLS client must present is the leaf's (the key itself matches it, or
+  // KEY_MISMATCH says otherwise).
+  const leafKey = identity.chain[0]?.summary;
+  if (leafKey !== undefined && !tlsClientCanPresent(leafKey)) {
+    out.push({
+      code: "KEY_TYPE_UNSUPPORTED",
+      severity: "error",
+      message: `The device certificate (${nameOf(identity.chain[0])}) has ${
+        describeKey(leafKey)
+      }, which Deno's TLS client cannot present; it can present ${TLS_CLIENT_KEYS}.`,
+      hint: "Issue the device a certificate with an ECDSA P-256 key (or RSA 2048+) and use that.",
+    });
+  }
 
   if (chain.length > MAX_CHAIN_LENGTH) {
     out.push({

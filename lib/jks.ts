@@ -1,8 +1,10 @@
 /**
  * Java KeyStore (JKS) reading, on top of `npm:jks-js` (loaded only when a JKS is read).
  *
- * `jks-js` parses the entries and undoes Sun's key protector (for RSA and EC keys). Two things
- * are done here instead:
+ * `jks-js` parses the entries. Three things are done here instead:
+ * - **Sun's key protector**, undone for the one entry chosen (`unlockKey`), so that the key
+ *   comes out exactly as stored whatever its type (jks-js re-encodes it through node-forge,
+ *   which fails for Ed25519/Ed448 and turns RSA-PSS into plain RSA).
  * - **The integrity digest** (SHA-1 over the password as UTF-16BE, the string
  *   `"Mighty Aphrodite"` and the store body, stored as the trailing 20 bytes). `jks-js` checks it
  *   only for a non-empty password, and reports a store cut inside its digest as a wrong password.
@@ -18,29 +20,20 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createHash, createPrivateKey } from "node:crypto";
+import { createHash } from "node:crypto";
 import { equalBytes, utf16be } from "./bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
+import { pkcs8Info } from "./key_info.ts";
+import { children, DerError, readDer, readOctets, readOid } from "./der.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readJks}. */
 export interface ReadJksOptions {
-  /**
-   * Store password. When `undefined`, the integrity digest is not checked; key entries then
-   * need `keyPassword`, unless `decryptKeys` is `false`.
-   */
+  /** Store password. When `undefined`, the integrity digest is not checked. */
   password?: string;
-  /** Password of the key entries (JKS `-keypass`). @default password */
-  keyPassword?: string;
   /** Label of the store in messages (the CLI passes the path). @default "keystore" */
   name?: string;
-  /**
-   * Whether to decrypt private keys. Truststore reading passes `false`: key entries then keep
-   * their certificates and no key.
-   * @default true
-   */
-  decryptKeys?: boolean;
 }
 
 /** The JKS magic number. */
@@ -81,12 +74,14 @@ const DIGEST_LEN = 20;
  *
  * @param bytes The store's bytes.
  * @param options Passwords and the label used in messages.
- * @returns The entries in store order: key entries with their PKCS#8 key and chain, trusted
- *   certificate entries with one certificate and no key.
+ * @returns The entries in store order: key entries with their chain and `unlockKey`, which
+ *   decrypts that entry's key alone with its key password (Java's `KeyStore.getKey(alias,
+ *   password)`: other entries may have other key passwords); trusted certificate entries with
+ *   one certificate and no key.
  * @throws {StoreError} `STORE_JCEKS`, `STORE_FORMAT` (no JKS magic), `STORE_CORRUPT`
- *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `KEY_PASSWORD` (a key
- *   entry does not decrypt), `KEYSTORE_PASSWORD_REQUIRED` (key entries and no password),
- *   `DEPENDENCY_LOAD` (`npm:jks-js` cannot be loaded).
+ *   (truncated, bad structure), `KEYSTORE_PASSWORD` (digest mismatch), `DEPENDENCY_LOAD`
+ *   (`npm:jks-js` cannot be loaded). `unlockKey` rejects with `KEY_PASSWORD` (wrong key
+ *   password), `KEY_PASSWORD_REQUIRED` (no password given) or `KEY_UNSUPPORTED`.
  * @throws {Deno.errors.NotCapable} Or `PermissionDenied`, unchanged, when Deno's permissions
  *   stop `npm:jks-js` from loading.
  *
@@ -154,28 +149,28 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
     throw corrupt(name, cause);
   }
 
-  const decryptKeys = options.decryptKeys ?? true;
-  const keyPassword = options.keyPassword ?? options.password;
   const entries: RawEntry[] = [];
   for (const entry of parsed) {
     if ("protectedPrivateKey" in entry) {
-      let privateKeyPkcs8: Uint8Array | undefined;
-      if (decryptKeys) {
-        if (keyPassword === undefined) {
-          throw new StoreError(`Keystore "${name}" needs a password to read key "${entry.alias}"`, {
-            code: "KEYSTORE_PASSWORD_REQUIRED",
-            hint: "Give the store password with --keystore-password.",
-          });
-        }
-        privateKeyPkcs8 = recoverKey(jks, entry.protectedPrivateKey, keyPassword, {
-          name,
-          alias: entry.alias,
-          distinct: options.keyPassword !== undefined,
-        });
-      }
+      const { alias, protectedPrivateKey } = entry;
       entries.push({
-        alias: entry.alias,
-        privateKeyPkcs8,
+        alias,
+        privateKeyPkcs8: undefined,
+        unlockKey: (password) => {
+          if (password === undefined) {
+            return Promise.reject(
+              new StoreError(
+                `The private key "${alias}" in "${name}" is encrypted and no password was given`,
+                { code: "KEY_PASSWORD_REQUIRED", hint: "Give the key entry's password." },
+              ),
+            );
+          }
+          try {
+            return Promise.resolve(recoverKey(protectedPrivateKey, password, { name, alias }));
+          } catch (err) {
+            return Promise.reject(err);
+          }
+        },
         certificates: entry.chain.map((c) => new Uint8Array(c.value)),
       });
     } else {
@@ -209,39 +204,73 @@ async function loadDependency(name: string): Promise<JksJs> {
   }
 }
 
+/** The OID of Sun's JKS key protector (`1.3.6.1.4.1.42.2.17.1.1`). */
+const SUN_KEY_PROTECTOR = "1.3.6.1.4.1.42.2.17.1.1";
+const SALT_LEN = 20;
+
+/**
+ * Undoes Sun's JKS key protector (`sun.security.provider.KeyProtector`): the stored
+ * EncryptedPrivateKeyInfo holds salt (20 bytes), the key XORed with a SHA-1 keystream
+ * (`H(password || salt)`, then `H(password || previous)`), and `H(password || key)` to check it;
+ * the password is UTF-16BE. Done here rather than by jks-js, which re-encodes the key through
+ * node-forge and fails for Ed25519/Ed448 and turns an RSA-PSS key into a plain RSA one: the
+ * PKCS#8 comes out exactly as stored, whatever its type. One pass over the key, no iterations.
+ */
 function recoverKey(
-  jks: JksJs,
   protectedKey: Uint8Array,
   password: string,
-  ctx: { name: string; alias: string; distinct: boolean },
+  ctx: { name: string; alias: string },
 ): Uint8Array {
-  let pem: string;
+  let data: Uint8Array;
   try {
-    pem = jks.decrypt(Buffer.from(protectedKey), password);
-  } catch (cause) {
-    const wrongPassword = cause instanceof Error && cause.message === "Cannot recover key";
-    if (!wrongPassword) {
-      throw new StoreError(`Cannot read key "${ctx.alias}" of keystore "${ctx.name}"`, {
-        code: "KEY_UNSUPPORTED",
-        hint: "The key is protected or encoded in a way jks-js cannot read; convert the " +
-          "store to PKCS#12 with keytool -importkeystore.",
-        cause,
-      });
+    const [algorithm, encrypted] = children(readDer(protectedKey, { what: "the protected key" }));
+    const oid = readOid(children(algorithm)[0]);
+    if (oid !== SUN_KEY_PROTECTOR) {
+      throw new StoreError(
+        `Cannot read key "${ctx.alias}" of keystore "${ctx.name}": it is protected with ` +
+          `OID ${oid}, not Sun's JKS key protector`,
+        {
+          code: "KEY_UNSUPPORTED",
+          hint: "Convert the store to PKCS#12 with keytool -importkeystore.",
+        },
+      );
     }
+    data = readOctets(encrypted);
+    if (data.length <= 2 * SALT_LEN) throw new DerError("the protected key is too short");
+  } catch (cause) {
+    if (cause instanceof StoreError) throw cause;
+    throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
+      code: "STORE_CORRUPT",
+      hint: "Export the key entry again from the source keystore.",
+      cause,
+    });
+  }
+  const secret = utf16be(password);
+  const salt = data.subarray(0, SALT_LEN);
+  const encrypted = data.subarray(SALT_LEN, data.length - SALT_LEN);
+  const check = data.subarray(data.length - SALT_LEN);
+  const plain = new Uint8Array(encrypted.length);
+  let digest: Uint8Array = salt;
+  for (let offset = 0; offset < encrypted.length; offset += SALT_LEN) {
+    digest = new Uint8Array(createHash("sha1").update(secret).update(digest).digest());
+    for (let i = 0; i < SALT_LEN && offset + i < encrypted.length; i++) {
+      plain[offset + i] = encrypted[offset + i] ^ digest[i];
+    }
+  }
+  const expected = new Uint8Array(createHash("sha1").update(secret).update(plain).digest());
+  if (!equalBytes(expected, check)) {
     throw new StoreError(
       `Cannot decrypt key "${ctx.alias}" of keystore "${ctx.name}": wrong key password`,
       {
         code: "KEY_PASSWORD",
-        hint: ctx.distinct
-          ? "Check --key-password (the entry's -keypass)."
-          : "The key entry has its own password (keytool -keypass): give it with --key-password.",
-        cause,
+        hint: "Check the key password: a JKS key entry may have its own (keytool -keypass), " +
+          "given with --key-password; the keystore password is used without it.",
       },
     );
   }
   try {
-    const key = createPrivateKey({ key: pem, format: "pem" });
-    return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+    pkcs8Info(plain);
+    return plain;
   } catch (cause) {
     throw new StoreError(`Key "${ctx.alias}" of keystore "${ctx.name}" is damaged`, {
       code: "STORE_CORRUPT",

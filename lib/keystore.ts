@@ -7,7 +7,14 @@
  *   chain).
  * - {@linkcode loadTrustStore} returns the {@linkcode TrustAnchors} (every certificate of the
  *   store). A JKS truststore may be read without a password, as Java does: its integrity
- *   digest is then not checked.
+ *   digest is then not checked. A single DER certificate (`server.cer`) is a truststore too.
+ * - {@linkcode listKeyStore} lists every entry of a store without choosing one or decrypting
+ *   any key (what `inspect` shows for a store of several key entries).
+ *
+ * Only the chosen key entry's key is decrypted (Java's `KeyStore.getKey(alias, password)`), so
+ * other entries may have other key passwords. When a file's name and content disagree (a
+ * `truststore.jks` that is PKCS#12, as keytool writes it since JDK 9), errors say what the file
+ * really is.
  *
  * Every failure is a {@linkcode StoreError} whose message names the store by the `name` option
  * (the command line passes the file path); passwords never appear in messages or hints.
@@ -18,8 +25,16 @@
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
 import { equalBytes, hex } from "./bytes.ts";
-import { issuedBy, parseCertificate, toKeyType } from "./certificate.ts";
+import {
+  certificateNames,
+  issuedBy,
+  MAX_STORE_CERTIFICATES,
+  parseCertificate,
+  tooManyCertificates,
+} from "./certificate.ts";
+import { readDer } from "./der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
+import { pkcs8Info } from "./key_info.ts";
 import { javaStoreType, readJks } from "./jks.ts";
 import { readPem, toPem } from "./pem.ts";
 import { readPkcs12 } from "./pkcs12.ts";
@@ -40,6 +55,7 @@ const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
   jks: "JKS",
   pkcs12: "PKCS#12",
   pem: "PEM",
+  der: "DER certificate",
   jceks: "JCEKS",
 };
 
@@ -47,7 +63,10 @@ const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
  * Detects a store's format from its content.
  *
  * - JKS: magic `FEEDFEED`; JCEKS: magic `CECECECE` (recognised so that it can be refused clearly);
- * - PKCS#12: a DER `SEQUENCE` whose first element is `INTEGER 3` (the PFX version);
+ * - PKCS#12: a `SEQUENCE` whose first element is `INTEGER 3` (the PFX version), with any length
+ *   encoding the reader accepts: short, long, or BER's indefinite length (NSS `pk12util`);
+ * - DER: a `SEQUENCE` whose first element is a `SEQUENCE` that begins like a TBSCertificate
+ *   (one X.509 certificate, `server.cer`);
  * - PEM: text containing `-----BEGIN `.
  *
  * @param bytes The store's bytes.
@@ -68,19 +87,39 @@ const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
 export function detectFormat(bytes: Uint8Array): StoreFormat | "jceks" | undefined {
   const java = javaStoreType(bytes);
   if (java !== undefined) return java;
-  if (bytes.length >= 5 && bytes[0] === 0x30) {
-    // SEQUENCE header: short (1 byte) or long (0x81..0x84 + n bytes) length.
-    let off = 2;
-    if (bytes[1] & 0x80) {
-      const n = bytes[1] & 0x7f;
-      off = n >= 1 && n <= 4 ? 2 + n : -1;
-    }
-    if (off > 0 && bytes[off] === 0x02 && bytes[off + 1] === 0x01 && bytes[off + 2] === 0x03) {
-      return "pkcs12";
+  if (bytes[0] === 0x30) {
+    const first = headerLength(bytes, 0);
+    if (first !== undefined) {
+      if (bytes[first] === 0x02 && bytes[first + 1] === 0x01 && bytes[first + 2] === 0x03) {
+        return "pkcs12";
+      }
+      if (bytes[first] === 0x30 && isCertificate(bytes)) return "der";
     }
   }
   if (indexOfAscii(bytes, "-----BEGIN ") >= 0) return "pem";
   return undefined;
+}
+
+/**
+ * The length of the identifier and length octets of the value at `offset`, for every length
+ * form the DER/BER reader accepts (short, long up to four octets, indefinite), or `undefined`.
+ */
+function headerLength(bytes: Uint8Array, offset: number): number | undefined {
+  const first = bytes[offset + 1];
+  if (first === undefined) return undefined;
+  if (first <= 0x80) return 2; // short form, or 0x80: BER indefinite length
+  const n = first & 0x7f;
+  return n <= 4 ? 2 + n : undefined;
+}
+
+/** Whether the bytes start with one X.509 certificate (trailing bytes allowed, as openssl does). */
+function isCertificate(bytes: Uint8Array): boolean {
+  try {
+    certificateNames(readDer(bytes, { allowTrailing: true }).raw);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function indexOfAscii(bytes: Uint8Array, needle: string): number {
@@ -135,7 +174,6 @@ interface ReadOptions {
   role: Role;
   name: string;
   password?: string;
-  keyPassword?: string;
   type?: StoreFormat;
 }
 
@@ -175,11 +213,11 @@ export async function loadKeyStore(
     role: "keystore",
     name,
     password: options.password,
-    keyPassword: options.keyPassword,
     type: options.type,
   });
 
   let extraCertificates: Uint8Array[] = [];
+  let separateKey: RawEntry | undefined;
   if (options.key !== undefined) {
     const keyName = options.keyName ?? "key file";
     if (store.format !== "pem") {
@@ -189,44 +227,60 @@ export async function loadKeyStore(
         { code: "KEY_NOT_PEM", hint: "Leave out --key: the keystore holds the key." },
       );
     }
-    const keyStore = await readStore(options.key, {
-      role: "keystore",
-      name: keyName,
-      password: options.keyPassword ?? options.password,
-      type: "pem",
-    });
-    const keyEntry = keyStore.entries[0];
-    if (keyEntry?.privateKeyPkcs8 === undefined) {
+    const keyStore = await readStore(options.key, { role: "keystore", name: keyName, type: "pem" });
+    separateKey = keyStore.entries[0];
+    if (!hasKey(separateKey)) {
       throw new StoreError(`Key file "${keyName}" holds no private key`, {
         code: "STORE_NO_KEY",
         hint: "Give the device's private key (-----BEGIN PRIVATE KEY-----) with --key.",
       });
     }
-    const own = store.entries[0];
-    if (
-      own.privateKeyPkcs8 !== undefined &&
-      !equalBytes(own.privateKeyPkcs8, keyEntry.privateKeyPkcs8)
-    ) {
+    extraCertificates = separateKey.certificates;
+  }
+
+  const own = store.entries[0];
+  const entry = separateKey !== undefined
+    ? chooseKeyEntry(
+      {
+        format: store.format,
+        entries: [{
+          ...own,
+          privateKeyPkcs8: separateKey.privateKeyPkcs8,
+          unlockKey: separateKey.unlockKey,
+        }],
+      },
+      name,
+      options.alias,
+    )
+    : chooseKeyEntry(store, name, options.alias);
+  const pkcs8 = await unlockChosen(entry, store.format, name, options);
+  if (separateKey !== undefined && hasKey(own)) {
+    const ownKey = await unlock(own, options.password ?? options.keyPassword);
+    if (!equalBytes(ownKey, pkcs8)) {
+      const keyName = options.keyName ?? "key file";
       throw new StoreError(`Both "${name}" and "${keyName}" hold a private key, and they differ`, {
         code: "KEY_CONFLICT",
         hint: "Keep the key in one file only.",
       });
     }
-    own.privateKeyPkcs8 = keyEntry.privateKeyPkcs8;
-    extraCertificates = keyEntry.certificates;
   }
-
-  const entry = chooseKeyEntry(store, name, options.alias);
-  const pkcs8 = entry.privateKeyPkcs8 as Uint8Array;
-  let privateKey: KeyObject;
+  let keyType: DeviceIdentity["keyType"];
   try {
-    privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
+    keyType = pkcs8Info(pkcs8).keyType;
   } catch (cause) {
     throw new StoreError(`The private key in "${name}" cannot be read`, {
       code: "STORE_CORRUPT",
       hint: "Export the key entry again from the tool that made the keystore.",
       cause,
     });
+  }
+  // node:crypto loads the common key types; for the others (brainpool, RSA-PSS, ...) the leaf is
+  // the first certificate, and the offline checks name the key type.
+  let privateKey: KeyObject | undefined;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
+  } catch {
+    privateKey = undefined;
   }
 
   const entryLabel = entry.alias === undefined ? "" : `entry ${entry.alias}, `;
@@ -249,12 +303,77 @@ export async function loadKeyStore(
   return {
     format: store.format,
     alias: entry.alias,
-    aliases: store.entries.filter((e) => e.privateKeyPkcs8 !== undefined)
-      .map((e) => e.alias).filter((a): a is string => a !== undefined),
+    aliases: store.entries.filter(hasKey).map((e) => e.alias)
+      .filter((a): a is string => a !== undefined),
     privateKeyPem: toPem(pkcs8, "PRIVATE KEY"),
-    keyType: toKeyType(privateKey.asymmetricKeyType),
+    keyType,
     chain,
     ...(reordered ? { chainAsStored: certificates } : {}),
+  };
+}
+
+/** One entry of a store as {@linkcode listKeyStore} shows it. */
+export interface ListedEntry {
+  /** The alias (JKS, PKCS#12 friendly name); `undefined` for PEM. */
+  alias: string | undefined;
+  /** Whether the entry holds a private key (encrypted or not; no key is decrypted to list). */
+  hasKey: boolean;
+  /** The entry's certificates, in store order. */
+  certificates: Certificate[];
+}
+
+/** What {@linkcode listKeyStore} returns. */
+export interface StoreListing {
+  /** The format the store was read as. */
+  format: StoreFormat;
+  /** Every entry, key entries first as the readers give them. */
+  entries: ListedEntry[];
+}
+
+/**
+ * Lists every entry of a keystore without choosing a key entry and without decrypting any
+ * key: what an exploration tool shows for a store of several key entries.
+ *
+ * @param bytes The store's bytes (JKS, PKCS#12, PEM or one DER certificate).
+ * @param options The store password (to check the integrity and decrypt the certificates),
+ *   format and label; `alias`, `keyPassword` and `key` are not used.
+ * @returns The entries with their aliases and parsed certificates.
+ * @throws {StoreError} As {@linkcode loadKeyStore} before a key entry is chosen.
+ *
+ * @example
+ * ```ts
+ * import { listKeyStore } from "./keystore.ts";
+ * import { StoreError } from "./errors.ts";
+ * try {
+ *   await listKeyStore(new Uint8Array([1, 2, 3]), { name: "x.bin" });
+ *   throw new Error("expected a failure");
+ * } catch (err) {
+ *   if (!(err instanceof StoreError) || err.code !== "STORE_FORMAT") throw err;
+ * }
+ * ```
+ */
+export async function listKeyStore(
+  bytes: Uint8Array,
+  options: LoadKeyStoreOptions = {},
+): Promise<StoreListing> {
+  const name = options.name ?? "keystore";
+  const store = await readStore(bytes, {
+    role: "keystore",
+    name,
+    password: options.password,
+    type: options.type,
+  });
+  return {
+    format: store.format,
+    entries: store.entries.map((entry, e) => ({
+      alias: entry.alias,
+      hasKey: hasKey(entry),
+      certificates: entry.certificates.map((der, i) =>
+        parseCertificate(der, {
+          name: `${name} (${entry.alias ?? `entry #${e + 1}`}, certificate #${i + 1})`,
+        })
+      ),
+    })),
   };
 }
 
@@ -352,7 +471,8 @@ async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore
     format = opts.type;
   } else if (detected === undefined) {
     throw new StoreError(
-      `${Role} "${name}" is not a keystore: its content is neither JKS, PKCS#12 nor PEM`,
+      `${Role} "${name}" is not a keystore: its content is neither JKS, PKCS#12, PEM nor a ` +
+        "DER certificate",
       {
         code: "STORE_FORMAT",
         hint: `Check the file; if it is a store, give its format with ${typeFlag}.`,
@@ -362,44 +482,113 @@ async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore
     format = detected;
   }
 
+  let store: RawStore;
   try {
-    switch (format) {
-      case "jks":
-        return await readJks(bytes, {
-          password: opts.password,
-          keyPassword: opts.keyPassword,
-          name,
-          decryptKeys: role === "keystore",
-        });
-      case "pkcs12":
-        return await readP12(bytes, opts);
-      case "pem":
-        return readPem(new TextDecoder().decode(bytes), {
-          password: opts.keyPassword ?? opts.password,
-          name,
-          keys: role === "keystore",
-        });
-    }
+    store = await readFormat(bytes, format, opts);
   } catch (cause) {
-    if (cause instanceof C8yError) throw cause;
-    throw new StoreError(
-      `${Role} "${name}" is not a valid ${FORMAT_LABEL[format]} ${role} (truncated or corrupt)`,
+    const error = cause instanceof C8yError ? cause : new StoreError(
+      `${Role} "${name}" is not a valid ${FORMAT_LABEL[format]} ${role} ` +
+        `(${describeDerError(cause)})`,
       {
         code: "STORE_CORRUPT",
         hint: "Copy the file again (in binary mode) or export it again.",
         cause,
       },
     );
+    throw withContentNote(error, name, format);
   }
+  const certificateCount = store.entries.reduce((n, e) => n + e.certificates.length, 0);
+  if (certificateCount > MAX_STORE_CERTIFICATES) throw tooManyCertificates(`${Role} "${name}"`);
+  return store;
+}
+
+async function readFormat(
+  bytes: Uint8Array,
+  format: StoreFormat,
+  opts: ReadOptions,
+): Promise<RawStore> {
+  switch (format) {
+    case "jks":
+      return await readJks(bytes, { password: opts.password, name: opts.name });
+    case "pkcs12":
+      return await readP12(bytes, opts);
+    case "pem":
+      return readPem(new TextDecoder().decode(bytes), {
+        name: opts.name,
+        keys: opts.role === "keystore",
+      });
+    case "der": {
+      // One certificate; what follows it is ignored, as openssl x509 -inform DER and keytool
+      // -printcert ignore it.
+      const der = readDer(bytes, { allowTrailing: true }).raw.slice();
+      return {
+        format: "der",
+        entries: [{ alias: undefined, privateKeyPkcs8: undefined, certificates: [der] }],
+      };
+    }
+  }
+}
+
+/** A DER reader's complaint in the words of a store message ("truncated", "extra bytes"). */
+function describeDerError(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : "";
+  if (/trailing bytes/.test(message)) {
+    return `extra bytes after the end of ${message.replace(/^.*trailing bytes after /, "")}`;
+  }
+  return "truncated or corrupt";
+}
+
+/** File name endings and the format they promise. */
+const NAMED_FORMATS: [RegExp, StoreFormat][] = [
+  [/\.(jks|keystore|truststore)$/i, "jks"],
+  [/\.(p12|pfx)$/i, "pkcs12"],
+  [/\.(pem|crt|key)$/i, "pem"],
+  [/\.der$/i, "der"],
+];
+
+/**
+ * The sentence that says what a store really is when its name promises another format, e.g.
+ * `"truststore.jks" is a PKCS#12 store (keytool's default since JDK 9)`. Store errors carry it,
+ * and `inspect` prints it.
+ *
+ * @param name The store's name (its path), whose ending promises a format.
+ * @param format The format its content has.
+ * @returns The sentence; `undefined` when name and content agree (or the name promises nothing).
+ *
+ * @example
+ * ```ts
+ * import { contentNote } from "./keystore.ts";
+ * if (!contentNote("truststore.jks", "pkcs12")?.includes("PKCS#12")) throw new Error();
+ * if (contentNote("device.p12", "pkcs12") !== undefined) throw new Error();
+ * ```
+ */
+export function contentNote(name: string, format: StoreFormat): string | undefined {
+  const named = NAMED_FORMATS.find(([pattern]) => pattern.test(name))?.[1];
+  if (named === undefined || named === format) return undefined;
+  if (named === "jks" && format === "pkcs12") {
+    return `"${name}" is a PKCS#12 store (keytool's default since JDK 9), not JKS; its ` +
+      "certificates are encrypted with the store password";
+  }
+  return `"${name}" is a ${FORMAT_LABEL[format]} store, not ${
+    FORMAT_LABEL[named]
+  } as its name says`;
+}
+
+/** The error with the content note appended to its message, when name and content disagree. */
+function withContentNote(error: C8yError, name: string, format: StoreFormat): C8yError {
+  const note = contentNote(name, format);
+  if (note === undefined || !(error instanceof StoreError)) return error;
+  return new StoreError(`${error.message}. ${note}`, {
+    code: error.code,
+    hint: error.hint,
+    cause: error.cause,
+    stage: error.stage,
+  });
 }
 
 async function readP12(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> {
   try {
-    return await readPkcs12(bytes, {
-      password: opts.password ?? "",
-      keyPassword: opts.keyPassword,
-      name: opts.name,
-    });
+    return await readPkcs12(bytes, { password: opts.password ?? "", name: opts.name });
   } catch (err) {
     if (
       opts.password === undefined && err instanceof StoreError && err.code === "KEYSTORE_PASSWORD"
@@ -415,8 +604,48 @@ async function readP12(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> 
   }
 }
 
+function hasKey(entry: RawEntry): boolean {
+  return entry.privateKeyPkcs8 !== undefined || entry.unlockKey !== undefined;
+}
+
+/**
+ * The chosen entry's key. A JKS or PKCS#12 key opened with no password at all needs the store
+ * password (the key password defaults to it): `KEYSTORE_PASSWORD_REQUIRED`, so that a prompt
+ * asks for the store password; a wrong password is only ever reported when one was given.
+ */
+async function unlockChosen(
+  entry: RawEntry,
+  format: StoreFormat,
+  name: string,
+  options: LoadKeyStoreOptions,
+): Promise<Uint8Array> {
+  try {
+    return await unlock(entry, options.keyPassword ?? options.password);
+  } catch (err) {
+    const noneGiven = options.keyPassword === undefined && options.password === undefined;
+    if (
+      noneGiven && format !== "pem" && err instanceof StoreError &&
+      err.code === "KEY_PASSWORD_REQUIRED"
+    ) {
+      const which = entry.alias === undefined ? "its key" : `key "${entry.alias}"`;
+      throw new StoreError(`Keystore "${name}" needs a password to decrypt ${which}`, {
+        code: "KEYSTORE_PASSWORD_REQUIRED",
+        hint: "Give the store password with --keystore-password.",
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+/** The entry's key, decrypting it (with `password`, or none given) when it is encrypted. */
+async function unlock(entry: RawEntry, password: string | undefined): Promise<Uint8Array> {
+  if (entry.privateKeyPkcs8 !== undefined) return entry.privateKeyPkcs8;
+  return await entry.unlockKey!(password);
+}
+
 function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined): RawEntry {
-  const keyEntries = store.entries.filter((e) => e.privateKeyPkcs8 !== undefined);
+  const keyEntries = store.entries.filter(hasKey);
   const list = (entries: RawEntry[]): string =>
     entries.map((e) => e.alias === undefined ? "(no alias)" : `"${e.alias}"`).join(", ");
 
@@ -435,9 +664,11 @@ function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined
       },
     );
   }
-  if (alias !== undefined && store.format === "pem") {
+  if (alias !== undefined && (store.format === "pem" || store.format === "der")) {
     throw new UsageError(
-      `An alias ("${alias}") was given, but "${name}" is a PEM file, which has no aliases`,
+      `An alias ("${alias}") was given, but "${name}" is a ${
+        FORMAT_LABEL[store.format]
+      } file, which has no aliases`,
       {
         code: "ALIAS_NOT_APPLICABLE",
         hint: "Leave --alias out for PEM files.",
@@ -449,7 +680,7 @@ function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined
       keyEntries.find((e) => e.alias?.toLowerCase() === alias.toLowerCase());
     if (found) return found;
     const certOnly = store.entries.some((e) =>
-      e.privateKeyPkcs8 === undefined && e.alias?.toLowerCase() === alias.toLowerCase()
+      !hasKey(e) && e.alias?.toLowerCase() === alias.toLowerCase()
     );
     throw new StoreError(
       `Keystore "${name}" has no key entry "${alias}"` +
@@ -471,19 +702,44 @@ function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined
 /**
  * Orders certificates leaf first: the certificate whose public key is the private key's, then
  * its issuer, that one's issuer, and so on; certificates not on that path keep their relative
- * order at the end. Without a certificate for the key, the first certificate is the leaf.
+ * order at the end. Without a certificate for the key (or a key node:crypto cannot load), the
+ * first certificate is the leaf.
+ *
+ * Linear in the number of certificates: candidates for an issuer are found by subject name in
+ * a map, and the path is at most {@linkcode MAX_ORDERED_PATH} long, so a store of many
+ * certificates with the same name verifies at most that many times each.
  */
-function orderChain(certificates: Certificate[], privateKey: KeyObject): Certificate[] {
-  const x509 = certificates.map((c) => new X509Certificate(c.der));
-  const spki = spkiHex(createPublicKey(privateKey));
-  let leaf = x509.findIndex((x) => spkiHex(x.publicKey) === spki);
+function orderChain(certificates: Certificate[], privateKey: KeyObject | undefined): Certificate[] {
+  const x509 = certificates.map((c) => {
+    try {
+      return new X509Certificate(c.der);
+    } catch {
+      return undefined;
+    }
+  });
+  const spki = privateKey === undefined ? undefined : spkiHex(createPublicKey(privateKey));
+  let leaf = spki === undefined
+    ? -1
+    : x509.findIndex((x) => x !== undefined && publicKeyHex(x) === spki);
   if (leaf < 0) leaf = 0;
+  const bySubject = new Map<string, number[]>();
+  certificates.forEach((c, i) => {
+    const key = namesHex(c.der)?.subject;
+    if (key === undefined) return;
+    const list = bySubject.get(key) ?? [];
+    list.push(i);
+    bySubject.set(key, list);
+  });
   const order = [leaf];
   const used = new Set(order);
-  for (let current = leaf;;) {
-    if (isSelfIssued(x509[current])) break;
-    const next = x509.findIndex((x, i) => !used.has(i) && issuedBy(x509[current], x));
-    if (next < 0) break;
+  for (let current = leaf; order.length < MAX_ORDERED_PATH;) {
+    const x = x509[current];
+    if (x === undefined || isSelfIssued(x)) break;
+    const issuer = namesHex(certificates[current].der)?.issuer;
+    const next = (issuer === undefined ? [] : bySubject.get(issuer) ?? []).find((i) =>
+      !used.has(i) && x509[i] !== undefined && issuedBy(x, x509[i]!)
+    );
+    if (next === undefined) break;
     order.push(next);
     used.add(next);
     current = next;
@@ -492,6 +748,27 @@ function orderChain(certificates: Certificate[], privateKey: KeyObject): Certifi
     if (!used.has(i)) order.push(i);
   });
   return order.map((i) => certificates[i]);
+}
+
+/** The longest leaf-to-root path {@linkcode orderChain} follows (the platform accepts 10). */
+const MAX_ORDERED_PATH = 16;
+
+/** The certificate's SPKI as hex, or "" when node:crypto cannot load its key (RSA-PSS). */
+function publicKeyHex(x: X509Certificate): string {
+  try {
+    return spkiHex(x.publicKey);
+  } catch {
+    return "";
+  }
+}
+
+function namesHex(der: Uint8Array): { issuer: string; subject: string } | undefined {
+  try {
+    const { issuer, subject } = certificateNames(der);
+    return { issuer: hex(issuer), subject: hex(subject) };
+  } catch {
+    return undefined;
+  }
 }
 
 function isSelfIssued(x: X509Certificate): boolean {

@@ -2,20 +2,31 @@
  * PEM text: splitting it into blocks, writing DER back as PEM, and reading a PEM "keystore"
  * (a certificate chain, a private key, or both) into a {@linkcode RawStore}.
  *
- * Private keys in every form OpenSSL writes are accepted and converted to unencrypted PKCS#8:
- * `PRIVATE KEY` (PKCS#8), `ENCRYPTED PRIVATE KEY` (PKCS#8 with PBES2/PBES1), `RSA PRIVATE KEY`
- * (PKCS#1), `EC PRIVATE KEY` (SEC1), and the legacy OpenSSL encryption of the last two
- * (`Proc-Type: 4,ENCRYPTED` + `DEK-Info`). All of these go through `node:crypto`
- * `createPrivateKey`, which Deno 2.9.6 backs with OpenSSL: it decrypts PBES2 (AES, PBKDF2 with
- * HMAC-SHA256) and the legacy `DEK-Info` ciphers, so no third-party code is needed here.
+ * **Framing** follows RFC 7468's lax rules as OpenSSL and Java apply them: whitespace at the
+ * end of any line (copy and paste), CRLF or CR line ends, text before, between and after
+ * blocks, a missing final newline, and base64 of any line width (64, Java's MIME 76, or one
+ * line) are accepted; an encapsulation boundary starts its line (an indented `-----BEGIN` is
+ * text, as for `openssl x509` and `keytool -printcert`). The scanner reads each line once, so
+ * any input is split in linear time. Every framing problem names the block and its line.
+ *
+ * **Private keys** in every form OpenSSL writes are accepted and converted to unencrypted
+ * PKCS#8 here, from the DER, so that every key type is read (also those `node:crypto` cannot
+ * load): `PRIVATE KEY` (PKCS#8), `ENCRYPTED PRIVATE KEY` (PKCS#8 with any algorithm of
+ * `pbe.ts`: PBES2, the PKCS#12 PBEs, PBES1), `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY`
+ * (SEC1), `DSA PRIVATE KEY`, and the legacy OpenSSL encryption of the last three
+ * (`Proc-Type: 4,ENCRYPTED` + `DEK-Info`). Encrypted keys are decrypted on demand
+ * (`unlockKey`), with the same bounded work as a PKCS#12 store.
  *
  * @module
  */
 
-import { fromBinaryString } from "./bytes.ts";
-import { readDer } from "./der.ts";
-import { createPrivateKey, type KeyObject } from "node:crypto";
+import { createDecipheriv, createHash } from "node:crypto";
+import { concat } from "./bytes.ts";
+import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "./der.ts";
 import { StoreError } from "./errors.ts";
+import { pkcs8Info } from "./key_info.ts";
+import { pbeDecrypt, WorkBudget } from "./pbe.ts";
+import { MAX_STORE_CERTIFICATES } from "./certificate.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** One `-----BEGIN <label>-----` ... `-----END <label>-----` block of a PEM text. */
@@ -26,12 +37,17 @@ export interface PemBlock {
   headers: Record<string, string>;
   /** The decoded base64 body. */
   der: Uint8Array;
-  /** The block's text, from `-----BEGIN` to the end line, with a final newline. */
+  /**
+   * The block in canonical form: its boundaries, headers, and the body in 64-character lines,
+   * with `\n` line ends and a final newline.
+   */
   text: string;
+  /** The line (1-based) of its `-----BEGIN` boundary in the input. */
+  line: number;
 }
 
-const BLOCK_RE =
-  /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----[ \t]*(?:\r?\n|$)/g;
+/** A boundary line, once whitespace at its end is dropped. */
+const BOUNDARY = /^-----(BEGIN|END) (.*)-----$/;
 
 /**
  * Splits a PEM text into its blocks, in order. Text around the blocks (OpenSSL's
@@ -39,8 +55,9 @@ const BLOCK_RE =
  *
  * @param text The PEM text.
  * @returns The blocks; empty when the text has none.
- * @throws {SyntaxError} When a block has no end line, its end line does not match its label,
- *   or its body is not valid base64.
+ * @throws {SyntaxError} When a block has no end line (a new `-----BEGIN` or the end of the
+ *   text comes first), its end line does not match its label, or its body is not base64; the
+ *   message names the block and its line.
  *
  * @example Splitting a chain file
  * ```ts
@@ -53,41 +70,68 @@ const BLOCK_RE =
  */
 export function pemBlocks(text: string): PemBlock[] {
   const blocks: PemBlock[] = [];
-  for (const m of text.matchAll(BLOCK_RE)) {
-    const [whole, label, inner, endLabel] = m;
-    if (label !== endLabel) {
-      throw new SyntaxError(`PEM block "${label}" ends with "-----END ${endLabel}-----"`);
+  const lines = text.split(/\r\n|\r|\n/);
+  let open: { label: string; line: number; body: string[] } | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/[ \t\v\f]+$/, "");
+    const boundary = line.startsWith("-----") ? BOUNDARY.exec(line) : null;
+    if (open === undefined) {
+      if (boundary?.[1] === "BEGIN") open = { label: boundary[2], line: i + 1, body: [] };
+      continue;
     }
-    const headers: Record<string, string> = {};
-    const lines = inner.split(/\r?\n/);
-    let i = 0;
-    if (lines.length > 0 && /^[A-Za-z-]+:/.test(lines[0])) {
-      for (; i < lines.length && lines[i].trim() !== ""; i++) {
-        const colon = lines[i].indexOf(":");
-        if (colon < 0) break;
-        headers[lines[i].slice(0, colon).trim()] = lines[i].slice(colon + 1).trim();
-      }
+    if (boundary === null) {
+      open.body.push(line);
+      continue;
     }
-    const body = lines.slice(i).join("").replace(/\s+/g, "");
-    blocks.push({
-      label,
-      headers,
-      der: decodeBase64(body, label),
-      text: whole.endsWith("\n") ? whole.replace(/\r\n/g, "\n") : whole + "\n",
-    });
+    const [, kind, label] = boundary;
+    if (kind === "BEGIN") {
+      throw new SyntaxError(
+        `PEM block "${open.label}" (line ${open.line}) has no end line: ` +
+          `line ${i + 1} begins another block`,
+      );
+    }
+    if (label !== open.label) {
+      throw new SyntaxError(
+        `PEM block "${open.label}" (line ${open.line}) ends with "-----END ${label}-----" ` +
+          `(line ${i + 1})`,
+      );
+    }
+    blocks.push(decodeBlock(open.label, open.line, open.body));
+    open = undefined;
   }
-  const begins = text.match(/-----BEGIN [A-Z0-9 ]+-----/g) ?? [];
-  if (begins.length > blocks.length) {
-    throw new SyntaxError(`PEM block "${begins[blocks.length].slice(11, -5)}" has no end line`);
+  if (open !== undefined) {
+    throw new SyntaxError(`PEM block "${open.label}" (line ${open.line}) has no end line`);
   }
   return blocks;
 }
 
-function decodeBase64(body: string, label: string): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 === 1) {
-    throw new SyntaxError(`PEM block "${label}" is not valid base64`);
+/** Decodes one block's body: RFC 1421 headers, then base64 in lines of any width. */
+function decodeBlock(label: string, line: number, body: string[]): PemBlock {
+  const headers: Record<string, string> = {};
+  let i = 0;
+  if (body.length > 0 && /^[A-Za-z][A-Za-z0-9-]*:/.test(body[0])) {
+    let last: string | undefined;
+    for (; i < body.length && body[i].trim() !== ""; i++) {
+      if (/^[ \t]/.test(body[i]) && last !== undefined) {
+        headers[last] += body[i].trim(); // a folded header line
+        continue;
+      }
+      const colon = body[i].indexOf(":");
+      if (colon < 0) break;
+      last = body[i].slice(0, colon).trim();
+      headers[last] = body[i].slice(colon + 1).trim();
+    }
   }
-  return fromBinaryString(atob(body));
+  const base64 = body.slice(i).join("").replace(/[ \t\v\f]+/g, "");
+  const bad = base64.search(/[^A-Za-z0-9+/=]|=[^=]|={3}/);
+  if (bad >= 0 || base64.length % 4 === 1) {
+    throw new SyntaxError(`PEM block "${label}" (line ${line}) is not valid base64`);
+  }
+  const der = Uint8Array.fromBase64(base64);
+  const headerText = Object.entries(headers).map(([k, v]) => `${k}: ${v}\n`).join("");
+  const pem = toPem(der, label);
+  const text = headerText === "" ? pem : pem.replace("-----\n", `-----\n${headerText}\n`);
+  return { label, headers, der, text, line };
 }
 
 /**
@@ -155,8 +199,6 @@ const KEY_LABELS = new Set([
 
 /** Options of {@linkcode readPem}. */
 export interface ReadPemOptions {
-  /** Passphrase of an encrypted private key. @default undefined (the key must be unencrypted) */
-  password?: string;
   /** Label of the file in messages (the CLI passes the path). @default "PEM file" */
   name?: string;
   /**
@@ -170,16 +212,19 @@ export interface ReadPemOptions {
 /**
  * Reads a PEM file holding certificates, a private key, or both.
  *
- * The result has one entry (alias `undefined`): the private key as unencrypted PKCS#8 DER (or
- * `undefined` for a certificate-only file) and every certificate in file order.
+ * The result has one entry (alias `undefined`): the private key as unencrypted PKCS#8 DER
+ * (`privateKeyPkcs8`), or for an encrypted key `unlockKey`, which decrypts it on demand; and
+ * every certificate in file order.
  *
  * @param text The PEM text.
- * @param options Passphrase and file label.
+ * @param options File label and whether keys are read.
  * @returns The store with one entry.
- * @throws {StoreError} `STORE_FORMAT` (no PEM block, or bad base64), `STORE_EMPTY` (neither key
- *   nor certificate), `STORE_NO_CERTIFICATE` (no certificate when `keys` is `false`),
- *   `PEM_MULTIPLE_KEYS`, `KEY_PASSWORD_REQUIRED` (encrypted key, no
- *   password), `KEY_PASSWORD` (wrong passphrase), `KEY_INVALID` (undecodable key).
+ * @throws {StoreError} `STORE_FORMAT` (no PEM block, or a framing problem), `STORE_EMPTY`
+ *   (neither key nor certificate), `STORE_NO_CERTIFICATE` (no certificate when `keys` is
+ *   `false`), `STORE_TOO_MANY_CERTIFICATES`, `PEM_MULTIPLE_KEYS`, `KEY_INVALID` (an
+ *   unencrypted key that is not one). `unlockKey` rejects with `KEY_PASSWORD_REQUIRED` (no
+ *   password given), `KEY_PASSWORD` (wrong password), `STORE_UNSUPPORTED` (an algorithm this
+ *   tool lacks, named, or work beyond the caps) or `KEY_INVALID`.
  *
  * @example Reading a certificate-only file
  * ```ts
@@ -206,10 +251,21 @@ export function readPem(text: string, options: ReadPemOptions = {}): RawStore {
   if (blocks.length === 0) {
     throw new StoreError(`Cannot read "${name}": it contains no PEM block`, {
       code: "STORE_FORMAT",
-      hint: 'A PEM file has lines like "-----BEGIN CERTIFICATE-----"; check the file and its type.',
+      hint: 'A PEM file has lines like "-----BEGIN CERTIFICATE-----" at the start of a line; ' +
+        "check the file and its type.",
     });
   }
   const certificates = blocks.map(certificateDer).filter((der) => der !== undefined);
+  if (certificates.length > MAX_STORE_CERTIFICATES) {
+    throw new StoreError(
+      `"${name}" holds more than ${MAX_STORE_CERTIFICATES} certificates, the most this tool ` +
+        "reads from one store",
+      {
+        code: "STORE_TOO_MANY_CERTIFICATES",
+        hint: "Keep only the certificates that are needed (the device chain, or the server's CA).",
+      },
+    );
+  }
   const keys = (options.keys ?? true) ? blocks.filter((b) => KEY_LABELS.has(b.label)) : [];
   if (keys.length > 1) {
     throw new StoreError(`"${name}" holds ${keys.length} private keys; expected one`, {
@@ -230,11 +286,13 @@ export function readPem(text: string, options: ReadPemOptions = {}): RawStore {
       hint: "Give a PEM file with the device certificate and/or its private key.",
     });
   }
-  const entry: RawEntry = {
-    alias: undefined,
-    privateKeyPkcs8: keys.length ? decryptKey(keys[0], options.password, name) : undefined,
-    certificates,
-  };
+  const entry: RawEntry = { alias: undefined, privateKeyPkcs8: undefined, certificates };
+  const key = keys[0];
+  if (key !== undefined && isEncrypted(key)) {
+    entry.unlockKey = (password) => unlockKey(key, password, name);
+  } else if (key !== undefined) {
+    entry.privateKeyPkcs8 = toPkcs8(key.label, key.der, name);
+  }
   return { format: "pem", entries: [entry] };
 }
 
@@ -244,43 +302,152 @@ function isEncrypted(block: PemBlock): boolean {
     (block.headers["Proc-Type"] ?? "").toUpperCase().includes("ENCRYPTED");
 }
 
-function decryptKey(block: PemBlock, password: string | undefined, name: string): Uint8Array {
-  const encrypted = isEncrypted(block);
-  if (encrypted && password === undefined) {
+/** Decrypts an encrypted key block, with the bounded work of `pbe.ts`. */
+async function unlockKey(
+  block: PemBlock,
+  password: string | undefined,
+  name: string,
+): Promise<Uint8Array> {
+  if (password === undefined) {
     throw new StoreError(`The private key in "${name}" is encrypted and no password was given`, {
       code: "KEY_PASSWORD_REQUIRED",
-      hint: "Give the key's passphrase with --key-password (or --keystore-password).",
+      hint: "Give the key's passphrase (keyPassword, or password for a PEM keystore).",
     });
   }
-  let key: KeyObject;
+  const budget = new WorkBudget(`The private key in "${name}"`);
+  let plain: Uint8Array | undefined;
+  let label: string;
   try {
-    key = createPrivateKey({
-      key: block.text,
-      format: "pem",
-      ...(encrypted ? { passphrase: password } : {}),
-    });
-  } catch (cause) {
-    if (encrypted) {
-      throw new StoreError(
-        `Cannot decrypt the private key in "${name}": wrong password (or damaged key)`,
-        { code: "KEY_PASSWORD", hint: "Check the key's passphrase (--key-password).", cause },
-      );
+    if (block.label === "ENCRYPTED PRIVATE KEY") {
+      const epki = children(expectTag(readDer(block.der), 0x30, "EncryptedPrivateKeyInfo"));
+      if (epki.length !== 2) throw new DerError("bad EncryptedPrivateKeyInfo");
+      const data = readOctets(expectTag(epki[1], 0x04, "OCTET STRING"));
+      plain = await pbeDecrypt(epki[0], data, password, budget);
+      label = "PRIVATE KEY";
+    } else {
+      plain = await decryptLegacy(block, password, name);
+      label = block.label;
     }
+  } catch (cause) {
+    if (cause instanceof StoreError) throw cause;
+    throw new StoreError(`The encrypted private key in "${name}" is damaged`, {
+      code: "KEY_INVALID",
+      hint: "Export the private key again (openssl pkcs8 -topk8 -in KEY -out key.pem).",
+      cause,
+    });
+  }
+  let key: Uint8Array | undefined;
+  try {
+    key = plain === undefined ? undefined : toPkcs8(label, plain, name);
+  } catch {
+    key = undefined;
+  }
+  if (key === undefined) {
+    throw new StoreError(`Cannot decrypt the private key in "${name}": wrong password`, {
+      code: "KEY_PASSWORD",
+      hint: "Check the key's passphrase (keyPassword, or password for a PEM keystore).",
+    });
+  }
+  return key;
+}
+
+/** Ciphers of OpenSSL's legacy key encryption (`DEK-Info`), with key and IV lengths. */
+const DEK_CIPHERS: Record<string, { node: string; keyLength: number; iv: number }> = {
+  "AES-128-CBC": { node: "aes-128-cbc", keyLength: 16, iv: 16 },
+  "AES-192-CBC": { node: "aes-192-cbc", keyLength: 24, iv: 16 },
+  "AES-256-CBC": { node: "aes-256-cbc", keyLength: 32, iv: 16 },
+  "DES-EDE3-CBC": { node: "des-ede3-cbc", keyLength: 24, iv: 8 },
+};
+
+/**
+ * OpenSSL's legacy key encryption: the key is `EVP_BytesToKey` (MD5, one round, the first
+ * eight bytes of the IV as salt) of the passphrase, the cipher as `DEK-Info` names it.
+ * @returns The plaintext, or `undefined` for bad padding (a wrong password).
+ */
+function decryptLegacy(block: PemBlock, password: string, name: string): Uint8Array | undefined {
+  const [cipherName, ivHex] = (block.headers["DEK-Info"] ?? "").split(",").map((s) => s.trim());
+  const cipher = DEK_CIPHERS[(cipherName ?? "").toUpperCase()];
+  if (cipher === undefined) {
+    throw new StoreError(
+      `The private key in "${name}" uses an unsupported legacy encryption ` +
+        `(DEK-Info "${cipherName ?? ""}")`,
+      {
+        code: "STORE_UNSUPPORTED",
+        hint: "Convert it with: openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out key.pem",
+      },
+    );
+  }
+  if (!/^[0-9A-Fa-f]+$/.test(ivHex ?? "") || ivHex.length !== cipher.iv * 2) {
+    throw new DerError("bad DEK-Info IV");
+  }
+  const iv = Uint8Array.fromHex(ivHex);
+  const secret = new TextEncoder().encode(password);
+  const parts: Uint8Array[] = [];
+  let previous = new Uint8Array(0);
+  for (let have = 0; have < cipher.keyLength; have += previous.length) {
+    previous = new Uint8Array(
+      createHash("md5").update(previous).update(secret).update(iv.subarray(0, 8)).digest(),
+    );
+    parts.push(previous);
+  }
+  const key = concat(parts).subarray(0, cipher.keyLength);
+  if (block.der.length === 0 || block.der.length % cipher.iv !== 0) {
+    throw new DerError("bad ciphertext length");
+  }
+  const decipher = createDecipheriv(cipher.node, key, iv);
+  decipher.setAutoPadding(false);
+  const padded = concat([decipher.update(block.der), decipher.final()]);
+  const count = padded.at(-1) ?? 0;
+  if (count < 1 || count > cipher.iv || padded.subarray(-count).some((b) => b !== count)) {
+    return undefined;
+  }
+  return padded.subarray(0, padded.length - count);
+}
+
+const OID_RSA = new Uint8Array([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
+const OID_EC = new Uint8Array([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+const OID_DSA = new Uint8Array([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01]);
+const NULL = new Uint8Array([0x05, 0x00]);
+const VERSION_0 = new Uint8Array([0x02, 0x01, 0x00]);
+
+/**
+ * An unencrypted key as PKCS#8 DER: PKCS#8 as it is, PKCS#1 (RSA), SEC1 (EC) and OpenSSL's
+ * DSA form wrapped into a PrivateKeyInfo. Checked to be a PrivateKeyInfo of a known layout.
+ * @throws {StoreError} `KEY_INVALID` when it is not a key of the kind the label says.
+ */
+function toPkcs8(label: string, der: Uint8Array, name: string): Uint8Array {
+  try {
+    let pkcs8: Uint8Array;
+    if (label === "PRIVATE KEY") {
+      pkcs8 = readDer(der, { what: "the private key" }).raw.slice();
+    } else if (label === "RSA PRIVATE KEY") {
+      children(expectTag(readDer(der), 0x30, "RSAPrivateKey"));
+      pkcs8 = privateKeyInfo([OID_RSA, NULL], der);
+    } else if (label === "EC PRIVATE KEY") {
+      const parts = children(expectTag(readDer(der), 0x30, "ECPrivateKey"));
+      const params = parts.find((p) => p.tag === 0xa0);
+      if (params === undefined) throw new DerError("the EC key names no curve");
+      pkcs8 = privateKeyInfo([OID_EC, children(params)[0].raw], der);
+    } else if (label === "DSA PRIVATE KEY") {
+      const [, p, q, g, , x] = children(expectTag(readDer(der), 0x30, "DSAPrivateKey"));
+      if (x === undefined) throw new DerError("bad DSAPrivateKey");
+      pkcs8 = privateKeyInfo([OID_DSA, encodeDer(0x30, [p.raw, q.raw, g.raw])], x.raw);
+    } else {
+      throw new DerError(`unknown key label ${label}`);
+    }
+    pkcs8Info(pkcs8);
+    return pkcs8;
+  } catch (cause) {
     throw new StoreError(`Cannot read the private key in "${name}": the key is damaged`, {
       code: "KEY_INVALID",
       hint: "Export the private key again (openssl pkey -in KEY -out key.pem).",
       cause,
     });
   }
-  try {
-    return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
-  } catch (cause) {
-    throw new StoreError(`Cannot convert the private key in "${name}" to PKCS#8`, {
-      code: "KEY_INVALID",
-      hint: "Convert it with: openssl pkcs8 -topk8 -nocrypt -in KEY -out key.pem",
-      cause,
-    });
-  }
+}
+
+function privateKeyInfo(algorithm: Uint8Array[], key: Uint8Array): Uint8Array {
+  return encodeDer(0x30, [VERSION_0, encodeDer(0x30, algorithm), encodeDer(0x04, [key])]);
 }
 
 /**

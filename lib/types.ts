@@ -5,11 +5,11 @@
  * @module
  */
 
-/** Store formats the readers understand. */
-export type StoreFormat = "jks" | "pkcs12" | "pem";
+/** Store formats the readers understand; `der` is one DER certificate (a truststore only). */
+export type StoreFormat = "jks" | "pkcs12" | "pem" | "der";
 
 /** Public key algorithms of keys and certificates. */
-export type KeyType = "rsa" | "ec" | "ed25519" | "ed448" | "dsa" | "unknown";
+export type KeyType = "rsa" | "rsa-pss" | "ec" | "ed25519" | "ed448" | "dsa" | "unknown";
 
 /** The facts about one X.509 certificate the tool shows and checks. */
 export interface CertificateSummary {
@@ -31,7 +31,7 @@ export interface CertificateSummary {
   keyType: KeyType;
   /** Key size in bits (RSA modulus length; EC field size, e.g. 256 for P-256). */
   keySize: number | undefined;
-  /** Named curve of an EC key (e.g. `prime256v1`), otherwise `undefined`. */
+  /** Named curve of an EC key in OpenSSL's names (e.g. `prime256v1`), otherwise `undefined`. */
   curve: string | undefined;
   /** Whether basicConstraints says CA:TRUE. */
   isCA: boolean;
@@ -98,8 +98,17 @@ export interface TrustAnchors {
 export interface RawEntry {
   /** Alias / friendly name; `undefined` when the format has none. */
   alias: string | undefined;
-  /** Unencrypted PKCS#8 DER of the private key; `undefined` for certificate-only entries. */
+  /**
+   * Unencrypted PKCS#8 DER of the private key, when the store holds it unencrypted (PEM, a
+   * PKCS#12 key bag); `undefined` for certificate-only entries and for encrypted keys.
+   */
   privateKeyPkcs8: Uint8Array | undefined;
+  /**
+   * For an encrypted key: decrypts this entry's key alone (Java's `KeyStore.getKey(alias,
+   * password)`), with `undefined` when no password was given. Rejects with `KEY_PASSWORD`
+   * (wrong password given) or `KEY_PASSWORD_REQUIRED` (none given, and one is needed).
+   */
+  unlockKey?: (password: string | undefined) => Promise<Uint8Array>;
   /** DER certificates of the entry, in the order the store holds them. */
   certificates: Uint8Array[];
 }
@@ -130,6 +139,7 @@ export type ProblemCode =
   | "CHAIN_TOO_LONG"
   | "EKU_NO_CLIENT_AUTH"
   | "RSA_KEY_TOO_SMALL"
+  | "KEY_TYPE_UNSUPPORTED"
   | "CHAIN_EMPTY"
   | "CHAIN_ORDER"
   | "CHAIN_INCOMPLETE"

@@ -198,7 +198,7 @@ Deno.test("certificatesFromPem() names the block that does not parse", () => {
 
 Deno.test("toKeyType() maps node:crypto key types", () => {
   assert.equal(toKeyType("rsa"), "rsa");
-  assert.equal(toKeyType("rsa-pss"), "rsa");
+  assert.equal(toKeyType("rsa-pss"), "rsa-pss");
   assert.equal(toKeyType("ec"), "ec");
   assert.equal(toKeyType("ed25519"), "ed25519");
   assert.equal(toKeyType(undefined), "unknown");

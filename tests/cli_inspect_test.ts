@@ -239,11 +239,11 @@ const badCases: BadCase[] = [
     names: "rsa.chain.pem",
   },
   {
-    name: "a device file that never ends (/dev/zero)",
+    name: "a device file that never ends (/dev/zero), refused before it is opened",
     args: ["--keystore", "/dev/zero", ...pw],
     read: ["/dev/zero"],
     exit: 3,
-    code: "STORE_TOO_LARGE",
+    code: "STORE_NOT_A_FILE",
     names: "/dev/zero",
   },
   {
@@ -269,14 +269,6 @@ const badCases: BadCase[] = [
     exit: 3,
     code: "STORE_JCEKS",
     names: "rsa.jceks",
-  },
-  {
-    name: "a keystore with two keys and no --alias",
-    args: ["--keystore", "fixtures/devices/multi.p12", ...pw],
-    read: ["fixtures/devices/multi.p12"],
-    exit: 3,
-    code: "STORE_ALIAS_REQUIRED",
-    names: "multi.p12",
   },
   {
     name: "no password and no terminal",
@@ -343,4 +335,40 @@ Deno.test("the help text names every command and the exit codes", async () => {
   }
   const none = await runCli([]);
   assert.equal(none.code, 2);
+});
+
+for (const file of ["devices/multi.p12", "devices/multi.jks", "interop/two-keypass.jks"]) {
+  Deno.test(`inspect lists every key entry of ${file} (aliases quoted) instead of failing`, async () => {
+    const path = `fixtures/${file}`;
+    const args = ["inspect", "--keystore", path, "--keystore-password", `pass:${PASSWORD}`];
+    const text = await runCli(args, { read: [path] });
+    assert.equal(text.code, 0, text.stderr);
+    const aliases = file.includes("two-keypass") ? ["device-a", "device-b"] : ["ec256", "rsa"];
+    for (const alias of aliases) {
+      assert.match(text.stdout, new RegExp(`entry "${alias}" \\(key entry\\)`));
+    }
+    assert.match(text.stdout, /token and check need --alias/);
+    const json = await runCli([...args, "--json"], { read: [path] });
+    assert.equal(json.code, 0, json.stderr);
+    const out = JSON.parse(json.stdout);
+    assert.deepEqual(
+      out.keystore.entries.map((e: { alias: string }) => e.alias).sort(),
+      aliases,
+    );
+    assert.ok(out.keystore.entries.every((e: { keyEntry: boolean }) => e.keyEntry));
+  });
+}
+
+Deno.test("inspect says what truststore.jks really is (PKCS#12, keytool's default since JDK 9)", async () => {
+  const path = "fixtures/interop/truststore.jks";
+  const r = await runCli(
+    ["inspect", "--truststore", path, "--truststore-password", `pass:${PASSWORD}`],
+    { read: [path] },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /truststore\.jks" is a PKCS#12 store \(keytool's default since JDK 9\)/);
+  const none = await runCli(["inspect", "--truststore", path], { read: [path] });
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /no terminal/);
+  assert.match(none.stderr, /is a PKCS#12 store \(keytool's default since JDK 9\)/);
 });

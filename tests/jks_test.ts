@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "./test_helpers.ts";
+import { assertStoreError, entryKey, JDK_CACERTS, jdkCacertsOrWarn, tool } from "./test_helpers.ts";
 import { createPrivateKey } from "node:crypto";
 import { readJks } from "../lib/jks.ts";
 import { pemBlocks } from "../lib/pem.ts";
@@ -27,7 +27,7 @@ for (const d of ["rsa", "ec256", "ec384"]) {
       assert.equal(store.entries.length, 1);
       const [entry] = store.entries;
       assert.equal(entry.alias, d);
-      assert.deepEqual(entry.privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+      assert.deepEqual(await entryKey(entry, PASSWORD), pkcs8(`devices/${d}.key`));
       assert.deepEqual(
         entry.certificates,
         pemBlocks(text(`devices/${d}.chain.pem`)).map((b) => b.der),
@@ -39,11 +39,8 @@ for (const d of ["rsa", "ec256", "ec384"]) {
     name: `readJks() reads ${d}.keypass.jks with its own key password`,
     permissions: read,
     async fn(): Promise<void> {
-      const store = await readJks(bytes(`devices/${d}.keypass.jks`), {
-        password: PASSWORD,
-        keyPassword: KEY_PASSWORD,
-      });
-      assert.deepEqual(store.entries[0].privateKeyPkcs8, pkcs8(`devices/${d}.key`));
+      const store = await readJks(bytes(`devices/${d}.keypass.jks`), { password: PASSWORD });
+      assert.deepEqual(await entryKey(store.entries[0], KEY_PASSWORD), pkcs8(`devices/${d}.key`));
     },
   });
 
@@ -52,16 +49,18 @@ for (const d of ["rsa", "ec256", "ec384"]) {
     permissions: read,
     async fn(): Promise<void> {
       const name = `devices/${d}.keypass.jks`;
-      const err = await assertStoreError(readJks(bytes(name), { password: PASSWORD, name }), {
+      const [entry] = (await readJks(bytes(name), { password: PASSWORD, name })).entries;
+      const err = await assertStoreError(entryKey(entry, PASSWORD), {
         code: "KEY_PASSWORD",
         name,
         secrets: [PASSWORD, KEY_PASSWORD],
       });
       assert.ok(err.hint.includes("--key-password"), err.hint);
-      await assertStoreError(
-        readJks(bytes(name), { password: PASSWORD, keyPassword: WRONG, name }),
-        { code: "KEY_PASSWORD", name, secrets: [PASSWORD, KEY_PASSWORD, WRONG] },
-      );
+      await assertStoreError(entryKey(entry, WRONG), {
+        code: "KEY_PASSWORD",
+        name,
+        secrets: [PASSWORD, KEY_PASSWORD, WRONG],
+      });
     },
   });
 }
@@ -89,7 +88,37 @@ Deno.test({
   async fn(): Promise<void> {
     const store = await readJks(bytes("devices/multi.jks"), { password: PASSWORD });
     assert.deepEqual(store.entries.map((e) => e.alias).sort(), ["ec256", "rsa"]);
-    assert.ok(store.entries.every((e) => e.privateKeyPkcs8 !== undefined));
+    assert.ok(store.entries.every((e) => e.unlockKey !== undefined));
+  },
+});
+
+Deno.test({
+  name:
+    "readJks() decrypts only the chosen entry: each key of two-keypass.jks with its own password",
+  permissions: read,
+  async fn(): Promise<void> {
+    // keytool lists both entries; Java's KeyStore.getKey(alias, password) opens each with its
+    // own key password, and never touches the other entry.
+    assert.equal(
+      tool("interop/two-keypass.jks", "keytool-list"),
+      "device-a:PrivateKeyEntry device-b:PrivateKeyEntry",
+    );
+    const name = "interop/two-keypass.jks";
+    const store = await readJks(bytes(name), { password: PASSWORD, name });
+    const byAlias = new Map(store.entries.map((e) => [e.alias, e]));
+    assert.deepEqual(
+      await entryKey(byAlias.get("device-a")!, "passwordA"),
+      pkcs8("devices/rsa.key"),
+    );
+    assert.deepEqual(
+      await entryKey(byAlias.get("device-b")!, "passwordB"),
+      pkcs8("devices/ec256.key"),
+    );
+    await assertStoreError(entryKey(byAlias.get("device-a")!, "passwordB"), {
+      code: "KEY_PASSWORD",
+      name,
+      secrets: ["passwordA", "passwordB"],
+    });
   },
 });
 
@@ -110,16 +139,16 @@ Deno.test({
 });
 
 Deno.test({
-  name: "readJks() without any password reads certificates only when decryptKeys is false",
+  name: "readJks() without any password reads the certificates; the key then needs a password",
   permissions: read,
   async fn(): Promise<void> {
-    await assertStoreError(readJks(bytes("devices/rsa.jks"), { name: "r.jks" }), {
-      code: "KEYSTORE_PASSWORD_REQUIRED",
-      name: "r.jks",
-    });
-    const store = await readJks(bytes("devices/rsa.jks"), { decryptKeys: false });
+    const store = await readJks(bytes("devices/rsa.jks"), { name: "r.jks" });
     assert.equal(store.entries[0].privateKeyPkcs8, undefined);
     assert.equal(store.entries[0].certificates.length, 2);
+    await assertStoreError(entryKey(store.entries[0], undefined), {
+      code: "KEY_PASSWORD_REQUIRED",
+      name: "r.jks",
+    });
   },
 });
 

@@ -439,3 +439,26 @@ Deno.test("fetchToken({ via: 'rest' }) takes the token over REST, from restUrl o
     /127\.0\.0\.1 port 443/,
   );
 });
+
+Deno.test({
+  name:
+    "requestRestToken() without trust under no sys permission is PERMISSION_SYS (node:https reads the default roots with sys access)",
+  permissions: { read: true, net: true, env: true, sys: false },
+}, async () => {
+  await rejectsWith(
+    requestRestToken({ restUrl: "https://127.0.0.1:9", identity: rsa }),
+    "PERMISSION_SYS",
+    "permission",
+    /default root CAs/,
+  );
+  // With trust, no sys access is needed: the request gets as far as TCP.
+  await rejectsWith(
+    requestRestToken({
+      restUrl: `https://127.0.0.1:${freePort()}`,
+      identity: rsa,
+      trust: serverCa,
+    }),
+    "NETWORK_REFUSED",
+    "tcp",
+  );
+});

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
+import type { RawEntry } from "../lib/types.ts";
 import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
 
 /** Where JDK 17 packages put the JDK's own truststore (a JKS, password `changeit`). */
@@ -108,4 +109,37 @@ export function startFixtureEmulator(options: Partial<EmulatorOptions> = {}): Pr
     trustedCaPems: [fixture("ca/device-root-ca.pem")],
     ...options,
   });
+}
+
+/**
+ * The key of a store entry as `loadKeyStore` gets it: the plain PKCS#8, or the encrypted key
+ * decrypted with `password` (for that entry alone).
+ */
+export async function entryKey(
+  entry: RawEntry,
+  password: string | undefined,
+): Promise<Uint8Array | undefined> {
+  if (entry.privateKeyPkcs8 !== undefined) return entry.privateKeyPkcs8;
+  return await entry.unlockKey?.(password);
+}
+
+let toolResults: Map<string, string> | undefined;
+
+/**
+ * What a real tool (openssl, keytool) made of a fixture, as `fixtures/make.sh` recorded it in
+ * `fixtures/interop/tools.tsv` when it wrote the fixture: the value tests compare with.
+ */
+export function tool(file: string, name: string): string {
+  toolResults ??= new Map(
+    Deno.readTextFileSync(new URL("../fixtures/interop/tools.tsv", import.meta.url)).split("\n")
+      .slice(1).filter((l) => l !== "").map((line) => {
+        const [f, t, result] = line.split("\t");
+        return [`${f}\t${t}`, result ?? ""];
+      }),
+  );
+  const result = toolResults.get(`${file}\t${name}`);
+  if (result === undefined) {
+    throw new Error(`fixtures/interop/tools.tsv has no ${name} for ${file}`);
+  }
+  return result;
 }

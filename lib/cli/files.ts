@@ -14,9 +14,15 @@ import { errorMessage } from "./output.ts";
  * file that grows after a size check cannot make the tool read without end.
  */
 export async function readBounded(path: string, limit: number): Promise<Uint8Array> {
+  // What the path is, before it is opened (links followed): opening a FIFO waits for a writer
+  // forever, so anything but a regular file is refused here.
+  const before = await Deno.stat(path);
+  if (before.isDirectory) throw new IsADirectory();
+  if (!before.isFile) throw new NotARegularFile();
   using file = await Deno.open(path, { read: true });
   const info = await file.stat();
   if (info.isDirectory) throw new IsADirectory();
+  if (!info.isFile) throw new NotARegularFile();
   const out = new Uint8Array(Math.min(limit + 1, info.isFile ? info.size + 1 : limit + 1));
   let filled = 0;
   while (filled < out.length) {
@@ -29,6 +35,13 @@ export async function readBounded(path: string, limit: number): Promise<Uint8Arr
 }
 
 class IsADirectory extends Error {}
+
+/** A FIFO, socket or device: refused before it is opened. */
+export class NotARegularFile extends Error {
+  constructor() {
+    super("it is not a regular file (a FIFO, socket or device)");
+  }
+}
 
 class TooLarge extends Error {
   constructor(readonly size: number | undefined, limit: number) {
@@ -53,6 +66,15 @@ export async function readStoreFile(path: string, what: string): Promise<Uint8Ar
         code: "STORE_IS_DIRECTORY",
         hint: "Give the path of the keystore file itself.",
       });
+    }
+    if (cause instanceof NotARegularFile) {
+      throw new StoreError(
+        `The ${what} "${path}" is not a regular file (a FIFO, socket or device)`,
+        {
+          code: "STORE_NOT_A_FILE",
+          hint: "Give the path of the keystore file itself, not a pipe or device.",
+        },
+      );
     }
     if (cause instanceof TooLarge) {
       const size = cause.size === undefined ? "larger" : `${formatBytes(cause.size)}, more`;

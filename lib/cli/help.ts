@@ -61,7 +61,7 @@ STORE OPTIONS
   --alias NAME            The key entry to use when the keystore holds several.
   --key PATH              The private key (PEM) when --keystore is a PEM certificate file.
   --truststore PATH       The server's CA: JKS, PKCS#12 or PEM. Without it, Deno's default roots.
-  --truststore-type T     jks | pkcs12 | pem (default: detected).
+  --truststore-type T     jks | pkcs12 | pem | der (default: detected).
   --truststore-password P Password SPEC; a JKS truststore opens without one (integrity unchecked).
 
 EMULATOR OPTIONS
@@ -100,7 +100,8 @@ PASSWORD SPEC (as openssl's -passin)
 PERMISSIONS (deno run)
   token/check: deno run --ignore-env --allow-read=<keystore>,<truststore>[,<key>] \\
                  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...
-               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443)
+               (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without
+                --truststore --allow-sys: node:https reads the default root CAs with it)
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
   emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
                  cli.ts emulate ...

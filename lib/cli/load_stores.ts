@@ -6,7 +6,7 @@
  */
 
 import { StoreError, UsageError } from "../errors.ts";
-import { loadKeyStore, loadTrustStore } from "../keystore.ts";
+import { listKeyStore, loadKeyStore, loadTrustStore, type StoreListing } from "../keystore.ts";
 import { parsePasswordSpec } from "../password_spec.ts";
 import type { PasswordSpec } from "../password_spec.ts";
 import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";
@@ -18,6 +18,11 @@ import { promptPassword, resolvePassword } from "./passwords.ts";
 /** The stores the arguments name, loaded, with how long each took (ms). */
 export interface LoadedStores {
   identity?: DeviceIdentity;
+  /**
+   * For `inspect` of a keystore with several key entries and no `--alias`: every entry, listed
+   * without choosing one (no key decrypted).
+   */
+  listing?: StoreListing;
   keystorePath?: string;
   trust?: TrustAnchors;
   truststorePath?: string;
@@ -69,9 +74,9 @@ async function withPasswords<T>(
       const forStore = !forKey &&
         (error.code === "KEYSTORE_PASSWORD_REQUIRED" || error.code === "KEY_PASSWORD_REQUIRED");
       if (forKey && passwords.key === undefined) {
-        passwords.key = await promptPassword(run, ...prompts.key!);
+        passwords.key = await promptPassword(run, ...prompts.key!, error.message);
       } else if (forStore && passwords.store === undefined) {
-        passwords.store = await promptPassword(run, ...prompts.store);
+        passwords.store = await promptPassword(run, ...prompts.store, error.message);
       } else {
         throw error;
       }
@@ -119,24 +124,39 @@ export async function loadStores(
       store: await givenPassword(run, values, "keystore-password"),
       key: await givenPassword(run, values, "key-password"),
     };
-    result.identity = await withPasswords(
-      run,
-      passwords,
-      {
-        store: [`Password for "${path}"`, "--keystore-password"],
-        key: values.key ? [`Password for the key "${values.key}"`, "--key-password"] : undefined,
-      },
-      ({ store, key: keyPassword }) =>
-        loadKeyStore(bytes, {
-          password: store,
-          keyPassword,
-          alias: values.alias,
-          type,
-          name: path,
-          key,
-          keyName: values.key,
-        }),
-    );
+    const prompts = {
+      store: [`Password for "${path}"`, "--keystore-password"] as Prompt,
+      key: values.key
+        ? [`Password for the key "${values.key}"`, "--key-password"] as Prompt
+        : undefined,
+    };
+    try {
+      result.identity = await withPasswords(
+        run,
+        passwords,
+        prompts,
+        ({ store, key: keyPassword }) =>
+          loadKeyStore(bytes, {
+            password: store,
+            keyPassword,
+            alias: values.alias,
+            type,
+            name: path,
+            key,
+            keyName: values.key,
+          }),
+      );
+    } catch (error) {
+      // inspect explores: a store of several key entries is listed, not refused.
+      const several = error instanceof StoreError && error.code === "STORE_ALIAS_REQUIRED";
+      if (command !== "inspect" || !several) throw error;
+      result.listing = await withPasswords(
+        run,
+        passwords,
+        prompts,
+        ({ store }) => listKeyStore(bytes, { password: store, type, name: path }),
+      );
+    }
     result.keystorePath = path;
     result.timings.keystore = performance.now() - started;
     onLoaded?.("keystore", result);
@@ -155,7 +175,7 @@ export async function loadStores(
     result.timings.truststore = performance.now() - started;
     onLoaded?.("truststore", result);
   }
-  if (command === "inspect" && !result.identity && !result.trust) {
+  if (command === "inspect" && !result.identity && !result.listing && !result.trust) {
     throw new UsageError("The inspect command needs --keystore or --truststore (or both)", {
       code: "USAGE",
       hint: "Run c8y-mqtt-cert --help for the usage of inspect.",

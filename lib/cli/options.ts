@@ -159,11 +159,19 @@ export function storeType(value: string | undefined, option: string): StoreForma
   if (value === undefined) return undefined;
   const lower = value.toLowerCase();
   if (lower === "p12" || lower === "pfx") return "pkcs12";
+  if (lower === "cer" || lower === "crt") return "der";
   if (lower === "jks" || lower === "pkcs12" || lower === "pem") return lower;
-  throw new UsageError(`${option} must be jks, pkcs12 or pem, not "${value}"`, {
-    code: "USAGE",
-    hint: "Leave it out to detect the format from the content.",
-  });
+  // One DER certificate (server.cer) is a truststore, never a keystore.
+  if (lower === "der" && option !== "--keystore-type") return lower;
+  throw new UsageError(
+    `${option} must be jks, pkcs12, pem${
+      option === "--keystore-type" ? "" : " or der"
+    }, not "${value}"`,
+    {
+      code: "USAGE",
+      hint: "Leave it out to detect the format from the content.",
+    },
+  );
 }
 
 export function required(values: Values, name: keyof Values, command: Command): string {

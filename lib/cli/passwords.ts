@@ -62,7 +62,7 @@ async function readStdinLine(): Promise<string> {
   return text.split(/\r?\n/)[0] ?? "";
 }
 
-/** The password a spec names, resolved and remembered in the run's secrets. */
+/** The password a spec names, resolved. */
 export async function resolvePassword(
   run: RunContext,
   spec: PasswordSpec,
@@ -102,21 +102,26 @@ export async function resolvePassword(
       password = await run.stdinLine;
       break;
   }
-  run.secrets.add(password);
   return password;
 }
 
 // deno-lint-ignore no-control-regex
 const ESCAPES = /\x1b(\[[0-9;]*[A-Za-z~]|O[A-Za-z]|.)?/g;
 
-/** Asks for a password on the terminal without echo; fails when there is no terminal. */
+/**
+ * Asks for a password on the terminal without echo; fails when there is no terminal, saying why
+ * the password is needed (`because`: the store's own message, which may say what the file really
+ * is, e.g. a `truststore.jks` that is PKCS#12).
+ */
 export async function promptPassword(
-  run: RunContext,
+  _run: RunContext,
   question: string,
   option: string,
+  because?: string,
 ): Promise<string> {
   if (!Deno.stdin.isTerminal()) {
-    throw new UsageError(`${question} is needed and there is no terminal to ask for it`, {
+    const why = because === undefined ? "" : ` (${because})`;
+    throw new UsageError(`${question} is needed and there is no terminal to ask for it${why}`, {
       code: "PASSWORD_REQUIRED",
       hint: `Give ${option} pass:VALUE, env:NAME, file:PATH or stdin.`,
     });
@@ -144,6 +149,5 @@ export async function promptPassword(
     Deno.stdin.setRaw(false);
     await Deno.stderr.write(encoder.encode("\n"));
   }
-  run.secrets.add(typed);
   return typed;
 }

@@ -22,6 +22,12 @@ interface Needs {
    * `--ignore-env` makes those look-ups find nothing instead of asking or failing.
    */
   ignoreEnv: boolean;
+  /**
+   * Whether the command reads the default root CAs through `node:https` (`--via rest` without a
+   * truststore): Deno 2.9.6 asks for sys access "ca" there, and accepts only a bare `--allow-sys`
+   * for it (`--allow-sys=ca` is refused as an unknown descriptor).
+   */
+  sysCa: boolean;
 }
 
 /** The first variable MQTT.js's dependencies look up when they load (`readable-stream`). */
@@ -35,6 +41,7 @@ function neededPermissions(command: Command, values: Values): Needs {
     write: [],
     ignoreEnv: command === "token" || command === "check" || command === "emulate" ||
       (command === "fleet" && !values.offline),
+    sysCa: false,
   };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
@@ -55,6 +62,7 @@ function neededPermissions(command: Command, values: Values): Needs {
       // Over REST only the HTTPS address is contacted, not the MQTT broker.
       const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
       needs.net.push(hostPort(rest.host, rest.port));
+      needs.sysCa = !values.truststore;
     } else {
       needs.net.push(hostPort(broker.host, broker.port));
     }
@@ -136,6 +144,17 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "write", path });
     if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
   }
+  if (needs.sysCa) {
+    const { state } = await Deno.permissions.query({
+      name: "sys",
+      kind: "ca" as Deno.SysPermissionDescriptor["kind"],
+    });
+    if (state !== "granted") {
+      missing.push(
+        "reading the default root CAs for the REST request needs --allow-sys (or give --truststore)",
+      );
+    }
+  }
   if (needs.ignoreEnv && !envLookupsQuiet()) {
     const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
     missing.push(
@@ -155,6 +174,7 @@ function denoRunLine(needs: Needs, args: string[]): string {
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
   if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);
   if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
+  if (needs.sysCa) flags.push("--allow-sys");
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;

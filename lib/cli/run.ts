@@ -21,7 +21,7 @@ import {
 import { HELP } from "./help.ts";
 import { parse, validate } from "./options.ts";
 import { errorMessage } from "./output.ts";
-import { checkPasswordSources, passwordSpecs } from "./passwords.ts";
+import { checkPasswordSources } from "./passwords.ts";
 import { checkPermissions } from "./permissions.ts";
 import { VERSION } from "./version.ts";
 
@@ -55,10 +55,6 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
       io.out(HELP);
       return ExitCode.OK;
     }
-    // Passwords given on the command line are scrubbed from error reports.
-    for (const [, spec] of passwordSpecs(values, command)) {
-      if (spec.kind === "pass") runContext.secrets.add(spec.value);
-    }
     validate(command, values);
     if (command === "fleet") validateFleet(values);
     checkPasswordSources(values, command);
@@ -86,11 +82,9 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
         return await fleetCommand(ctx, fleetPlan!);
     }
   } catch (error) {
-    const safeIo: Io = {
-      out: (l) => io.out(runContext.scrub(l)),
-      err: (l) => io.err(runContext.scrub(l)),
-    };
-    return reportError(error, safeIo, { json, verbose, stages: runContext.checkStages });
+    // No output is rewritten after the fact: no message, hint or JSON field is built from a
+    // password (the store readers name files, entries and algorithms, never a secret).
+    return reportError(error, io, { json, verbose, stages: runContext.checkStages });
   }
 }
 

@@ -48,6 +48,7 @@ const CHAIN_CAUSES: [ProblemCode, string][] = [
   ["KEY_MISMATCH", "the private key does not belong to the device certificate"],
   ["KEY_INVALID", "the private key cannot be read"],
   ["RSA_KEY_TOO_SMALL", "an RSA key of the chain is too small"],
+  ["KEY_TYPE_UNSUPPORTED", "the device key is of a type Deno's TLS client cannot present"],
   ["CHAIN_EMPTY", "the keystore entry has no certificate"],
 ];
 const CLIENT_ID_CAUSES: [ProblemCode, string][] = [

@@ -92,7 +92,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - `token` ({@linkcode TokenError}): `TOKEN_TOO_LARGE` (over 64 KiB), `TOKEN_NOT_JSON`,
  *   `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_MALFORMED`; the message names what came back (its first
  *   bytes, with anything shaped like a JWT left out, or the JSON keys), never a token;
- * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value.
+ * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value;
+ *   `PERMISSION_SYS` without `trust`: Deno 2.9.6's `node:https` reads the default root CAs only
+ *   with sys access (`--allow-sys`; it refuses `--allow-sys=ca`), so give `trust` or allow it.
  *
  * @param options The REST address, identity, trust anchors, chain header, timeout, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`).
@@ -152,31 +154,40 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
     };
     const timer = setTimeout(() => fail(timeoutError(stage, address, timeoutMs)), timeoutMs);
 
-    const request = https.request({
-      host: address.host,
-      port: address.port,
-      method: "POST",
-      path: REST_TOKEN_PATH,
-      headers,
-      agent: false,
-      key: tls.key,
-      cert: tls.cert,
-      ca: tls.ca,
-      servername: tls.servername,
-      minVersion: tls.minVersion,
-      rejectUnauthorized: true,
-      // The lookup is wrapped so that its end is seen for certain (the socket's own `lookup`
-      // event can pass before the request hands the socket out).
-      lookup: (host: string, opts: dns.LookupOptions, done: LookupCallback) =>
-        dns.lookup(host, opts, (err, ip, family) => {
-          if (!err && !settled && stage === "dns") {
-            const shown = Array.isArray(ip) ? ip.map((a) => a.address).join(", ") : ip;
-            onStage?.("dns", lap(), `${address.host} -> ${shown}`);
-            stage = "tcp";
-          }
-          (done as (...args: unknown[]) => void)(err, ip, family);
-        }),
-    });
+    let request: ReturnType<typeof https.request>;
+    try {
+      request = https.request({
+        host: address.host,
+        port: address.port,
+        method: "POST",
+        path: REST_TOKEN_PATH,
+        headers,
+        agent: false,
+        key: tls.key,
+        cert: tls.cert,
+        ca: tls.ca,
+        servername: tls.servername,
+        minVersion: tls.minVersion,
+        rejectUnauthorized: true,
+        // The lookup is wrapped so that its end is seen for certain (the socket's own `lookup`
+        // event can pass before the request hands the socket out).
+        lookup: (host: string, opts: dns.LookupOptions, done: LookupCallback) =>
+          dns.lookup(host, opts, (err, ip, family) => {
+            if (!err && !settled && stage === "dns") {
+              const shown = Array.isArray(ip) ? ip.map((a) => a.address).join(", ") : ip;
+              onStage?.("dns", lap(), `${address.host} -> ${shown}`);
+              stage = "tcp";
+            }
+            (done as (...args: unknown[]) => void)(err, ip, family);
+          }),
+      });
+    } catch (err) {
+      // Thrown at once: Deno's node:https asks for sys access "ca" to read the default root CAs.
+      clearTimeout(timer);
+      settled = true;
+      reject(requestRefused(err, address));
+      return;
+    }
     if (address.hostIsIp) onStage?.("dns", 0, `${address.host} (an IP address)`);
     request.on("socket", (socket: TLSSocket) => {
       socket.on("connect", () => {
@@ -643,6 +654,22 @@ function lateError(
       cause: err,
     },
   );
+}
+
+/** An error `https.request` throws before connecting: a permission, or anything else. */
+function requestRefused(err: unknown, address: RestAddress): C8yError {
+  if (err instanceof Deno.errors.NotCapable && /sys access to "ca"/.test(err.message)) {
+    return new PermissionError(
+      'Deno is not allowed to read the default root CAs for the REST request (sys access "ca")',
+      {
+        code: "PERMISSION_SYS",
+        hint:
+          "Give the CA that signed the server's certificate as trust, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
+        cause: err,
+      },
+    );
+  }
+  return networkError(err instanceof Error ? err : new Error(String(err)), "tcp", address);
 }
 
 function errorCode(err: unknown): string | undefined {

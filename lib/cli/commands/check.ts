@@ -118,7 +118,7 @@ class CheckStages implements PrepareHooks {
     const running = this.#running.stage;
     const stage = error instanceof C8yError && error.stage !== "usage" ? error.stage : running;
     const label = stage === "store" ? running : stage === "certificate" ? "certificates" : stage;
-    this.#report(label, false, this.elapsed(), this.ctx.run.scrub(errorMessage(error)));
+    this.#report(label, false, this.elapsed(), errorMessage(error));
     if (label === "certificates") {
       printStageProblems(this.ctx, this.#problems.filter((p) => p.message !== errorMessage(error)));
     }

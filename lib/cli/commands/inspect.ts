@@ -7,7 +7,8 @@
 import { CertificateError, ExitCode } from "../../errors.ts";
 import { diagnose, hasErrors } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
-import type { DeviceIdentity } from "../../types.ts";
+import { contentNote } from "../../keystore.ts";
+import type { DeviceIdentity, StoreFormat } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { loadStores } from "../load_stores.ts";
 import { printCertificate, printProblems } from "../output.ts";
@@ -21,10 +22,20 @@ function tryClientId(identity: DeviceIdentity, explicit: string | undefined): st
   }
 }
 
+/** Says what a store really is when its name promises another format (`truststore.jks`). */
+function printContentNote(
+  ctx: CommandContext,
+  path: string | undefined,
+  format: StoreFormat,
+): void {
+  const note = path === undefined ? undefined : contentNote(path, format);
+  if (note !== undefined) ctx.io.out(`  note: ${note}`);
+}
+
 /** `inspect`: the stores, their certificates and the problems found, offline. */
 export async function inspectCommand(ctx: CommandContext): Promise<number> {
   const stores = await loadStores(ctx.run, ctx.values, "inspect");
-  const { identity, trust } = stores;
+  const { identity, trust, listing } = stores;
   const clientId = identity ? tryClientId(identity, ctx.values["client-id"]) : undefined;
   const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
   const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
@@ -38,6 +49,17 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
         aliases: identity.aliases,
         keyType: identity.keyType,
         chain: identity.chain.map((c) => c.summary),
+      };
+    }
+    if (listing) {
+      out.keystore = {
+        path: stores.keystorePath,
+        format: listing.format,
+        entries: listing.entries.map((e) => ({
+          alias: e.alias,
+          keyEntry: e.hasKey,
+          chain: e.certificates.map((c) => c.summary),
+        })),
       };
     }
     if (trust) {
@@ -60,17 +82,31 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
     ctx.io.out(
       `keystore ${stores.keystorePath}: ${identity.format}${alias}, ${identity.keyType.toUpperCase()} private key`,
     );
+    printContentNote(ctx, stores.keystorePath, identity.format);
     if (identity.aliases.length > 1) ctx.io.out(`  key entries: ${identity.aliases.join(", ")}`);
     const n = identity.chain.length;
     ctx.io.out(`chain (leaf first, ${n} certificate${n === 1 ? "" : "s"}):`);
     identity.chain.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
     ctx.io.out(`client id: ${clientId ?? "(none: see problems)"}`);
   }
+  if (listing) {
+    const keys = listing.entries.filter((e) => e.hasKey);
+    ctx.io.out(
+      `keystore ${stores.keystorePath}: ${listing.format}, ${keys.length} key entries ` +
+        "(token and check need --alias):",
+    );
+    for (const entry of listing.entries) {
+      const kind = entry.hasKey ? "key entry" : "certificate entry";
+      ctx.io.out(`entry "${entry.alias ?? ""}" (${kind}):`);
+      entry.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary));
+    }
+  }
   if (trust) {
     const n = trust.certificates.length;
     ctx.io.out(
       `truststore ${stores.truststorePath}: ${trust.format}, ${n} certificate${n === 1 ? "" : "s"}`,
     );
+    printContentNote(ctx, stores.truststorePath, trust.format);
     trust.certificates.forEach((c, i) => printCertificate(ctx.io, i, c.summary, c.alias));
   }
   printProblems(ctx.io, problems);

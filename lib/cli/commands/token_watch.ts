@@ -36,6 +36,8 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
     reconnect: true,
     callbacks: {
       connectionLost: (cause) => progress(ctx, `! ${errorMessage(cause)}; reconnecting`),
+      // A failed reconnect attempt (it is tried again with backoff).
+      error: (err) => progress(ctx, `! ${err.code}: ${errorMessage(err)}`),
       connectComplete: (reconnect) => {
         if (reconnect) progress(ctx, `✓ reconnected to ${broker.url}`);
       },
