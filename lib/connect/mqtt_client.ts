@@ -159,6 +159,11 @@ export function handshake(
       MAX_TIMER_MS,
     );
     client.connect(); // builds the stream (our socket), pipes it and writes CONNECT
+    // MQTT.js waits for "drain" once per packet written while the socket's buffer is full, and
+    // caps the socket at 1,000 listeners: a program that publishes faster than the network takes
+    // it would get Node's leak warning. Each listener is a publish in flight, which the program
+    // holds a promise for.
+    socket.setMaxListeners(0);
     socket.prependListener("data", onData);
   });
 }
