@@ -141,17 +141,6 @@ export type {
   FleetSummary,
   StageTime,
 } from "./lib/fleet/result.ts";
-export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
-export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
-export type { EmulatorSettings } from "./lib/emulator_settings.ts";
-export type {
-  ChainVerdict,
-  Emulator,
-  EmulatorEvent,
-  EmulatorEventKind,
-  EmulatorOptions,
-  VerifyDeviceChainOptions,
-} from "./lib/emulator.ts";
 export {
   C8yError,
   CertificateError,

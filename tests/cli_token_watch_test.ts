@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { EmulatorEvent } from "../lib/emulator.ts";
+import type { EmulatorEvent } from "../lib/emulator/mod.ts";
 import { decodeToken } from "../lib/token/decode_token.ts";
 import { denoFlags, ROOT } from "./cli_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";

@@ -44,7 +44,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { startEmulator } from "../lib/emulator.ts";
+import { startEmulator } from "../lib/emulator/mod.ts";
 import { startMosquitto } from "../tests/mosquitto.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

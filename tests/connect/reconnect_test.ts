@@ -15,7 +15,7 @@ import {
   loadTrustStore,
   reconnectDelayMs,
 } from "../../mod.ts";
-import type { Emulator } from "../../lib/emulator.ts";
+import type { Emulator } from "../../lib/emulator/mod.ts";
 import { startFixtureEmulator } from "../test_helpers.ts";
 
 const fixture = (path: string): URL => new URL(`../../fixtures/${path}`, import.meta.url);
