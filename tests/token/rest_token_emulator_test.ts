@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { requestRestToken } from "../../lib/token/rest_token.ts";
 import { fetchToken } from "../../lib/token/fetch_token.ts";
 import { loadJose } from "../../lib/deps.ts";
-import { C8yError } from "../../lib/errors.ts";
+import type { C8yError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
 import { fixtureIdentity, fixtureTrust } from "../mosquitto.ts";
 import { startFixtureEmulator } from "../test_helpers.ts";
