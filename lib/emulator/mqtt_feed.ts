@@ -105,8 +105,7 @@ export class MqttFeed extends Duplex {
           `was accepted`,
       );
     }
-    // A copy: Deno's node:tls may hand out views of a read buffer it later reuses.
-    this.#queue.push(Buffer.from(chunk));
+    this.#queue.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
     this.#queued += chunk.length;
     if (this.#queued > QUEUE_HIGH_WATER_BYTES) this.socket.pause();
     this.#announce();
