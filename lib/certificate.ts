@@ -16,7 +16,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, createPublicKey, verify, X509Certificate } from "node:crypto";
-import { equalBytes, hex } from "./bytes.ts";
+import { equalBytes, hex } from "./encoding/bytes.ts";
 import {
   children,
   DerError,

@@ -44,7 +44,7 @@
  */
 
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { equalBytes } from "./bytes.ts";
+import { equalBytes } from "./encoding/bytes.ts";
 import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
 import { parseClientId } from "./client_id.ts";
 import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "./key_info.ts";

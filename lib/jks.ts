@@ -21,7 +21,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { equalBytes, utf16be } from "./bytes.ts";
+import { equalBytes, utf16be } from "./encoding/bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";

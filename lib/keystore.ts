@@ -24,7 +24,7 @@
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { equalBytes, hex } from "./bytes.ts";
+import { equalBytes, hex } from "./encoding/bytes.ts";
 import {
   certificateNames,
   issuedBy,

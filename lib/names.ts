@@ -10,7 +10,7 @@
  * @module
  */
 
-import { hex } from "./bytes.ts";
+import { hex } from "./encoding/bytes.ts";
 import { children, expectTag, readOid, readString, type Tlv } from "./der.ts";
 
 /** Short names of attribute types, as OpenSSL and node:crypto print them. */

@@ -21,7 +21,7 @@
  */
 
 import { createDecipheriv, createHash } from "node:crypto";
-import { concat } from "./bytes.ts";
+import { concat } from "./encoding/bytes.ts";
 import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "./der.ts";
 import { StoreError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";

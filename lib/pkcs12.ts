@@ -26,7 +26,7 @@ import {
   readString,
   type Tlv,
 } from "./der.ts";
-import { hex } from "./bytes.ts";
+import { hex } from "./encoding/bytes.ts";
 import { certificateNames, MAX_STORE_CERTIFICATES, tooManyCertificates } from "./certificate.ts";
 import {
   DIGESTS,
