@@ -27,7 +27,7 @@ import {
   readSmallInt,
   readString,
   type Tlv,
-} from "./der.ts";
+} from "./encoding/der.ts";
 import { StoreError } from "./errors.ts";
 import { spkiInfo } from "./key_info.ts";
 import { formatName } from "./names.ts";

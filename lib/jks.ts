@@ -25,7 +25,7 @@ import { equalBytes, utf16be } from "./encoding/bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";
-import { children, DerError, readDer, readOctets, readOid } from "./der.ts";
+import { children, DerError, readDer, readOctets, readOid } from "./encoding/der.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readJks}. */

@@ -32,7 +32,7 @@ import {
   parseCertificate,
   tooManyCertificates,
 } from "./certificate.ts";
-import { readDer } from "./der.ts";
+import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";
 import { javaStoreType, readJks } from "./jks.ts";

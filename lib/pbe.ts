@@ -35,7 +35,7 @@ import {
   readOid,
   readSmallInt,
   type Tlv,
-} from "./der.ts";
+} from "./encoding/der.ts";
 import { loadForge, loadNobleHashes, type NobleHashes } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 

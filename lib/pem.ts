@@ -22,7 +22,7 @@
 
 import { createDecipheriv, createHash } from "node:crypto";
 import { concat } from "./encoding/bytes.ts";
-import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "./der.ts";
+import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "./encoding/der.ts";
 import { StoreError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";
 import { pbeDecrypt, WorkBudget } from "./pbe.ts";

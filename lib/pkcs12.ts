@@ -25,7 +25,7 @@ import {
   readSmallInt as readInt,
   readString,
   type Tlv,
-} from "./der.ts";
+} from "./encoding/der.ts";
 import { hex } from "./encoding/bytes.ts";
 import { certificateNames, MAX_STORE_CERTIFICATES, tooManyCertificates } from "./certificate.ts";
 import {

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeDer } from "../lib/der.ts";
+import { encodeDer } from "../lib/encoding/der.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
 import { MAX_STORE_WORK, WorkBudget } from "../lib/pbe.ts";
 import { pemBlocks, toPem } from "../lib/pem.ts";

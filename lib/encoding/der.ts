@@ -44,7 +44,7 @@
  * @module
  */
 
-import { concat } from "./encoding/bytes.ts";
+import { concat } from "./bytes.ts";
 
 /** The deepest nesting {@linkcode children} descends to (PKCS#12 needs about 12, X.509 about 8). */
 export const MAX_DER_DEPTH = 48;
