@@ -36,7 +36,8 @@ import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
 import { pkcs8Info } from "./key_info.ts";
 import { javaStoreType, readJks } from "./jks.ts";
-import { readPem, toPem } from "./pem.ts";
+import { readPem } from "./stores/pem.ts";
+import { toPem } from "./encoding/pem.ts";
 import { readPkcs12 } from "./pkcs12.ts";
 import type {
   Certificate,

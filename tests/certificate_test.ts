@@ -9,7 +9,7 @@ import {
   parseCertificate,
   toKeyType,
 } from "../lib/certificate.ts";
-import { pemBlocks, toPem } from "../lib/pem.ts";
+import { pemBlocks, toPem } from "../lib/encoding/pem.ts";
 import type { CertificateSummary } from "../lib/types.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
