@@ -30,7 +30,7 @@ import {
 } from "./encoding/der.ts";
 import { StoreError } from "./errors.ts";
 import { spkiInfo } from "./key_info.ts";
-import { formatName } from "./names.ts";
+import { formatName } from "./x509/names.ts";
 import { type PemBlock, pemBlocks, toPem } from "./encoding/pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
 
