@@ -82,7 +82,7 @@ export {
   MAX_STORE_CERTIFICATES,
   parseCertificate,
 } from "./lib/certificate.ts";
-export { TLS_CLIENT_KEYS } from "./lib/key_info.ts";
+export { TLS_CLIENT_KEYS } from "./lib/x509/key_info.ts";
 export type { ParseCertificateOptions } from "./lib/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";

@@ -29,7 +29,7 @@ import {
   type Tlv,
 } from "./encoding/der.ts";
 import { StoreError } from "./errors.ts";
-import { spkiInfo } from "./key_info.ts";
+import { spkiInfo } from "./x509/key_info.ts";
 import { formatName } from "./x509/names.ts";
 import { type PemBlock, pemBlocks, toPem } from "./encoding/pem.ts";
 import type { Certificate, CertificateSummary, KeyType } from "./types.ts";

@@ -34,7 +34,7 @@ import {
 } from "./certificate.ts";
 import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
-import { pkcs8Info } from "./key_info.ts";
+import { pkcs8Info } from "./x509/key_info.ts";
 import { javaStoreType, readJks } from "./jks.ts";
 import { readPem } from "./stores/pem.ts";
 import { toPem } from "./encoding/pem.ts";

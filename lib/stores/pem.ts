@@ -17,7 +17,7 @@ import { createDecipheriv, createHash } from "node:crypto";
 import { concat } from "../encoding/bytes.ts";
 import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "../encoding/der.ts";
 import { StoreError } from "../errors.ts";
-import { pkcs8Info } from "../key_info.ts";
+import { pkcs8Info } from "../x509/key_info.ts";
 import { pbeDecrypt, WorkBudget } from "../pbe.ts";
 import { certificateDer, MAX_STORE_CERTIFICATES } from "../certificate.ts";
 import { type PemBlock, pemBlocks } from "../encoding/pem.ts";
