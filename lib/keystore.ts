@@ -31,7 +31,7 @@ import {
   MAX_STORE_CERTIFICATES,
   parseCertificate,
   tooManyCertificates,
-} from "./certificate.ts";
+} from "./x509/certificate.ts";
 import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
 import { pkcs8Info } from "./x509/key_info.ts";

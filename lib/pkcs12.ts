@@ -27,7 +27,7 @@ import {
   type Tlv,
 } from "./encoding/der.ts";
 import { hex } from "./encoding/bytes.ts";
-import { certificateNames, MAX_STORE_CERTIFICATES, tooManyCertificates } from "./certificate.ts";
+import { certificateNames, MAX_STORE_CERTIFICATES, tooManyCertificates } from "./x509/certificate.ts";
 import {
   DIGESTS,
   pbeDecrypt,

@@ -19,7 +19,7 @@ import { children, DerError, encodeDer, expectTag, readDer, readOctets } from ".
 import { StoreError } from "../errors.ts";
 import { pkcs8Info } from "../x509/key_info.ts";
 import { pbeDecrypt, WorkBudget } from "../pbe.ts";
-import { certificateDer, MAX_STORE_CERTIFICATES } from "../certificate.ts";
+import { certificateDer, MAX_STORE_CERTIFICATES } from "../x509/certificate.ts";
 import { type PemBlock, pemBlocks } from "../encoding/pem.ts";
 import type { RawEntry, RawStore } from "../types.ts";
 

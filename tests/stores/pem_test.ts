@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { createPrivateKey } from "node:crypto";
 import { readPem } from "../../lib/stores/pem.ts";
 import { pemBlocks, toPem } from "../../lib/encoding/pem.ts";
-import { certificateDer } from "../../lib/certificate.ts";
+import { certificateDer } from "../../lib/x509/certificate.ts";
 
 const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };

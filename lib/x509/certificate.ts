@@ -16,7 +16,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, createPublicKey, verify, X509Certificate } from "node:crypto";
-import { equalBytes, hex } from "./encoding/bytes.ts";
+import { equalBytes, hex } from "../encoding/bytes.ts";
 import {
   children,
   DerError,
@@ -27,12 +27,12 @@ import {
   readSmallInt,
   readString,
   type Tlv,
-} from "./encoding/der.ts";
-import { StoreError } from "./errors.ts";
-import { spkiInfo } from "./x509/key_info.ts";
-import { formatName } from "./x509/names.ts";
-import { type PemBlock, pemBlocks, toPem } from "./encoding/pem.ts";
-import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
+} from "../encoding/der.ts";
+import { StoreError } from "../errors.ts";
+import { spkiInfo } from "./key_info.ts";
+import { formatName } from "./names.ts";
+import { type PemBlock, pemBlocks, toPem } from "../encoding/pem.ts";
+import type { Certificate, CertificateSummary, KeyType } from "../types.ts";
 
 /**
  * The most certificates a device chain may have: Cumulocity public cloud: at most 10
@@ -116,7 +116,7 @@ export interface ParseCertificateOptions {
  * @example Input that is not a certificate
  * ```ts
  * import { parseCertificate } from "./certificate.ts";
- * import { StoreError } from "./errors.ts";
+ * import { StoreError } from "../errors.ts";
  * try {
  *   parseCertificate(new Uint8Array([1, 2, 3]), { name: "device.pem" });
  *   throw new Error("expected a failure");
@@ -201,7 +201,7 @@ const CERT_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFI
  * @example
  * ```ts
  * import { certificateDer } from "./certificate.ts";
- * import { pemBlocks, toPem } from "./encoding/pem.ts";
+ * import { pemBlocks, toPem } from "../encoding/pem.ts";
  * // A TRUSTED CERTIFICATE is an element (here the stand-in 30 00) followed by trust settings.
  * const text = toPem(new Uint8Array([0x30, 0x00, 0x30, 0x00]), "TRUSTED CERTIFICATE") +
  *   toPem(new Uint8Array([1]), "PRIVATE KEY");
@@ -412,7 +412,7 @@ function toX509(cert: Certificate | X509Certificate): X509Certificate {
  * @example A self-signed certificate names itself as issuer
  * ```ts
  * import { certificateNames } from "./certificate.ts";
- * import { pemBlocks } from "./encoding/pem.ts";
+ * import { pemBlocks } from "../encoding/pem.ts";
  * const [block] = pemBlocks(`-----BEGIN CERTIFICATE-----
  * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
  * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN
