@@ -6,6 +6,9 @@
 
 import { connect, type StageListener } from "../connect/connection.ts";
 import { checkNumberOption } from "../check_option.ts";
+import { diagnose } from "../diagnose.ts";
+import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
+import { C8yError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
@@ -101,15 +104,22 @@ export async function fetchToken(
     const id = options.checkClientId === false && options.clientId !== undefined
       ? options.clientId
       : buildClientId(options.identity, { explicit: options.clientId });
-    const token = await requestRestToken({
-      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
-      identity: options.identity,
-      trust: options.trust,
-      sendChain: options.sendChain,
-      timeoutMs: options.timeoutMs,
-      onStage: options.onStage,
-    });
-    return { ...token, clientId: id };
+    try {
+      const token = await requestRestToken({
+        restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+        identity: options.identity,
+        trust: options.trust,
+        sendChain: options.sendChain,
+        timeoutMs: options.timeoutMs,
+        onStage: options.onStage,
+      });
+      return { ...token, clientId: id };
+    } catch (error) {
+      // A 401/403 is explained from the offline findings, as a refusal over MQTT is.
+      if (!(error instanceof C8yError)) throw error;
+      if (!REFUSAL_CODES.includes(error.code) && options.findings === undefined) throw error;
+      throw explainRefusal(error, options.findings ?? diagnose({ identity: options.identity }));
+    }
   }
   const connection = await connect({
     url: options.url,
