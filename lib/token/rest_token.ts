@@ -372,7 +372,7 @@ const REGISTRATION_HINT =
   "Only devices registered for certificate authentication get a token: upload the CA that issued " +
   "the device certificate (or its immediate issuer) to the tenant's trusted certificates with " +
   "auto-registration, or register the device in bulk with AUTH_TYPE=CERTIFICATES; when only a CA " +
-  "above the immediate issuer is uploaded, send the chain (sendChain).";
+  "above the immediate issuer is uploaded, send the device's chain in the X-Ssl-Cert-Chain header.";
 
 function statusError(status: number, answer: Answer, address: RestAddress): TokenError {
   const said = serverMessage(answer);
@@ -664,7 +664,7 @@ function requestRefused(err: unknown, address: RestAddress): C8yError {
       {
         code: "PERMISSION_SYS",
         hint:
-          "Give the CA that signed the server's certificate as trust, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
+          "Give a truststore with the CA that signed the server's certificate, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
         cause: err,
       },
     );
