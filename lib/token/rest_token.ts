@@ -10,6 +10,11 @@
  * `node:https` request's socket emits `lookup`, `connect` and `secureConnect`, and its errors
  * carry OpenSSL's codes (`ECONNREFUSED`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
  * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`), so each stage is timed and each failure named, as for MQTT.
+ * The request opens its own socket (the lookup is wrapped to time DNS): handed a TLS socket this
+ * project opened (`createConnection`), Deno 2.9.6's HTTP client read the TCP bytes underneath it
+ * and its parser failed on TLS records. Without trust anchors, `node:https` in Deno 2.9.6 reads
+ * the default root CAs only with sys access "ca" (a bare `--allow-sys`; `--allow-sys=ca` is
+ * refused), unlike `node:tls` for MQTT: that is `PERMISSION_SYS`.
  *
  * **The late rejection.** As over MQTT, under TLS 1.3 a server that refuses the device
  * certificate does so after the client considers the handshake done: the alert (or a bare close)
