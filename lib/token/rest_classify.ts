@@ -19,6 +19,7 @@ import {
   TokenError,
 } from "../errors.ts";
 import { hostPort } from "../broker_url.ts";
+import { errorCode, seconds } from "../connect/classify.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { RestAddress } from "./rest_url.ts";
 
@@ -159,7 +160,7 @@ function serverMessage(answer: Answer): string | undefined {
 }
 
 export function timeoutError(stage: Stage, address: RestAddress, timeoutMs: number): C8yError {
-  const within = `within ${timeoutMs / 1000} s`;
+  const within = `within ${seconds(timeoutMs)}`;
   if (stage === "dns") {
     return new NetworkError(`Looking up "${address.host}" did not finish ${within}`, {
       code: "NETWORK_TIMEOUT",
@@ -404,9 +405,4 @@ export function requestRefused(err: unknown, address: RestAddress): C8yError {
     );
   }
   return networkError(err instanceof Error ? err : new Error(String(err)), "tcp", address);
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" ? code : undefined;
 }
