@@ -33,7 +33,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `KEYSTORE_PASSWORD`, `KEYSTORE_PASSWORD_REQUIRED`, `KEY_PASSWORD`, `KEY_PASSWORD_REQUIRED` | `StoreError` | A wrong or missing store or key entry password. |
  * | `KEY_INVALID`, `KEY_UNSUPPORTED`, `KEY_CONFLICT`, `PEM_MULTIPLE_KEYS`, `CERT_PARSE` | `StoreError` | A key or certificate that cannot be read, or several keys where one is expected. |
  * | `TRUSTSTORE_EMPTY`, `DEPENDENCY_LOAD` | `StoreError` | A truststore without certificates; a library the format needs did not load. |
- * | `STORE_CHANGED` | `StoreError` | A fleet device's keystore changed between the offline pass and its connection. |
+ * | `STORE_CHANGED` | `StoreError` | A fleet device's keystore changed, or it left the device list, between the offline pass and its connection. |
  * | `CLIENT_ID_DUPLICATE` | `CertificateError` | Several devices of a fleet have one client id (the platform admits one connection per client id). |
  * | {@linkcode ProblemCode} of severity `error` (`CERT_EXPIRED`, `CLIENT_ID_MISMATCH`, `CN_COLON`, `CHAIN_EMPTY`, ...) | `CertificateError` | An offline check found an error; the table of `diagnose()` explains each. |
  * | `DNS_NOT_FOUND`, `DNS_FAILED` | `NetworkError` | The broker's host name does not resolve. |

@@ -225,3 +225,20 @@ Deno.test("checkFleet() in connect mode connects each device, runs whileConnecte
   assert.equal(events.filter((e) => e.kind === "token").length, 0);
   assert.equal(events.filter((e) => e.kind === "disconnect").length, 3);
 });
+
+Deno.test("checkFleet() gives a row to every device also when the list can be walked only once", async () => {
+  await using emulator = await startFixtureEmulator();
+  function* once(): Generator<FleetDevice> {
+    yield { keystore: `${FIXTURES}devices/rsa.chain.pem`, key: `${FIXTURES}devices/rsa.key` };
+  }
+  const results: DeviceResult[] = [];
+  const summary = await checkFleet(once(), {
+    url: `ssl://localhost:${emulator.port}`,
+    trust: serverCa,
+    readFile,
+    onResult: (r) => results.push(r),
+  });
+  assert.equal(summary.devices, 1);
+  assert.equal(results[0].error?.code, "STORE_CHANGED");
+  assert.match(results[0].error!.hint, /walked twice/);
+});

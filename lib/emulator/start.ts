@@ -10,7 +10,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import { hostPort } from "../broker_url.ts";
-import { certificatesFromPem } from "../certificate.ts";
+import { certificatesFromPem } from "../x509/certificate.ts";
 import { NetworkError, UsageError } from "../errors.ts";
 import { MqttEndpoint } from "./broker.ts";
 import { DeviceAuthority } from "./device_auth.ts";

@@ -282,6 +282,19 @@ export async function checkFleet(
       }
     });
   }
+  // Devices the second walk of the list did not reach (a list that can be walked only once, or
+  // one that got shorter) still get their row.
+  for (const [index, entry] of passed) {
+    const error = new StoreError(
+      `"${entry.label}" was not in the device list when the devices connected`,
+      {
+        code: "STORE_CHANGED",
+        hint: "Give checkFleet an array or a function that opens the list (it is walked twice), " +
+          "and leave the list unchanged during the run.",
+      },
+    );
+    finish(result(entry.device, index, { ...entry, ok: false, error }));
+  }
 
   return summary.build({
     duplicates,
