@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import process from "node:process";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
 import { checkFleet } from "../lib/fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../lib/fleet/junit.ts";
@@ -241,4 +242,24 @@ Deno.test("checkFleet() gives a row to every device also when the list can be wa
   assert.equal(summary.devices, 1);
   assert.equal(results[0].error?.code, "STORE_CHANGED");
   assert.match(results[0].error!.hint, /walked twice/);
+});
+
+Deno.test("readManifest() waits for a slow reader without piling up listeners on the parser", async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning.name);
+  process.on("warning", onWarning);
+  try {
+    // Chunks as large as a file stream's (64 KiB): each one fills the parser's input buffer.
+    const line = `devices/${"x".repeat(200)}.p12\n`;
+    const text = ["keystore\n", ...Array.from({ length: 20 }, () => line.repeat(300))];
+    let n = 0;
+    for await (const _ of readManifest(text)) {
+      n++;
+      if (n % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.equal(n, 6000);
+  } finally {
+    process.off("warning", onWarning);
+  }
+  assert.deepEqual(warnings, []);
 });

@@ -212,8 +212,13 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
         if (parser.destroyed) return;
         if (!parser.write(chunk)) {
           await new Promise<void>((resolve) => {
-            parser.once("drain", resolve);
-            parser.once("close", resolve);
+            const done = (): void => {
+              parser.off("drain", done);
+              parser.off("close", done);
+              resolve();
+            };
+            parser.on("drain", done);
+            parser.on("close", done);
           });
         }
       }
