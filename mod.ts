@@ -81,9 +81,9 @@ export {
   certificatesFromPem,
   MAX_STORE_CERTIFICATES,
   parseCertificate,
-} from "./lib/certificate.ts";
-export { TLS_CLIENT_KEYS } from "./lib/key_info.ts";
-export type { ParseCertificateOptions } from "./lib/certificate.ts";
+} from "./lib/x509/certificate.ts";
+export { TLS_CLIENT_KEYS } from "./lib/x509/key_info.ts";
+export type { ParseCertificateOptions } from "./lib/x509/certificate.ts";
 export { diagnose, hasErrors } from "./lib/diagnose.ts";
 export type { DiagnoseInput } from "./lib/diagnose.ts";
 export { explainRefusal, refusalExplanation } from "./lib/diagnose/refusal.ts";
@@ -141,17 +141,6 @@ export type {
   FleetSummary,
   StageTime,
 } from "./lib/fleet/result.ts";
-export { startEmulator, verifyDeviceChain } from "./lib/emulator.ts";
-export { checkEmulatorSettings } from "./lib/emulator_settings.ts";
-export type { EmulatorSettings } from "./lib/emulator_settings.ts";
-export type {
-  ChainVerdict,
-  Emulator,
-  EmulatorEvent,
-  EmulatorEventKind,
-  EmulatorOptions,
-  VerifyDeviceChainOptions,
-} from "./lib/emulator.ts";
 export {
   C8yError,
   CertificateError,

@@ -44,10 +44,10 @@
  */
 
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { equalBytes } from "./bytes.ts";
-import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./certificate.ts";
+import { equalBytes } from "./encoding/bytes.ts";
+import { issuedBy as certIssuedBy, MAX_CHAIN_LENGTH } from "./x509/certificate.ts";
 import { parseClientId } from "./client_id.ts";
-import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "./key_info.ts";
+import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "./x509/key_info.ts";
 import { checkNumberOption } from "./check_option.ts";
 import { UsageError } from "./errors.ts";
 import type {

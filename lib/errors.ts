@@ -22,7 +22,8 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `CLIENT_ID_INVALID`, `CLIENT_ID_TYPE` | `UsageError` | A client id that is not `<id>`, `d:<id>` or `d:<id>:<template>`, or not of type `d`. |
  * | `ALIAS_NOT_APPLICABLE`, `KEY_NOT_PEM` | `UsageError` | An alias for a PEM store, or a separate key for a store that holds its own. |
  * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
- * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT` | `UsageError` | An emulator setting that cannot work. |
+ * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT`, `EMULATOR_LIMIT`, `EMULATOR_TOKEN_ALGORITHM` | `UsageError` | An emulator setting that cannot work. |
+ * | `EMULATOR_DEVICE_NOT_CONNECTED`, `EMULATOR_DEVICE_NOT_SUBSCRIBED` | `UsageError` | `sendToDevice()` to a device that is not connected, or not subscribed to `s/ds`. |
  * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
  * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV`, `PERMISSION_SYS` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`; `PERMISSION_SYS`: `node:https` reads the default root CAs only with sys access). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_NOT_A_FILE`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, a FIFO/socket/device (refused before it is opened), unreadable or too large. |
@@ -74,6 +75,10 @@ export type ErrorCode =
   | "EMULATOR_TOKEN_LIFETIME"
   | "EMULATOR_TRUST"
   | "EMULATOR_SERVER_CERT"
+  | "EMULATOR_LIMIT"
+  | "EMULATOR_TOKEN_ALGORITHM"
+  | "EMULATOR_DEVICE_NOT_CONNECTED"
+  | "EMULATOR_DEVICE_NOT_SUBSCRIBED"
   | "MANIFEST_EMPTY"
   | "MANIFEST_HEADER"
   | "MANIFEST_COLUMN"

@@ -21,11 +21,11 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { equalBytes, utf16be } from "./bytes.ts";
+import { equalBytes, utf16be } from "./encoding/bytes.ts";
 import { type JksJs, loadJks } from "./deps.ts";
 import { StoreError } from "./errors.ts";
-import { pkcs8Info } from "./key_info.ts";
-import { children, DerError, readDer, readOctets, readOid } from "./der.ts";
+import { pkcs8Info } from "./x509/key_info.ts";
+import { children, DerError, readDer, readOctets, readOid } from "./encoding/der.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readJks}. */

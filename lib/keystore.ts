@@ -24,19 +24,21 @@
 
 import { Buffer } from "node:buffer";
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
-import { equalBytes, hex } from "./bytes.ts";
+import { equalBytes, hex } from "./encoding/bytes.ts";
 import {
   certificateNames,
   issuedBy,
   MAX_STORE_CERTIFICATES,
   parseCertificate,
   tooManyCertificates,
-} from "./certificate.ts";
-import { readDer } from "./der.ts";
+} from "./x509/certificate.ts";
+import { isSelfIssued, orderLeafFirst } from "./x509/chain.ts";
+import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
-import { pkcs8Info } from "./key_info.ts";
+import { pkcs8Info } from "./x509/key_info.ts";
 import { javaStoreType, readJks } from "./jks.ts";
-import { readPem, toPem } from "./pem.ts";
+import { readPem } from "./stores/pem.ts";
+import { toPem } from "./encoding/pem.ts";
 import { readPkcs12 } from "./pkcs12.ts";
 import type {
   Certificate,
@@ -700,58 +702,37 @@ function chooseKeyEntry(store: RawStore, name: string, alias: string | undefined
 // ---- Chain ordering ------------------------------------------------------------------------
 
 /**
- * Orders certificates leaf first: the certificate whose public key is the private key's, then
- * its issuer, that one's issuer, and so on; certificates not on that path keep their relative
- * order at the end. Without a certificate for the key (or a key node:crypto cannot load), the
- * first certificate is the leaf.
- *
- * Linear in the number of certificates: candidates for an issuer are found by subject name in
- * a map, and the path is at most {@linkcode MAX_ORDERED_PATH} long, so a store of many
- * certificates with the same name verifies at most that many times each.
+ * Orders certificates leaf first (see {@linkcode orderLeafFirst}): the leaf is the certificate
+ * whose public key is the private key's; without one (or with a key node:crypto cannot load),
+ * the first certificate. A certificate issues the next one when the names match and the
+ * signature verifies; the path ends at a self-issued certificate.
  */
 function orderChain(certificates: Certificate[], privateKey: KeyObject | undefined): Certificate[] {
-  const x509 = certificates.map((c) => {
+  const x509 = new Map(certificates.map((c) => {
     try {
-      return new X509Certificate(c.der);
+      return [c, new X509Certificate(c.der)];
     } catch {
-      return undefined;
+      return [c, undefined];
     }
-  });
+  }));
   const spki = privateKey === undefined ? undefined : spkiHex(createPublicKey(privateKey));
-  let leaf = spki === undefined
-    ? -1
-    : x509.findIndex((x) => x !== undefined && publicKeyHex(x) === spki);
+  let leaf = spki === undefined ? -1 : certificates.findIndex((c) => {
+    const x = x509.get(c);
+    return x !== undefined && publicKeyHex(x) === spki;
+  });
   if (leaf < 0) leaf = 0;
-  const bySubject = new Map<string, number[]>();
-  certificates.forEach((c, i) => {
-    const key = namesHex(c.der)?.subject;
-    if (key === undefined) return;
-    const list = bySubject.get(key) ?? [];
-    list.push(i);
-    bySubject.set(key, list);
+  return orderLeafFirst(certificates, leaf, (c) => c.der, {
+    isRoot: (c) => {
+      const x = x509.get(c);
+      return x === undefined || isSelfIssued(x);
+    },
+    issued: (child, parent) => {
+      const c = x509.get(child);
+      const p = x509.get(parent);
+      return c !== undefined && p !== undefined && issuedBy(c, p);
+    },
   });
-  const order = [leaf];
-  const used = new Set(order);
-  for (let current = leaf; order.length < MAX_ORDERED_PATH;) {
-    const x = x509[current];
-    if (x === undefined || isSelfIssued(x)) break;
-    const issuer = namesHex(certificates[current].der)?.issuer;
-    const next = (issuer === undefined ? [] : bySubject.get(issuer) ?? []).find((i) =>
-      !used.has(i) && x509[i] !== undefined && issuedBy(x, x509[i]!)
-    );
-    if (next === undefined) break;
-    order.push(next);
-    used.add(next);
-    current = next;
-  }
-  certificates.forEach((_, i) => {
-    if (!used.has(i)) order.push(i);
-  });
-  return order.map((i) => certificates[i]);
 }
-
-/** The longest leaf-to-root path {@linkcode orderChain} follows (the platform accepts 10). */
-const MAX_ORDERED_PATH = 16;
 
 /** The certificate's SPKI as hex, or "" when node:crypto cannot load its key (RSA-PSS). */
 function publicKeyHex(x: X509Certificate): string {
@@ -760,19 +741,6 @@ function publicKeyHex(x: X509Certificate): string {
   } catch {
     return "";
   }
-}
-
-function namesHex(der: Uint8Array): { issuer: string; subject: string } | undefined {
-  try {
-    const { issuer, subject } = certificateNames(der);
-    return { issuer: hex(issuer), subject: hex(subject) };
-  } catch {
-    return undefined;
-  }
-}
-
-function isSelfIssued(x: X509Certificate): boolean {
-  return issuedBy(x, x);
 }
 
 function spkiHex(key: KeyObject): string {

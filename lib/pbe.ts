@@ -26,7 +26,7 @@ import {
   pbkdf2 as nodePbkdf2,
   scrypt as nodeScrypt,
 } from "node:crypto";
-import { binaryString, concat, fromBinaryString, utf16be } from "./bytes.ts";
+import { binaryString, concat, fromBinaryString, utf16be } from "./encoding/bytes.ts";
 import {
   children,
   DerError,
@@ -35,7 +35,7 @@ import {
   readOid,
   readSmallInt,
   type Tlv,
-} from "./der.ts";
+} from "./encoding/der.ts";
 import { loadForge, loadNobleHashes, type NobleHashes } from "./deps.ts";
 import { StoreError } from "./errors.ts";
 

@@ -25,9 +25,10 @@ import {
   readSmallInt as readInt,
   readString,
   type Tlv,
-} from "./der.ts";
-import { hex } from "./bytes.ts";
-import { certificateNames, MAX_STORE_CERTIFICATES, tooManyCertificates } from "./certificate.ts";
+} from "./encoding/der.ts";
+import { hex } from "./encoding/bytes.ts";
+import { MAX_STORE_CERTIFICATES, tooManyCertificates } from "./x509/certificate.ts";
+import { IssuerIndex } from "./x509/chain.ts";
 import {
   DIGESTS,
   pbeDecrypt,
@@ -471,32 +472,21 @@ function group(bags: Bags, name: string): RawEntry[] {
   if (keys.length === 1) {
     keys[0].certs.push(...pending);
   } else if (keys.length > 1 && pending.length > 0) {
-    const used = new Set<CertBag>();
-    const bySubject = new Map<string, CertBag[]>();
-    for (const cert of pending) {
-      const subject = certNames(cert.der)?.subject;
-      if (subject === undefined) continue;
-      const list = bySubject.get(hex(subject)) ?? [];
-      list.push(cert);
-      bySubject.set(hex(subject), list);
-    }
+    // Each key's chain continues from its last certificate through the unclaimed ones.
+    const index = new IssuerIndex(pending, (c) => c.der);
+    const used = new Set<string>();
     for (const entry of keys) {
-      const inChain = new Set(entry.certs.map((c) => hex(c.der)));
-      let current = entry.certs.at(-1);
-      while (current && entry.certs.length < MAX_ASSEMBLED_CHAIN_CERTS) {
-        const issuer = certNames(current.der)?.issuer;
-        if (!issuer) break;
-        const next = (bySubject.get(hex(issuer)) ?? []).find((c) => !inChain.has(hex(c.der)));
-        if (next === undefined) break;
-        current = next;
-        entry.certs.push(current);
-        inChain.add(hex(current.der));
-        used.add(current);
-      }
+      const start = entry.certs.at(-1);
+      if (start === undefined) continue;
+      const path = index.path(start, {
+        below: entry.certs.slice(0, -1),
+        maxLength: MAX_ASSEMBLED_CHAIN_CERTS,
+      });
+      entry.certs.push(...path);
+      for (const cert of path) used.add(hex(cert.der));
     }
     // A copy of a certificate some chain already holds (keytool stores one per key entry).
-    const usedDer = new Set([...used].map((c) => hex(c.der)));
-    for (const cert of pending) if (!usedDer.has(hex(cert.der))) standalone.push(cert);
+    for (const cert of pending) if (!used.has(hex(cert.der))) standalone.push(cert);
   } else {
     standalone.push(...pending);
   }
@@ -518,15 +508,6 @@ function group(bags: Bags, name: string): RawEntry[] {
       certificates: [cert.der],
     })),
   ];
-}
-
-/** The raw issuer and subject Names of a certificate, or `undefined` if it does not parse. */
-function certNames(der: Uint8Array): { issuer: Uint8Array; subject: Uint8Array } | undefined {
-  try {
-    return certificateNames(der);
-  } catch {
-    return undefined;
-  }
 }
 
 // ------------------------------------------------------------------------------------------

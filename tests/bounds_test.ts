@@ -6,12 +6,12 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeDer } from "../lib/der.ts";
+import { encodeDer } from "../lib/encoding/der.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
 import { MAX_STORE_WORK, WorkBudget } from "../lib/pbe.ts";
-import { pemBlocks, toPem } from "../lib/pem.ts";
+import { pemBlocks, toPem } from "../lib/encoding/pem.ts";
 import { readPkcs12 } from "../lib/pkcs12.ts";
-import { MAX_STORE_CERTIFICATES } from "../lib/certificate.ts";
+import { MAX_STORE_CERTIFICATES } from "../lib/x509/certificate.ts";
 import { runCli } from "./cli_helpers.ts";
 import { assertStoreError } from "./test_helpers.ts";
 

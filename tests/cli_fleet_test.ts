@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
-import type { EmulatorEvent } from "../lib/emulator.ts";
+import type { EmulatorEvent } from "../lib/emulator/mod.ts";
 import type { DeviceResult, FleetSummary } from "../lib/fleet/result.ts";
 import { type CliResult, denoFlags, ROOT, runCli } from "./cli_helpers.ts";
 import { makeFleetScenario } from "./fleet_helpers.ts";

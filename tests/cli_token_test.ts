@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Emulator, EmulatorOptions } from "../lib/emulator.ts";
+import type { Emulator, EmulatorOptions } from "../lib/emulator/mod.ts";
 import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
 

@@ -10,7 +10,7 @@
  * - `--json`: one object `{"ok": false, "error": {...}}` on stdout, nothing on stderr;
  * - no stack trace, and no secret (the passwords used, a token) in stdout or stderr.
  *
- * Peers: the emulator (`lib/emulator.ts`), mosquitto (skipped visibly unless installed or
+ * Peers: the emulator (`lib/emulator/`), mosquitto (skipped visibly unless installed or
  * `REQUIRE_MOSQUITTO=1`), and small scripted servers in this file (plain TCP, TLS with
  * `fixtures/server/server.pem`, and a minimal MQTT 3.1.1 server that misbehaves on purpose).
  *

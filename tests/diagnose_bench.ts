@@ -6,7 +6,7 @@
  * duration).
  */
 import assert from "node:assert/strict";
-import { parseCertificate } from "../lib/certificate.ts";
+import { parseCertificate } from "../lib/x509/certificate.ts";
 import { diagnose, hasErrors } from "../lib/diagnose.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
 import type { DeviceIdentity } from "../lib/types.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
-import { certificatesFromPem } from "../lib/certificate.ts";
+import { certificatesFromPem } from "../lib/x509/certificate.ts";
 import { diagnose, type DiagnoseInput, formatDuration, hasErrors } from "../lib/diagnose.ts";
 import type { Certificate, DeviceIdentity, Problem, Severity, TrustAnchors } from "../lib/types.ts";
 

@@ -9,7 +9,7 @@ import { loadTrustStore } from "../lib/keystore.ts";
 import { UsageError } from "../lib/errors.ts";
 import { makeFleetScenario } from "./fleet_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
-import type { EmulatorEvent } from "../lib/emulator.ts";
+import type { EmulatorEvent } from "../lib/emulator/mod.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 const readFile = (path: string): Promise<Uint8Array> => Deno.readFile(path);

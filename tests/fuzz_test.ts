@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { C8yError } from "../lib/errors.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { children, readDer, type Tlv } from "../lib/der.ts";
+import { children, readDer, type Tlv } from "../lib/encoding/der.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const permissions = { read: [fixtures] };

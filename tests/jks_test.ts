@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { assertStoreError, entryKey, JDK_CACERTS, jdkCacertsOrWarn, tool } from "./test_helpers.ts";
 import { createPrivateKey } from "node:crypto";
 import { readJks } from "../lib/jks.ts";
-import { pemBlocks } from "../lib/pem.ts";
+import { pemBlocks } from "../lib/encoding/pem.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const read = { read: [fixtures] };

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { certificatesFromPem } from "../lib/certificate.ts";
+import { certificatesFromPem } from "../lib/x509/certificate.ts";
 import type { DeviceIdentity, TrustAnchors } from "../lib/types.ts";
 
 /** The fixtures directory. */

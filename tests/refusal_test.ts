@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
-import { certificatesFromPem } from "../lib/certificate.ts";
+import { certificatesFromPem } from "../lib/x509/certificate.ts";
 import { diagnose } from "../lib/diagnose.ts";
 import { explainRefusal, refusalExplanation } from "../lib/diagnose/refusal.ts";
 import { MqttError, TlsError } from "../lib/errors.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { StoreError } from "../lib/errors.ts";
 import type { RawEntry } from "../lib/types.ts";
-import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator.ts";
+import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator/mod.ts";
 
 /** Where JDK 17 packages put the JDK's own truststore (a JKS, password `changeit`). */
 export const JDK_CACERTS: readonly string[] = [

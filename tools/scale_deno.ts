@@ -13,7 +13,7 @@
  * @module
  */
 
-import { certificatesFromPem } from "../lib/certificate.ts";
+import { certificatesFromPem } from "../lib/x509/certificate.ts";
 import { connect } from "../lib/connect/connection.ts";
 import type { DeviceIdentity, TrustAnchors } from "../lib/types.ts";
 

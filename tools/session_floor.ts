@@ -10,7 +10,7 @@
  * @module
  */
 
-import { certificatesFromPem } from "../lib/certificate.ts";
+import { certificatesFromPem } from "../lib/x509/certificate.ts";
 import { connect } from "../lib/connect/connection.ts";
 import { requestToken } from "../lib/token/request_token.ts";
 

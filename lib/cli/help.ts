@@ -30,7 +30,10 @@ COMMANDS
   inspect   Offline: the entries, chain (leaf first), validity, fingerprints, the client id the
             device would use, and problems found. Exits 4 when a problem is an error.
   emulate   A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).
-            Prints a line with mqtts://HOST:PORT on stdout once it accepts connections.
+            Prints a line with mqtts://HOST:PORT on stdout once it accepts connections, one line
+            per event on stderr (each s/us line a device sends too). A line typed on stdin,
+            '<client id> <SmartREST line>' (e.g. 'd:device01 510,device01'), is sent to that
+            device on s/ds.
   fleet     Check a batch of devices in one run: every keystore and certificate offline, client
             ids used twice, then (unless --offline) a connection and a token request each,
             --concurrency at a time. Progress on stderr, a table of failure classes at the end.
@@ -68,9 +71,12 @@ EMULATOR OPTIONS
   --trust PATH            CA certificates the emulator trusts (PEM, JKS or PKCS#12); repeatable.
   --trust-type T, --trust-password P   As for the truststore.
   --server-cert PEM       The emulator's server certificate (with its chain); --server-key PEM.
-  --host HOST             Listen address (default 127.0.0.1); --port N (default 8883, 0 = any).
+  --host HOST             Listen address: 127.0.0.1 (default), ::1, or localhost (= 127.0.0.1);
+                          --port N (default 8883, 0 = any).
+  --rest-port N           Also serve POST /devicecontrol/deviceAccessToken (0 = any port).
   --tenant ID             Tenant id put in tokens (default t12345).
-  --token-lifetime S      Token lifetime in seconds (default 3600, minimum 300).
+  --token-lifetime S      Token lifetime in seconds (default 3600; the platform's minimum is
+                          300, the emulator's 1, for tests of token renewal).
 
 FLEET OPTIONS
   --manifest FILE         CSV with a header naming some of keystore,password,alias,client_id,key
@@ -103,7 +109,7 @@ PERMISSIONS (deno run)
                (--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without
                 --truststore --allow-sys: node:https reads the default root CAs with it)
   inspect:     deno run --allow-read=<keystore>,<truststore>[,<key>] cli.ts inspect ...
-  emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\
+  emulate:     deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<address> \\
                  cli.ts emulate ...
   --ignore-env: the MQTT libraries' dependencies (MQTT.js for token/check, aedes for emulate)
   look up environment variables when they load; it makes those look-ups find nothing.

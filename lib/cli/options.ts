@@ -8,8 +8,12 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { parseClientId } from "../client_id.ts";
+import {
+  checkEmulatorSettings,
+  DEFAULT_TOKEN_LIFETIME_SECONDS,
+  type EmulatorSettings,
+} from "../emulator/settings.ts";
 import { parseRestUrl } from "../token/rest_url.ts";
-import { checkEmulatorSettings } from "../emulator_settings.ts";
 import type { StoreFormat } from "../types.ts";
 
 export const COMMANDS = ["token", "check", "inspect", "emulate", "fleet"] as const;
@@ -52,6 +56,7 @@ const ALLOWED: Record<Command, readonly string[]> = {
     "server-key",
     "tenant",
     "token-lifetime",
+    "rest-port",
     ...COMMON_OPTIONS,
   ],
   fleet: [
@@ -103,6 +108,7 @@ export const OPTION_SPEC = {
   "server-key": { type: "string" },
   tenant: { type: "string" },
   "token-lifetime": { type: "string" },
+  "rest-port": { type: "string" },
   manifest: { type: "string" },
   keystores: { type: "string" },
   offline: { type: "boolean" },
@@ -229,14 +235,18 @@ export function tokenRoute(
   return { via, restUrl: values["rest-url"], sendChain: values["send-chain"] ?? false };
 }
 
-/** The emulator's port, tenant and token lifetime from the options (checked by the emulator). */
-export function emulatorSettings(
-  values: Values,
-): { port: number; tenant: string | undefined; tokenLifetimeSeconds: number } {
+/**
+ * The emulator's ports, tenant and token lifetime from the options (checked by the emulator;
+ * its defaults are the emulator's, except the MQTT port: 8883, as on the platform).
+ */
+export function emulatorSettings(values: Values): EmulatorSettings {
   return {
     port: values.port === undefined ? 8883 : Number(values.port),
+    restPort: values["rest-port"] === undefined ? undefined : Number(values["rest-port"]),
     tenant: values.tenant,
-    tokenLifetimeSeconds: seconds(values["token-lifetime"], "--token-lifetime", 3600),
+    tokenLifetimeSeconds: values["token-lifetime"] === undefined
+      ? undefined
+      : seconds(values["token-lifetime"], "--token-lifetime", DEFAULT_TOKEN_LIFETIME_SECONDS),
   };
 }
 

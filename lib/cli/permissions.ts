@@ -7,6 +7,7 @@
 
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../broker_url.ts";
+import { DEFAULT_HOSTNAME, listenAddress } from "../emulator/settings.ts";
 import { type Command, tokenRoute, type Values } from "./options.ts";
 import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
 import { passwordSpecs } from "./passwords.ts";
@@ -67,7 +68,12 @@ function neededPermissions(command: Command, values: Values): Needs {
       needs.net.push(hostPort(broker.host, broker.port));
     }
   }
-  if (command === "emulate") needs.net.push(values.host ?? "127.0.0.1");
+  if (command === "emulate") {
+    // The address really listened on (localhost is 127.0.0.1), IPv6 in brackets as Deno's
+    // --allow-net wants it; one grant covers the MQTT and the REST port.
+    const address = listenAddress(values.host ?? DEFAULT_HOSTNAME);
+    needs.net.push(address.includes(":") ? `[${address}]` : address);
+  }
   return needs;
 }
 

@@ -15,7 +15,7 @@ import {
   loadTrustStore,
   reconnectDelayMs,
 } from "../../mod.ts";
-import type { Emulator } from "../../lib/emulator.ts";
+import type { Emulator } from "../../lib/emulator/mod.ts";
 import { startFixtureEmulator } from "../test_helpers.ts";
 
 const fixture = (path: string): URL => new URL(`../../fixtures/${path}`, import.meta.url);
@@ -127,6 +127,12 @@ Deno.test(
       await events.until(
         "the 71 reply on the renewed s/dat",
         () => events.log.slice(before).includes("message s/dat 71,"),
+      );
+      // s/ds was renewed too (its SUBSCRIBE went before that request): an operation arrives.
+      await emulator.sendToDevice(d.clientId, "510,device-rsa-001");
+      await events.until(
+        "the operation on the renewed s/ds",
+        () => events.log.slice(before).includes("message s/ds 510"),
       );
 
       // Restarted with another tenant CA: every attempt is refused with CONNACK 5.

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeDer } from "./test_helpers.ts";
+import { encodeDer } from "../test_helpers.ts";
 import { X509Certificate } from "node:crypto";
 import {
   children,
@@ -12,9 +12,9 @@ import {
   readOid,
   readSmallInt,
   readString,
-} from "../lib/der.ts";
+} from "../../lib/encoding/der.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 
 /** Encodes one TLV with a minimal (DER) length. */
 function tlv(tag: number, ...content: (number[] | Uint8Array)[]): Uint8Array {

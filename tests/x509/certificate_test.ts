@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertStoreErrorSync } from "./test_helpers.ts";
+import { assertStoreErrorSync } from "../test_helpers.ts";
 import { createHash, X509Certificate } from "node:crypto";
 import {
   certificateNames,
@@ -8,11 +8,11 @@ import {
   MAX_CHAIN_LENGTH,
   parseCertificate,
   toKeyType,
-} from "../lib/certificate.ts";
-import { pemBlocks, toPem } from "../lib/pem.ts";
-import type { CertificateSummary } from "../lib/types.ts";
+} from "../../lib/x509/certificate.ts";
+import { pemBlocks, toPem } from "../../lib/encoding/pem.ts";
+import type { CertificateSummary } from "../../lib/types.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));

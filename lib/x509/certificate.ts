@@ -16,7 +16,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash, createPublicKey, verify, X509Certificate } from "node:crypto";
-import { equalBytes, hex } from "./bytes.ts";
+import { equalBytes, hex } from "../encoding/bytes.ts";
 import {
   children,
   DerError,
@@ -27,12 +27,12 @@ import {
   readSmallInt,
   readString,
   type Tlv,
-} from "./der.ts";
-import { StoreError } from "./errors.ts";
+} from "../encoding/der.ts";
+import { StoreError } from "../errors.ts";
 import { spkiInfo } from "./key_info.ts";
 import { formatName } from "./names.ts";
-import { certificateDer, pemBlocks, toPem } from "./pem.ts";
-import type { Certificate, CertificateSummary, KeyType } from "./types.ts";
+import { type PemBlock, pemBlocks, toPem } from "../encoding/pem.ts";
+import type { Certificate, CertificateSummary, KeyType } from "../types.ts";
 
 /**
  * The most certificates a device chain may have: Cumulocity public cloud: at most 10
@@ -116,7 +116,7 @@ export interface ParseCertificateOptions {
  * @example Input that is not a certificate
  * ```ts
  * import { parseCertificate } from "./certificate.ts";
- * import { StoreError } from "./errors.ts";
+ * import { StoreError } from "../errors.ts";
  * try {
  *   parseCertificate(new Uint8Array([1, 2, 3]), { name: "device.pem" });
  *   throw new Error("expected a failure");
@@ -183,6 +183,48 @@ function parseError(name: string, cause: unknown): StoreError {
     hint: "Give a DER or PEM (-----BEGIN CERTIFICATE-----) certificate.",
     cause,
   });
+}
+
+/** Labels of blocks holding an X.509 certificate. */
+const CERT_LABELS = new Set(["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"]);
+
+/**
+ * The certificate of a PEM block, when the block holds one: `CERTIFICATE`, `X509 CERTIFICATE`,
+ * or OpenSSL's `TRUSTED CERTIFICATE` (the certificate followed by trust settings, which are
+ * dropped here). Every reader of certificates from PEM goes through this, so they all accept the
+ * same blocks.
+ *
+ * @param block A block from {@linkcode pemBlocks}.
+ * @returns The certificate's DER, or `undefined` for a block of another kind (a key, a CRL).
+ *   A body that is not DER is returned unchanged, for the certificate parser to name the problem.
+ *
+ * @example
+ * ```ts
+ * import { certificateDer } from "./certificate.ts";
+ * import { pemBlocks, toPem } from "../encoding/pem.ts";
+ * // A TRUSTED CERTIFICATE is an element (here the stand-in 30 00) followed by trust settings.
+ * const text = toPem(new Uint8Array([0x30, 0x00, 0x30, 0x00]), "TRUSTED CERTIFICATE") +
+ *   toPem(new Uint8Array([1]), "PRIVATE KEY");
+ * const [trusted, key] = pemBlocks(text);
+ * if (certificateDer(trusted)?.length !== 2) throw new Error("trust settings expected dropped");
+ * if (certificateDer(key) !== undefined) throw new Error("a key is no certificate");
+ * ```
+ */
+export function certificateDer(block: PemBlock): Uint8Array | undefined {
+  if (!CERT_LABELS.has(block.label)) return undefined;
+  return block.label === "TRUSTED CERTIFICATE" ? firstElement(block.der) : block.der;
+}
+
+/**
+ * The first DER element of `der` (an OpenSSL `TRUSTED CERTIFICATE` is the certificate followed
+ * by trust settings). Returns `der` unchanged when it cannot be measured.
+ */
+function firstElement(der: Uint8Array): Uint8Array {
+  try {
+    return readDer(der, { allowTrailing: true }).raw;
+  } catch {
+    return der; // Not DER: the certificate parser names the problem.
+  }
 }
 
 function toDer(input: Uint8Array | string): Uint8Array {
@@ -370,7 +412,7 @@ function toX509(cert: Certificate | X509Certificate): X509Certificate {
  * @example A self-signed certificate names itself as issuer
  * ```ts
  * import { certificateNames } from "./certificate.ts";
- * import { pemBlocks } from "./pem.ts";
+ * import { pemBlocks } from "../encoding/pem.ts";
  * const [block] = pemBlocks(`-----BEGIN CERTIFICATE-----
  * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
  * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN

@@ -7,11 +7,11 @@
  * `REQUIRE_MOSQUITTO=1` (set by `.ci/run`) makes them run and fail.
  */
 import assert from "node:assert/strict";
-import type { Emulator } from "../lib/emulator.ts";
-import { loadJose } from "../lib/deps.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import type { Emulator } from "../../lib/emulator/mod.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const path = (p: string): string => new URL(p, fixtures).pathname;
 
 /** Whether the command runs and exits with 0 (false when it is not installed). */
@@ -180,7 +180,46 @@ emulatorTest(
   },
 );
 
-const PAHO = new URL("../tools/paho_token.py", import.meta.url).pathname;
+emulatorTest(
+  "the emulator reads 3,000 back-to-back QoS 0 lines of mosquitto_pub -l, each once, in order",
+  noMosquitto,
+  async () => {
+    const lines: string[] = [];
+    const problems: string[] = [];
+    await using emulator = await startFixtureEmulator({
+      log: (event) => {
+        if (event.kind === "message") lines.push(event.line ?? "");
+        if (event.kind === "error" || event.kind === "refused") problems.push(event.reason ?? "");
+      },
+    });
+    const sent = Array.from({ length: 3000 }, (_, i) => `200,c8y_Temperature,T,${i}`);
+    const child = new Deno.Command("mosquitto_pub", {
+      args: [
+        "-V",
+        "mqttv311",
+        ...tlsArgs("devices/rsa", "d:device-rsa-001", emulator.port),
+        "-t",
+        "s/us",
+        "-l",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(sent.join("\n") + "\n"));
+    await writer.close();
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    for (let i = 0; i < 200 && lines.length < sent.length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.deepEqual(problems, []);
+    assert.deepEqual(lines, sent);
+  },
+);
+
+const PAHO = new URL("../../tools/paho_token.py", import.meta.url).pathname;
 
 emulatorTest(
   "the emulator gives the Eclipse Paho Python client a token",

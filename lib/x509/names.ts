@@ -10,8 +10,8 @@
  * @module
  */
 
-import { hex } from "./bytes.ts";
-import { children, expectTag, readOid, readString, type Tlv } from "./der.ts";
+import { hex } from "../encoding/bytes.ts";
+import { children, expectTag, readOid, readString, type Tlv } from "../encoding/der.ts";
 
 /** Short names of attribute types, as OpenSSL and node:crypto print them. */
 const ATTRIBUTE_NAMES: Record<string, string> = {
@@ -59,7 +59,7 @@ export interface NameAttribute {
  * @example
  * ```ts
  * import { nameAttributes } from "./names.ts";
- * import { readDer } from "./der.ts";
+ * import { readDer } from "../encoding/der.ts";
  * // SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, T61String "G\xe4" } } }
  * const der = new Uint8Array([0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03,
  *   0x14, 0x02, 0x47, 0xe4]);
@@ -87,7 +87,7 @@ export function nameAttributes(name: Tlv): NameAttribute[][] {
  * @example
  * ```ts
  * import { formatName } from "./names.ts";
- * import { readDer } from "./der.ts";
+ * import { readDer } from "../encoding/der.ts";
  * // SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, UTF8String "a" } } }
  * const der = new Uint8Array([0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03,
  *   0x0c, 0x01, 0x61]);

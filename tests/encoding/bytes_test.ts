@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { equalBytes, hex } from "../lib/bytes.ts";
+import { equalBytes, hex } from "../../lib/encoding/bytes.ts";
 
 Deno.test("hex() writes two lower-case digits per byte", () => {
   assert.equal(hex(new Uint8Array([0, 1, 0x7f, 0x80, 0xff])), "00017f80ff");

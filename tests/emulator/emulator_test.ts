@@ -1,240 +1,19 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import tls from "node:tls";
+import { type EmulatorOptions, verifyDeviceChain } from "../../lib/emulator/mod.ts";
+import { UsageError } from "../../lib/errors.ts";
 import {
-  type Emulator,
-  type EmulatorEvent,
-  type EmulatorOptions,
-  verifyDeviceChain,
-} from "../lib/emulator.ts";
-import { loadJose } from "../lib/deps.ts";
-import { UsageError } from "../lib/errors.ts";
-import { pemBlocks } from "../lib/pem.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
-
-/** MQTT.js: an independent, widely used client to test the emulator with. */
-function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {
-  return import("npm:mqtt@5.16.0");
-}
-
-const fixtures = new URL("../fixtures/", import.meta.url);
-const read = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
-const ders = (path: string): Uint8Array[] =>
-  pemBlocks(read(path)).filter((b) => b.label === "CERTIFICATE").map((b) => b.der);
-
-const permissions: Deno.PermissionOptions = {
-  read: true,
-  net: ["127.0.0.1", "localhost"],
-  env: true,
-  sys: true,
-};
-
-const ROOT = read("ca/device-root-ca.pem");
-const INTERMEDIATE = read("ca/device-intermediate-ca.pem");
-
-type MqttClient = import("npm:mqtt@5.16.0").MqttClient;
-
-interface Attempt {
-  client: MqttClient;
-  /** CONNACK return code (MQTT 3.1.1) or reason code (MQTT 5) as the client saw it. */
-  code: number | undefined;
-  error: Error | undefined;
-}
-
-/** How a device connects, beyond its files and client id. */
-interface DeviceOptions {
-  /** Present only the device certificate (`<files>.pem`), not its chain. */
-  leafOnly?: boolean;
-  /** @default 4 (MQTT 3.1.1) */
-  protocolVersion?: 4 | 5;
-  /** @default true */
-  clean?: boolean;
-}
-
-/**
- * Connects with MQTT.js as the device of the fixtures `<files>.chain.pem` and `<files>.key`, and
- * resolves on CONNACK, refusal or close.
- */
-async function connectDevice(
-  url: string,
-  files: string,
-  clientId: string,
-  options: DeviceOptions = {},
-): Promise<Attempt> {
-  const { default: mqtt } = await loadMqtt();
-  const client = mqtt.connect(url, {
-    clientId,
-    cert: read(options.leafOnly ? `${files}.pem` : `${files}.chain.pem`),
-    key: read(`${files}.key`),
-    ca: read("ca/server-ca.pem"),
-    servername: "localhost",
-    protocolVersion: options.protocolVersion ?? 4,
-    clean: options.clean ?? true,
-    reconnectPeriod: 0,
-    connectTimeout: 5000,
-  });
-  return await new Promise<Attempt>((resolve) => {
-    client.once("connect", (connack) => {
-      resolve({ client, code: connack.returnCode ?? connack.reasonCode ?? 0, error: undefined });
-    });
-    client.once("error", (error) => {
-      const code = (error as Error & { code?: number }).code;
-      resolve({ client, code: typeof code === "number" ? code : undefined, error });
-    });
-    client.once("close", () => resolve({ client, code: undefined, error: new Error("closed") }));
-  });
-}
-
-/** Subscribes to s/dat, publishes an empty QoS 0 message on s/uat, returns every s/dat payload. */
-async function requestToken(client: MqttClient, settleMs = 300): Promise<string[]> {
-  const received: string[] = [];
-  let first: (() => void) | undefined;
-  const arrived = new Promise<void>((resolve) => (first = resolve));
-  client.on("message", (topic, payload) => {
-    if (topic === "s/dat") {
-      received.push(new TextDecoder().decode(payload));
-      first?.();
-    }
-  });
-  await client.subscribeAsync("s/dat", { qos: 0 });
-  await client.publishAsync("s/uat", "", { qos: 0 });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([
-    arrived,
-    new Promise((resolve) => (timer = setTimeout(resolve, 5000))),
-  ]);
-  clearTimeout(timer);
-  // Give a wrong second delivery the chance to show up.
-  await new Promise((resolve) => setTimeout(resolve, settleMs));
-  return received;
-}
-
-async function verifyToken(emulator: Emulator, line: string): Promise<Record<string, unknown>> {
-  assert.match(line, /^71,[\w-]+\.[\w-]+\.[\w-]+$/);
-  const jose = await loadJose();
-  const key = await jose.importJWK(emulator.publicKeyJwk as Parameters<typeof jose.importJWK>[0]);
-  const { payload, protectedHeader } = await jose.jwtVerify(line.slice(3), key, {
-    issuer: emulator.issuer,
-    audience: emulator.issuer,
-  });
-  assert.equal(protectedHeader.alg, "RS256");
-  return payload as Record<string, unknown>;
-}
-
-/** A running emulator with its events and the devices connected to it. */
-interface EmulatorContext {
-  emulator: Emulator;
-  /** Every event so far, in order. */
-  events: EmulatorEvent[];
-  /** The first event (past or coming) that matches, or a rejection after `ms`. */
-  waitFor(pred: (e: EmulatorEvent) => boolean, ms?: number): Promise<EmulatorEvent>;
-  /** The reason of the `refused` event for `clientId`. */
-  refusalReason(clientId: string): Promise<string>;
-  /** Connects a device (see {@linkcode connectDevice}); it is ended at the latest at teardown. */
-  connect(files: string, clientId: string, options?: DeviceOptions): Promise<Attempt>;
-  /** Ends a device's client now. */
-  end(attempt: Attempt): Promise<void>;
-  /** Connects a device and ends its client at once: for refusals. */
-  connectOnce(files: string, clientId: string, options?: DeviceOptions): Promise<Attempt>;
-  /** Requests a token without settle time and returns the verified claims of the first one. */
-  tokenClaims(attempt: Attempt): Promise<Record<string, unknown>>;
-}
-
-/** Options of {@linkcode withEmulator}. */
-type TestEmulatorOptions =
-  & { trusted?: string[] }
-  & Pick<
-    EmulatorOptions,
-    "handshakeTimeoutMs" | "connectTimeoutMs" | "tenant" | "tokenLifetimeSeconds"
-  >;
-
-/** Defines a test that runs `body` in {@linkcode withEmulator}. */
-function emulatorTest(
-  name: string,
-  options: TestEmulatorOptions,
-  body: (context: EmulatorContext) => Promise<void>,
-): void {
-  Deno.test({ name, permissions }, () => withEmulator(options, body));
-}
-
-/**
- * Starts an emulator on the fixtures (trusting the device root and intermediate CA unless
- * `trusted` says otherwise), runs `body`, then ends every client still open and closes it.
- */
-async function withEmulator(
-  { trusted, ...options }: TestEmulatorOptions,
-  body: (context: EmulatorContext) => Promise<void>,
-): Promise<void> {
-  const events: EmulatorEvent[] = [];
-  const waiters: { pred: (e: EmulatorEvent) => boolean; resolve: (e: EmulatorEvent) => void }[] =
-    [];
-  await using emulator = await startFixtureEmulator({
-    ...options,
-    trustedCaPems: trusted ?? [ROOT, INTERMEDIATE],
-    log: (event) => {
-      events.push(event);
-      for (const w of [...waiters]) {
-        if (w.pred(event)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(event);
-        }
-      }
-    },
-  });
-  const waitFor = (pred: (e: EmulatorEvent) => boolean, ms = 5000): Promise<EmulatorEvent> => {
-    const seen = events.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        reject(new Error(`no matching event in ${ms} ms; got ${JSON.stringify(events)}`));
-      }, ms);
-      const waiter = {
-        pred,
-        resolve: (e: EmulatorEvent) => {
-          clearTimeout(timer);
-          resolve(e);
-        },
-      };
-      waiters.push(waiter);
-    });
-  };
-  const open = new Set<Attempt>();
-  const connect = async (
-    files: string,
-    clientId: string,
-    options?: DeviceOptions,
-  ): Promise<Attempt> => {
-    const attempt = await connectDevice(emulator.url, files, clientId, options);
-    open.add(attempt);
-    return attempt;
-  };
-  const end = async (attempt: Attempt): Promise<void> => {
-    open.delete(attempt);
-    await attempt.client.endAsync(true);
-  };
-  try {
-    await body({
-      emulator,
-      events,
-      waitFor,
-      refusalReason: async (clientId) =>
-        (await waitFor((e) => e.kind === "refused" && e.clientId === clientId)).reason ?? "",
-      connect,
-      end,
-      connectOnce: async (files, clientId, options) => {
-        const attempt = await connect(files, clientId, options);
-        await end(attempt);
-        return attempt;
-      },
-      tokenClaims: async (attempt) =>
-        await verifyToken(emulator, (await requestToken(attempt.client, 0))[0]),
-    });
-  } finally {
-    // The clients end before the emulator closes (at the end of this scope).
-    for (const attempt of [...open]) await end(attempt);
-  }
-}
+  ders,
+  emulatorTest,
+  INTERMEDIATE,
+  permissions,
+  read,
+  requestToken,
+  ROOT,
+  verifyToken,
+} from "./support.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 emulatorTest(
   "startEmulator() accepts a device chain, answers s/uat with a signed 71 token on s/dat",
@@ -473,7 +252,7 @@ emulatorTest("startEmulator() survives garbage, silent and vanishing connections
 
 Deno.test({
   name:
-    "startEmulator() refuses a token lifetime under 300 s, a non-CA trust anchor and a mismatched server key",
+    "startEmulator() refuses a token lifetime under 1 s, a non-CA trust anchor and a mismatched server key",
   permissions,
 }, async () => {
   /** Asserts that the emulator does not start with these options (over the fixtures, root trusted). */
@@ -487,7 +266,10 @@ Deno.test({
       (err) =>
         err instanceof UsageError && err.code === code && (message?.test(err.message) ?? true),
     );
-  await refusesToStart({ tokenLifetimeSeconds: 299 }, "EMULATOR_TOKEN_LIFETIME");
+  await refusesToStart({ tokenLifetimeSeconds: 0 }, "EMULATOR_TOKEN_LIFETIME");
+  await refusesToStart({ tokenLifetimeSeconds: 1.5 }, "EMULATOR_TOKEN_LIFETIME");
+  await refusesToStart({ port: 8883, restPort: 8883 }, "EMULATOR_PORT");
+  await refusesToStart({ maxPacketBytes: 10 }, "EMULATOR_LIMIT");
   await refusesToStart(
     { trustedCaPems: [read("devices/rsa.pem")] },
     "EMULATOR_TRUST",
@@ -502,15 +284,26 @@ Deno.test({
   await refusesToStart({ trustedCaPems: [] }, "EMULATOR_TRUST");
 });
 
-emulatorTest("startEmulator() puts the tenant and lifetime into the token", {
+emulatorTest("startEmulator() puts the tenant and lifetime (also under the platform's 300 s)", {
   trusted: [ROOT],
   tenant: "t999",
-  tokenLifetimeSeconds: 300,
+  tokenLifetimeSeconds: 6,
 }, async ({ emulator, connect, tokenClaims }) => {
   assert.equal(emulator.issuer, "t999.emulator.local");
   const claims = await tokenClaims(await connect("devices/ec384", "d:device-ec384-001"));
   assert.equal(claims.ten, "t999");
-  assert.equal((claims.exp as number) - (claims.iat as number), 300);
+  assert.equal((claims.exp as number) - (claims.iat as number), 6);
+});
+
+emulatorTest("startEmulator() signs ES256 tokens on request (tokenAlgorithm)", {
+  tokenAlgorithm: "ES256",
+}, async ({ emulator, connect }) => {
+  assert.equal(emulator.publicKeyJwk.kty, "EC");
+  assert.equal(emulator.publicKeyJwk.alg, "ES256");
+  const device = await connect("devices/ec256", "d:device-ec256-001");
+  const [line] = await requestToken(device.client, 0);
+  const claims = await verifyToken(emulator, line, "ES256");
+  assert.equal(claims.sub, "device_device-ec256-001");
 });
 
 Deno.test("verifyDeviceChain() accepts the fixture chains and refuses the bad ones", () => {

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { children, expectTag, readDer, readOid, type Tlv } from "./der.ts";
-import type { KeyType } from "./types.ts";
+import { children, expectTag, readDer, readOid, type Tlv } from "../encoding/der.ts";
+import type { KeyType } from "../types.ts";
 
 /** The kind of a key: algorithm, named curve and size. */
 export interface KeyInfo {
