@@ -162,6 +162,7 @@ Deno.test("readManifest() names the line and column of each malformed form", asy
     ["keystore,password\na.p12,x\n\nb.p12,x,y\n", "MANIFEST_FIELDS", "line 4"],
     ['keystore,password\na.p12,"x\nb.p12,y\n', "MANIFEST_QUOTE", "line 2, column 2"],
     ['keystore\n"a.p12"x\n', "MANIFEST_QUOTE", "line 2, column 1"],
+    ['keystore,password\na.p12, "x"\n', "MANIFEST_QUOTE", "line 2, column 2"],
     ["keystore,alias\n,x\n", "MANIFEST_KEYSTORE", "line 2, column 1"],
     ['{"keystore":"a"}\n{"keystore":"b","pass":"x"}\n', "MANIFEST_COLUMN", "line 2"],
     ['{"keystore":"a"}\n\n{"keystore":1}\n', "MANIFEST_JSON", "line 3"],
@@ -178,6 +179,11 @@ Deno.test("readManifest() names the line and column of each malformed form", asy
       JSON.stringify(text),
     );
   }
+  // Paths lose surrounding spaces, a password keeps them; CRLF, a BOM and a header in capitals.
+  assert.deepEqual(
+    await Array.fromAsync(readManifest(["\uFEFFKeystore, Password\r\n a.p12 , x \r\n"])),
+    [{ keystore: "a.p12", password: " x ", line: 2 }],
+  );
   const jsonl = '{"keystore":"a.p12","password":"env:A","clientId":"d:a"}\n\n{"keystore":"b"}';
   assert.deepEqual(await Array.fromAsync(readManifest([jsonl])), [
     { keystore: "a.p12", password: "env:A", clientId: "d:a", line: 1 },
