@@ -36,7 +36,7 @@ import { isSelfIssued, orderLeafFirst } from "./x509/chain.ts";
 import { readDer } from "./encoding/der.ts";
 import { C8yError, StoreError, UsageError } from "./errors.ts";
 import { pkcs8Info } from "./x509/key_info.ts";
-import { javaStoreType, readJks } from "./jks.ts";
+import { javaStoreType, readJks } from "./stores/jks.ts";
 import { readPem } from "./stores/pem.ts";
 import { toPem } from "./encoding/pem.ts";
 import { readPkcs12 } from "./pkcs12.ts";

@@ -37,7 +37,7 @@ import {
   WorkBudget,
 } from "./pbe.ts";
 import { StoreError } from "./errors.ts";
-import { javaStoreType } from "./jks.ts";
+import { javaStoreType } from "./stores/jks.ts";
 import type { RawEntry, RawStore } from "./types.ts";
 
 /** Options of {@linkcode readPkcs12}. */

@@ -21,12 +21,12 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { equalBytes, utf16be } from "./encoding/bytes.ts";
-import { type JksJs, loadJks } from "./deps.ts";
-import { StoreError } from "./errors.ts";
-import { pkcs8Info } from "./x509/key_info.ts";
-import { children, DerError, readDer, readOctets, readOid } from "./encoding/der.ts";
-import type { RawEntry, RawStore } from "./types.ts";
+import { equalBytes, utf16be } from "../encoding/bytes.ts";
+import { type JksJs, loadJks } from "../deps.ts";
+import { StoreError } from "../errors.ts";
+import { pkcs8Info } from "../x509/key_info.ts";
+import { children, DerError, readDer, readOctets, readOid } from "../encoding/der.ts";
+import type { RawEntry, RawStore } from "../types.ts";
 
 /** Options of {@linkcode readJks}. */
 export interface ReadJksOptions {
@@ -88,7 +88,7 @@ const DIGEST_LEN = 20;
  * @example A JCEKS store is refused with the conversion command
  * ```ts
  * import { readJks } from "./jks.ts";
- * import { StoreError } from "./errors.ts";
+ * import { StoreError } from "../errors.ts";
  * const jceks = new Uint8Array([0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 0]);
  * try {
  *   await readJks(jceks, { password: "changeit", name: "device.jceks" });
