@@ -29,13 +29,8 @@ import {
 import { hex } from "./encoding/bytes.ts";
 import { MAX_STORE_CERTIFICATES, tooManyCertificates } from "./x509/certificate.ts";
 import { IssuerIndex } from "./x509/chain.ts";
-import {
-  DIGESTS,
-  pbeDecrypt,
-  pkcs12MacKey,
-  unsupported as unsupportedAlgorithm,
-  WorkBudget,
-} from "./pbe.ts";
+import { pbeDecrypt, unsupported as unsupportedAlgorithm } from "./stores/pbe.ts";
+import { DIGESTS, pkcs12MacKey, WorkBudget } from "./stores/kdf.ts";
 import { StoreError } from "./errors.ts";
 import { javaStoreType } from "./stores/jks.ts";
 import type { RawEntry, RawStore } from "./types.ts";
@@ -46,7 +41,7 @@ export interface ReadPkcs12Options {
   password: string;
   /**
    * The key-derivation work the whole store may ask for, in PBKDF2-iteration units (see
-   * `pbe.ts`); a store asking for more is refused with `STORE_UNSUPPORTED` before the
+   * `kdf.ts`); a store asking for more is refused with `STORE_UNSUPPORTED` before the
    * derivation that would pass it starts.
    * @default MAX_STORE_WORK (40,000,000, about 6 s)
    */
@@ -109,7 +104,7 @@ const HINT_KEY_PASSWORD = "Give the key entry's own password with --key-password
  *
  * Supported: every algorithm of `pbe.ts` (PBES2, the PKCS#12 PBEs of `-legacy`, PBES1),
  * unencrypted bags, and SHA-1/SHA-2 integrity MACs (checked when present). The work of the
- * whole store is bounded (`pbe.ts`'s budget); encrypted contents are decrypted one after the
+ * whole store is bounded (`kdf.ts`'s budget); encrypted contents are decrypted one after the
  * other, and the first failure ends the reading. Bytes after the end of the PFX are ignored, as
  * OpenSSL and the JDK ignore them.
  *

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { encodeDer } from "../lib/encoding/der.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { MAX_STORE_WORK, WorkBudget } from "../lib/pbe.ts";
+import { MAX_STORE_WORK, WorkBudget } from "../lib/stores/kdf.ts";
 import { pemBlocks, toPem } from "../lib/encoding/pem.ts";
 import { readPkcs12 } from "../lib/pkcs12.ts";
 import { MAX_STORE_CERTIFICATES } from "../lib/x509/certificate.ts";

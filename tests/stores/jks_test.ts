@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { assertStoreError, entryKey, JDK_CACERTS, jdkCacertsOrWarn, tool } from "../test_helpers.ts";
+import {
+  assertStoreError,
+  entryKey,
+  JDK_CACERTS,
+  jdkCacertsOrWarn,
+  tool,
+} from "../test_helpers.ts";
 import { createPrivateKey } from "node:crypto";
 import { readJks } from "../../lib/stores/jks.ts";
 import { pemBlocks } from "../../lib/encoding/pem.ts";
@@ -227,7 +233,9 @@ Deno.test({
     const script = `${dir}/read.ts`;
     await Deno.writeTextFile(
       script,
-      `import { readJks } from ${JSON.stringify(new URL("../../lib/stores/jks.ts", import.meta.url).href)};
+      `import { readJks } from ${
+        JSON.stringify(new URL("../../lib/stores/jks.ts", import.meta.url).href)
+      };
 const bytes = await Deno.readFile(${JSON.stringify(new URL("devices/rsa.jks", fixtures).pathname)});
 try {
   await readJks(bytes, { password: "${PASSWORD}", name: "rsa.jks" });
