@@ -24,11 +24,14 @@ export async function main(): Promise<never> {
 }
 
 if (import.meta.main) {
-  // Prewarm: the first TLS handshake of a Deno process spends about 40 ms initialising its
-  // crypto library. A throwaway WebCrypto key generation, started here and never awaited, runs
-  // that initialisation on another thread while the command line reads its stores (measured
-  // with Deno 2.9.6; `deno task bench:cli` compares it with `tools/cli_without_prewarm.ts`).
-  crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"])
-    .catch(() => {});
+  // Prewarm, for the commands that make TLS connections: the first TLS handshake of a Deno
+  // process spends about 40 ms initialising its crypto library. A throwaway WebCrypto key
+  // generation, started here and never awaited, runs that initialisation on another thread while
+  // the command line reads its stores (measured with Deno 2.9.6; `deno task bench:cli` compares
+  // it with `tools/cli_without_prewarm.ts`). `inspect` makes no connection and skips it.
+  if (["token", "check", "fleet", "emulate"].includes(Deno.args[0] ?? "")) {
+    crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"])
+      .catch(() => {});
+  }
   await main();
 }

@@ -70,14 +70,21 @@ async function nextLine(lines: AsyncIterator<string>): Promise<string> {
   return value;
 }
 
-Deno.test("token --watch prints the token, stays connected, and on SIGTERM disconnects and exits 0", async () => {
+Deno.test("token --watch prints each renewed token on its own line, and on SIGTERM disconnects and exits 0", async () => {
   const events: EmulatorEvent[] = [];
-  await using emulator = await startFixtureEmulator({ log: (e) => events.push(e) });
+  await using emulator = await startFixtureEmulator({
+    tokenLifetimeSeconds: 6,
+    log: (e) => events.push(e),
+  });
   const { child, lines, stderr } = startWatch(emulator.url, emulator.port);
   const first = await nextLine(lines);
   const token = decodeToken(first);
   assert.equal(token.subject, "device_device-rsa-001");
   assert.equal(token.tenant, emulator.tenant);
+  // The 6 s token is renewed once half its lifetime has passed: a second line, a new token.
+  const second = decodeToken(await nextLine(lines));
+  assert.notEqual(second.token, token.token);
+  assert.equal(second.subject, token.subject);
   child.kill("SIGTERM");
   const status = await child.status;
   const err = await stderr;
@@ -93,6 +100,7 @@ Deno.test("token --watch prints the token, stays connected, and on SIGTERM disco
   const mine = events.filter((e) => e.clientId === "d:device-rsa-001");
   assert.deepEqual(mine.map((e) => e.kind).filter((k) => k !== "device-created"), [
     "connect",
+    "token",
     "token",
     "disconnect",
   ]);

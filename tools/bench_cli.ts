@@ -15,7 +15,7 @@
  * - `token-cold`: the `token` job through `tools/cli_without_prewarm.ts`, the command line
  *   without the crypto prewarm of `cli.ts`, so that a runtime whose first handshake no longer
  *   pays for initialising its crypto library (or pays elsewhere) shows here;
- * - `floor`: `tools/session_floor.ts`, the same token job with this project's session and PEM
+ * - `floor`: `tools/session_floor.ts`, the same token job with this project's connection and PEM
  *   files but none of the command line's work: what Deno, Node compatibility and the network
  *   cost before any store is read;
  * - `inspect`: `cli.ts inspect --keystore fixtures/devices/rsa.jdk.p12`;
@@ -582,7 +582,7 @@ async function main(): Promise<number> {
       },
       {
         name: "floor",
-        label: "floor: session only, PEM",
+        label: "floor: connection only, PEM",
         argv: [
           deno,
           "run",

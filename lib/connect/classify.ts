@@ -470,7 +470,7 @@ export function unsendable(
 
 /** A request made while the connection is down (or closed). */
 export function notConnected(broker: BrokerAddress, what: "publish" | "subscribe"): MqttError {
-  return new MqttError(`Cannot ${what}: the session with ${broker.url} is not connected`, {
+  return new MqttError(`Cannot ${what}: the connection to ${broker.url} is down (or closed)`, {
     code: "MQTT_NOT_CONNECTED",
     stage: what === "subscribe" ? "subscribe" : "mqtt",
     hint: "Connect again.",

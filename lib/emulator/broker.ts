@@ -73,7 +73,10 @@ function remoteOf(conn: unknown): string | undefined {
  * packet is handled, and a packet handled synchronously (a QoS 0 PUBLISH) makes it read and
  * parse them while the parser is still emitting that packet: `mqtt-packet` then emits the same
  * packet again and loses its place in the stream ("Invalid header flag bits", "cannot parse
- * topic"). Here bytes that arrive during a parse are parsed right after it, in order.
+ * topic"); seen with a stream that hands out one buffered chunk per `read()`. The
+ * {@linkcode MqttFeed} hands out everything at once, so its `read()` inside a parse finds
+ * nothing; the guard keeps the parser safe whatever the stream does: bytes read during a parse
+ * are parsed right after it, in order.
  */
 function guardParser(client: Client): void {
   const parser = (client as unknown as { _parser?: { parse(buf: Uint8Array): number } })._parser;

@@ -2,15 +2,15 @@
  * The stream the emulator's broker reads a device from: the TLS socket's bytes, taken from its
  * `'data'` events, counted against the emulator's limits, and handed on whole.
  *
- * Why not give the broker the TLS socket itself: `aedes` reads a connection with `read()` on
- * each `'readable'` event, and under Deno's `node:tls` that loses data: of 200,000 bytes
- * written by a client, 49,152 arrive (Deno 2.9.6), so one large PUBLISH, or many small ones back
- * to back, leave the broker waiting for bytes that were received but never handed on. In flowing
- * mode (`'data'` events) every byte arrives. This stream queues them and gives the broker
- * everything queued on each `read()` (a plain `Readable` under Deno hands out one buffered chunk
- * per `read(null)` and then may not announce the rest, which stalls the broker the same way);
- * it announces new bytes with one `'readable'` per tick, pauses the socket while more than
- * 64 KiB wait, and hands on bytes that arrived before the peer closed before it reports the close.
+ * Why not give the broker the TLS socket itself: `aedes` calls `read()` once per `'readable'`
+ * event and expects everything buffered (as Node.js returns for `read(null)` on a paused stream).
+ * Deno 2.9.6's streams return one buffered chunk and announce the rest only to a caller that reads
+ * until `null`: of 200,000 bytes a client writes, 49,152 reach the broker, and one large PUBLISH,
+ * or many small ones back to back, leave it waiting for bytes received but never handed on (a
+ * plain `Duplex` of our own behaves the same). This stream takes the socket's bytes from its
+ * `'data'` events, queues them, and gives the broker everything queued on each `read()`; it
+ * announces new bytes with one `'readable'` per tick, pauses the socket while more than 64 KiB
+ * wait, and hands on bytes that arrived before the peer closed before it reports the close.
  *
  * The limits: while passing bytes on, the stream reads each MQTT fixed header (packet type and
  * remaining length, MQTT 3.1.1 §2.2) and refuses a packet larger than `maxPacketBytes` as soon
@@ -105,8 +105,7 @@ export class MqttFeed extends Duplex {
           `was accepted`,
       );
     }
-    // A copy: Deno's node:tls may hand out views of a read buffer it later reuses.
-    this.#queue.push(Buffer.from(chunk));
+    this.#queue.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
     this.#queued += chunk.length;
     if (this.#queued > QUEUE_HIGH_WATER_BYTES) this.socket.pause();
     this.#announce();

@@ -175,7 +175,7 @@ function throwIfLost(lost: Error | undefined, connection: TokenConnection): void
 }
 
 /**
- * Why the connection was lost, as ` (reason)`, when the session knew it (a reset, an
+ * Why the connection was lost, as ` (reason)`, when it is known (a reset, an
  * alert, a packet the broker must not send); empty for a plain close.
  */
 function reasonOf(err: unknown): string {

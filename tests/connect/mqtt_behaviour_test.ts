@@ -840,6 +840,40 @@ for (const qos of [1, 2] as const) {
   );
 }
 
+sessionTest(
+  "while offline with reconnect, publish() waits for the next connection by default and sends it there",
+  { reconnect: { initialDelayMs: 50, maxDelayMs: 50 } },
+  async ({ fake, session, peer: first, recorder }) => {
+    first.close();
+    await recorder.until("connectionLost()", () => recorder.lost.length === 1);
+    const publishing = track(session.publish("s/us", "211,25", { qos: 1 }));
+    const second = await fake.accept();
+    await answerConnect(second);
+    const { packet } = await second.expect("publish");
+    assert.equal(new TextDecoder().decode(packet.payload as Uint8Array), "211,25");
+    assert.equal(publishing.settled(), false, "publish() settled before its PUBACK");
+    await second.write(ack(PUBACK, packet.messageId!));
+    await guard(publishing.promise, "publish() after the PUBACK");
+    assert.deepEqual(recorder.delivered, ["s/us"]);
+  },
+);
+
+sessionTest(
+  "with queueOffline: false, publish() while offline rejects at once with MQTT_NOT_CONNECTED",
+  { reconnect: { initialDelayMs: 60_000 }, queueOffline: false },
+  async ({ session, peer, recorder }) => {
+    peer.close();
+    await recorder.until("connectionLost()", () => recorder.lost.length === 1);
+    for (const qos of [0, 1, 2] as const) {
+      await assert.rejects(
+        session.publish("s/us", "211,25", { qos }),
+        isError(MqttError, "MQTT_NOT_CONNECTED", "mqtt"),
+      );
+    }
+    assert.equal(session.connected, false);
+  },
+);
+
 // ---- Time limits -------------------------------------------------------------------------
 
 sessionTest(

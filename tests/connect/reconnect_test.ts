@@ -128,6 +128,12 @@ Deno.test(
         "the 71 reply on the renewed s/dat",
         () => events.log.slice(before).includes("message s/dat 71,"),
       );
+      // s/ds was renewed too (its SUBSCRIBE went before that request): an operation arrives.
+      await emulator.sendToDevice(d.clientId, "510,device-rsa-001");
+      await events.until(
+        "the operation on the renewed s/ds",
+        () => events.log.slice(before).includes("message s/ds 510"),
+      );
 
       // Restarted with another tenant CA: every attempt is refused with CONNACK 5.
       await emulator.close();

@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import https from "node:https";
+import { requestRestToken } from "../../lib/token/rest_token.ts";
+import type { C8yError } from "../../lib/errors.ts";
+import { fixtureIdentity, fixtureTrust } from "../mosquitto.ts";
 import { emulatorTest, read, ROOT, verifyToken } from "./support.ts";
 
 interface Answer {
@@ -143,5 +146,33 @@ emulatorTest(
     });
     assert.equal(get.status, 405);
     assert.equal(get.headers.allow, "POST");
+  },
+);
+
+emulatorTest(
+  "REST: the project's own REST client (requestRestToken) against the emulator, trusted and not",
+  { restPort: 0 },
+  async ({ emulator }) => {
+    const trust = await fixtureTrust("ca/server-ca.pem");
+    const device = await fixtureIdentity("devices/rsa");
+    for (const sendChain of [false, true]) {
+      const token = await requestRestToken({
+        restUrl: emulator.restUrl!,
+        identity: device,
+        trust,
+        sendChain,
+      });
+      const claims = await verifyToken(emulator, `71,${token.token}`);
+      assert.equal(claims.sub, "device_device-rsa-001");
+    }
+    const stranger = await fixtureIdentity("bad/unknown-ca");
+    await assert.rejects(
+      requestRestToken({ restUrl: emulator.restUrl!, identity: stranger, trust }),
+      (err: C8yError) => {
+        assert.equal(err.code, "HTTP_UNAUTHORIZED", err.message);
+        assert.match(err.message, /not issued by a trusted CA/);
+        return true;
+      },
+    );
   },
 );

@@ -1,17 +1,18 @@
 /**
- * keepToken() on a real broker (mosquitto, mutual TLS) with a second device playing the platform's
- * token service: it answers each empty publish on `s/uat` with `71,<JWT>` of a 6 s lifetime, and
- * can be told to stay silent.
+ * keepToken() against the emulator (6 s tokens, a restart on the same port), and on a real broker
+ * (mosquitto, mutual TLS) with a second device playing the platform's token service: it answers
+ * each empty publish on `s/uat` with `71,<JWT>` of a 6 s lifetime, and can be told to stay silent.
  */
 
 import assert from "node:assert/strict";
-import { keepToken } from "../lib/token/keep_token.ts";
-import { connect, type DeviceConnection } from "../lib/connect/connection.ts";
-import { loadJose } from "../lib/deps.ts";
-import type { C8yError } from "../lib/errors.ts";
-import type { DeviceToken } from "../lib/token/decode_token.ts";
-import type { DeviceIdentity } from "../lib/types.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+import { keepToken } from "../../lib/token/keep_token.ts";
+import { connect, type DeviceConnection } from "../../lib/connect/connection.ts";
+import { loadJose } from "../../lib/deps.ts";
+import type { C8yError } from "../../lib/errors.ts";
+import type { DeviceToken } from "../../lib/token/decode_token.ts";
+import type { DeviceIdentity } from "../../lib/types.ts";
+import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
+import { startFixtureEmulator } from "../test_helpers.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");
@@ -158,3 +159,44 @@ mosquittoTest(
     }
   },
 );
+
+Deno.test("keepToken() against the emulator: renews a 6 s token, and right after a reconnect once it has expired", async () => {
+  let emulator = await startFixtureEmulator({ tokenLifetimeSeconds: 6 });
+  const port = emulator.port;
+  const device = await connect({
+    url: emulator.url,
+    identity: rsa,
+    trust: serverCa,
+    reconnect: { initialDelayMs: 200, maxDelayMs: 400 },
+  });
+  let reconnectedAt = 0;
+  device.listen({ connectComplete: (reconnect) => reconnect && (reconnectedAt = Date.now()) });
+  try {
+    const renewed: { token: DeviceToken; at: number }[] = [];
+    const errors: C8yError[] = [];
+    await using keeper = await keepToken(device, {
+      tokenRenewed: (token) => renewed.push({ token, at: Date.now() }),
+      error: (err) => errors.push(err),
+    });
+    await waitFor(() => renewed.length >= 2, 10_000, "a renewal of the 6 s token");
+    assert.notEqual(renewed[1].token.token, renewed[0].token.token);
+    assert.equal(renewed[1].token.subject, "device_device-rsa-001");
+
+    // Down until the newest token has expired, then back on the same port.
+    await emulator[Symbol.asyncDispose]();
+    const expiry = Date.parse(keeper.token.expiresAt!);
+    await new Promise((r) => setTimeout(r, Math.max(0, expiry - Date.now()) + 500));
+    const before = renewed.length;
+    emulator = await startFixtureEmulator({ port, tokenLifetimeSeconds: 6 });
+    await waitFor(() => renewed.length > before, 10_000, "a token after the reconnect");
+    assert.ok(reconnectedAt > 0, "connectComplete(true) was heard");
+    const fresh = renewed[before];
+    assert.ok(fresh.at >= reconnectedAt, "the new token came after the reconnect");
+    assert.ok(Date.parse(fresh.token.expiresAt!) > Date.now(), "and is valid");
+    assert.equal(keeper.token.token, renewed.at(-1)!.token.token);
+    assert.ok(device.connected);
+  } finally {
+    await device.close();
+    await emulator[Symbol.asyncDispose]();
+  }
+});
