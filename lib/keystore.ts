@@ -39,7 +39,7 @@ import { pkcs8Info } from "./x509/key_info.ts";
 import { javaStoreType, readJks } from "./stores/jks.ts";
 import { readPem } from "./stores/pem.ts";
 import { toPem } from "./encoding/pem.ts";
-import { readPkcs12 } from "./pkcs12.ts";
+import { readPkcs12 } from "./stores/pkcs12/read.ts";
 import type {
   Certificate,
   DeviceIdentity,

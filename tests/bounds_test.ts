@@ -10,7 +10,7 @@ import { encodeDer } from "../lib/encoding/der.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
 import { MAX_STORE_WORK, WorkBudget } from "../lib/stores/kdf.ts";
 import { pemBlocks, toPem } from "../lib/encoding/pem.ts";
-import { readPkcs12 } from "../lib/pkcs12.ts";
+import { readPkcs12 } from "../lib/stores/pkcs12/read.ts";
 import { MAX_STORE_CERTIFICATES } from "../lib/x509/certificate.ts";
 import { runCli } from "./cli_helpers.ts";
 import { assertStoreError } from "./test_helpers.ts";
