@@ -6,7 +6,7 @@
  */
 
 import { StoreError, UsageError } from "../errors.ts";
-import { listKeyStore, loadKeyStore, loadTrustStore, type StoreListing } from "../keystore.ts";
+import { listKeyStore, loadKeyStore, loadTrustStore, type StoreListing } from "../stores/load.ts";
 import { parsePasswordSpec } from "../password_spec.ts";
 import type { PasswordSpec } from "../password_spec.ts";
 import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";

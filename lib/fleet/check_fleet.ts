@@ -18,7 +18,7 @@ import { clientId as buildClientId, parseClientId } from "../client_id.ts";
 import { diagnose } from "../diagnose.ts";
 import { CertificateError, type Stage, StoreError, UsageError } from "../errors.ts";
 import { fetchToken } from "../token/fetch_token.ts";
-import { loadKeyStore } from "../keystore.ts";
+import { loadKeyStore } from "../stores/load.ts";
 import { parsePasswordSpec } from "../password_spec.ts";
 import { connect, type DeviceConnection } from "../connect/connection.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";

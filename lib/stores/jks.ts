@@ -43,7 +43,7 @@ export const JCEKS_MAGIC = 0xcececece;
 
 /**
  * Which Java keystore a store's magic number (its first four bytes) announces. The one reader of
- * the magic: format detection (`keystore.ts`) and the PKCS#12 reader's message for a store of
+ * the magic: format detection (`detect.ts`) and the PKCS#12 reader's message for a store of
  * another format use it too.
  *
  * @param bytes The store's bytes.
