@@ -19,7 +19,7 @@ import { diagnose } from "../diagnose.ts";
 import { CertificateError, type Stage, StoreError, UsageError } from "../errors.ts";
 import { fetchToken } from "../token/fetch_token.ts";
 import { loadKeyStore } from "../stores/load.ts";
-import { parsePasswordSpec } from "../password_spec.ts";
+import { parsePasswordSpec } from "../stores/password_spec.ts";
 import { connect, type DeviceConnection } from "../connect/connection.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { FleetDevice } from "./manifest.ts";
