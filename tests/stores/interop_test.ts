@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { detectFormat } from "../../lib/stores/detect.ts";
 import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
-import { assertStoreError, tool } from "../test_helpers.ts";
+import { assertStoreError, tool } from "../support/stores.ts";
 
 const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };

@@ -5,7 +5,7 @@ import {
   JDK_CACERTS,
   jdkCacertsOrWarn,
   tool,
-} from "../test_helpers.ts";
+} from "../support/stores.ts";
 import { createPrivateKey } from "node:crypto";
 import { readJks } from "../../lib/stores/jks.ts";
 import { pemBlocks } from "../../lib/encoding/pem.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "../test_helpers.ts";
+import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "../support/stores.ts";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
 import { UsageError } from "../../lib/errors.ts";
 import { detectFormat } from "../../lib/stores/detect.ts";

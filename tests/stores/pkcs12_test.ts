@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { assertStoreError, encodeDer, entryKey, type ExpectedStoreError } from "../test_helpers.ts";
+import {
+  assertStoreError,
+  encodeDer,
+  entryKey,
+  type ExpectedStoreError,
+} from "../support/stores.ts";
 import { Buffer } from "node:buffer";
 import {
   createHash,

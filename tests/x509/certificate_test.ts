@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertStoreErrorSync } from "../test_helpers.ts";
+import { assertStoreErrorSync } from "../support/stores.ts";
 import { createHash, X509Certificate } from "node:crypto";
 import {
   certificateNames,
