@@ -5,7 +5,7 @@
  * @module
  */
 
-import { certificateNames } from "../x509/certificate.ts";
+import { certificateNames } from "../x509/tbs.ts";
 import { readDer } from "../encoding/der.ts";
 import { type C8yError, StoreError } from "../errors.ts";
 import { javaStoreType } from "./jks.ts";
