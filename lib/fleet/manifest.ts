@@ -16,7 +16,7 @@
  */
 
 import { loadCsvParse } from "../deps.ts";
-import { UsageError } from "../errors.ts";
+import { type ErrorCode, UsageError } from "../errors.ts";
 
 /** One device of a fleet: where its keystore is and how to open it. */
 export interface FleetDevice {
@@ -141,7 +141,7 @@ function usage(
   line: number,
   column: number | undefined,
   what: string,
-  code: string,
+  code: ErrorCode,
 ): UsageError {
   const where = column === undefined ? `line ${line}` : `line ${line}, column ${column}`;
   return new UsageError(`The manifest "${name}" ${where}: ${what}`, {

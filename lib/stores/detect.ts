@@ -34,7 +34,7 @@ export const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
  *
  * @example
  * ```ts
- * import { detectFormat } from "./detect.ts";
+ * import { detectFormat } from "../../mod.ts";
  * const jks = new Uint8Array([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
  * const p12 = new Uint8Array([0x30, 0x82, 0x01, 0x00, 0x02, 0x01, 0x03]);
  * const pem = new TextEncoder().encode("-----BEGIN CERTIFICATE-----\n");

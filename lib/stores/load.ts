@@ -92,8 +92,7 @@ export interface LoadTrustStoreOptions {
  *
  * @example Errors name the store
  * ```ts
- * import { loadKeyStore } from "./load.ts";
- * import { StoreError, UsageError } from "../errors.ts";
+ * import { loadKeyStore, StoreError } from "../../mod.ts";
  * try {
  *   await loadKeyStore(new Uint8Array(), { name: "device.p12" });
  *   throw new Error("expected a failure");
@@ -241,8 +240,7 @@ export interface StoreListing {
  *
  * @example
  * ```ts
- * import { listKeyStore } from "./load.ts";
- * import { StoreError, UsageError } from "../errors.ts";
+ * import { listKeyStore, StoreError } from "../../mod.ts";
  * try {
  *   await listKeyStore(new Uint8Array([1, 2, 3]), { name: "x.bin" });
  *   throw new Error("expected a failure");
@@ -290,8 +288,7 @@ export async function listKeyStore(
  *
  * @example An input that is no store
  * ```ts
- * import { loadTrustStore } from "./load.ts";
- * import { StoreError, UsageError } from "../errors.ts";
+ * import { loadTrustStore, StoreError } from "../../mod.ts";
  * try {
  *   await loadTrustStore(new TextEncoder().encode("hello"), { name: "ca.txt" });
  *   throw new Error("expected a failure");
