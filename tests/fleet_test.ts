@@ -5,7 +5,7 @@ import { checkFleet } from "../lib/fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../lib/fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../lib/fleet/manifest.ts";
 import type { DeviceResult } from "../lib/fleet/result.ts";
-import { loadTrustStore } from "../lib/keystore.ts";
+import { loadTrustStore } from "../lib/stores/load.ts";
 import { UsageError } from "../lib/errors.ts";
 import { makeFleetScenario } from "./fleet_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
