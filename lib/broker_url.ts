@@ -56,7 +56,7 @@ const HOSTNAME =
  *
  * @example Java's `ssl://` form and a bare host
  * ```ts
- * import { parseBrokerUrl } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { parseBrokerUrl } from "../mod.ts";
  * const a = parseBrokerUrl("ssl://Tenant.example.com:8883");
  * if (a.url !== "mqtts://tenant.example.com:8883" || a.hostIsIp) throw new Error("unexpected");
  * const b = parseBrokerUrl("[::1]");

@@ -47,7 +47,7 @@ export interface ClientIdOptions {
  *
  * @example
  * ```ts
- * import { parseClientId } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { parseClientId } from "../mod.ts";
  * const p = parseClientId("d:device-001:myTemplate");
  * if (p.connectionType !== "d" || p.deviceIdentifier !== "device-001") throw new Error("unexpected");
  * if (p.template !== "myTemplate") throw new Error("unexpected");
@@ -90,7 +90,7 @@ export function parseClientId(id: string): ClientIdParts {
  *
  * @example
  * ```ts
- * import { clientId, type DeviceIdentity } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { clientId, type DeviceIdentity } from "../mod.ts";
  * // A stand-in identity: clientId() only looks at the leaf's common name.
  * const identity = {
  *   chain: [{ summary: { commonName: "device-001" } }],

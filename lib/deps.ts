@@ -113,6 +113,14 @@ export async function loadNobleHashes(): Promise<NobleHashes> {
   return { ...sha2, sha1: legacy.sha1 };
 }
 
+/**
+ * Loads `fastest-levenshtein` (edit distance, no dependencies), for the command line's "did you
+ * mean" on a mistyped flag or command.
+ */
+export function loadLevenshtein(): Promise<typeof import("npm:fastest-levenshtein@1.0.16")> {
+  return import("npm:fastest-levenshtein@1.0.16");
+}
+
 /** Loads `csv-parse` (streaming CSV parser, for fleet manifests). */
 export function loadCsvParse(): Promise<typeof import("npm:csv-parse@7.0.3")> {
   return import("npm:csv-parse@7.0.3");

@@ -104,7 +104,7 @@ const YEAR = 365 * DAY;
  *
  * @example Nothing given, nothing wrong
  * ```ts
- * import { diagnose, hasErrors, type TrustAnchors } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { diagnose, hasErrors, type TrustAnchors } from "../mod.ts";
  * const empty: TrustAnchors = { format: "pem", certificates: [] };
  * if (diagnose({ trust: empty }).length !== 0) throw new Error("an empty store has no problems");
  * if (hasErrors(diagnose())) throw new Error("nothing to check, nothing wrong");
@@ -142,7 +142,7 @@ export function diagnose(input: DiagnoseInput = {}): Problem[] {
  *
  * @example
  * ```ts
- * import { hasErrors, type Problem } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { hasErrors, type Problem } from "../mod.ts";
  * const warning: Problem = { code: "CHAIN_ORDER", severity: "warning", message: "..." };
  * if (hasErrors([warning])) throw new Error("a warning is not an error");
  * ```

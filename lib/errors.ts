@@ -207,11 +207,8 @@ export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
 
 /** Options shared by every {@linkcode C8yError}. */
 export interface C8yErrorOptions {
-  /**
-   * Stable machine-readable code, e.g. `KEYSTORE_PASSWORD`: one of {@linkcode ErrorCode} (a test
-   * checks every code the project uses against that table).
-   */
-  code: ErrorCode | (string & Record<never, never>);
+  /** Stable machine-readable code, e.g. `KEYSTORE_PASSWORD`: one of {@linkcode ErrorCode}. */
+  code: ErrorCode;
   /** What the user can do about it, in one sentence. */
   hint?: string;
   /** The underlying error (never shown to users outside `--verbose`). */
@@ -230,7 +227,7 @@ export interface C8yErrorOptions {
  *
  * @example Catching and inspecting an error
  * ```ts
- * import { C8yError, StoreError } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { C8yError, StoreError } from "../mod.ts";
  * const err = new StoreError('Cannot read keystore "a.p12": wrong password', {
  *   code: "KEYSTORE_PASSWORD",
  *   hint: "Check --keystore-password.",
@@ -267,7 +264,7 @@ export class C8yError extends Error {
   ) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
-    this.code = options.code as ErrorCode;
+    this.code = options.code;
     this.hint = options.hint ?? "";
     this.stage = options.stage ?? defaults.stage;
     this.exitCode = defaults.exitCode;

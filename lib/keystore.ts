@@ -76,7 +76,7 @@ const FORMAT_LABEL: Record<StoreFormat | "jceks", string> = {
  *
  * @example
  * ```ts
- * import { detectFormat } from "./keystore.ts";
+ * import { detectFormat } from "../mod.ts";
  * const jks = new Uint8Array([0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]);
  * const p12 = new Uint8Array([0x30, 0x82, 0x01, 0x00, 0x02, 0x01, 0x03]);
  * const pem = new TextEncoder().encode("-----BEGIN CERTIFICATE-----\n");
@@ -195,8 +195,7 @@ interface ReadOptions {
  *
  * @example Errors name the store
  * ```ts
- * import { loadKeyStore } from "./keystore.ts";
- * import { StoreError } from "./errors.ts";
+ * import { loadKeyStore, StoreError } from "../mod.ts";
  * try {
  *   await loadKeyStore(new Uint8Array(), { name: "device.p12" });
  *   throw new Error("expected a failure");
@@ -344,8 +343,7 @@ export interface StoreListing {
  *
  * @example
  * ```ts
- * import { listKeyStore } from "./keystore.ts";
- * import { StoreError } from "./errors.ts";
+ * import { listKeyStore, StoreError } from "../mod.ts";
  * try {
  *   await listKeyStore(new Uint8Array([1, 2, 3]), { name: "x.bin" });
  *   throw new Error("expected a failure");
@@ -393,8 +391,7 @@ export async function listKeyStore(
  *
  * @example An input that is no store
  * ```ts
- * import { loadTrustStore } from "./keystore.ts";
- * import { StoreError } from "./errors.ts";
+ * import { loadTrustStore, StoreError } from "../mod.ts";
  * try {
  *   await loadTrustStore(new TextEncoder().encode("hello"), { name: "ca.txt" });
  *   throw new Error("expected a failure");

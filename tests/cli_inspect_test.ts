@@ -5,6 +5,7 @@ import { jdkCacertsOrWarn } from "./test_helpers.ts";
 const PASSWORD = "changeit";
 
 interface InspectJson {
+  ok: boolean;
   keystore?: {
     format: string;
     alias?: string;
@@ -26,7 +27,11 @@ async function inspectJson(
 ): Promise<CliResult & { out: InspectJson }> {
   const r = await runCli(["inspect", ...args, "--json"], { read }, { stdin: options.stdin });
   assert.equal(r.code, options.exit ?? 0, r.stderr);
-  return { ...r, out: JSON.parse(r.stdout) };
+  const out: InspectJson = JSON.parse(r.stdout);
+  // "ok" as every command has it: false exactly when a problem of severity error made it exit 4.
+  assert.equal(out.ok, r.code === 0, r.stdout);
+  assert.equal(out.ok, !out.problems.some((p) => p.severity === "error"), r.stdout);
+  return { ...r, out };
 }
 
 const goodStores: [string, string, string][] = [

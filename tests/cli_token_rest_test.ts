@@ -52,6 +52,11 @@ Deno.test("token --via rest and check --via rest against the emulator, with only
   const error = JSON.parse(refused.stdout).error;
   assert.equal(error.code, "HTTP_UNAUTHORIZED");
   assert.equal(error.stage, "http");
+  // Explained by the offline findings of the same run, as a refusal over MQTT is.
+  assert.match(
+    error.hint,
+    /^Most likely the tenant does not trust the device chain's CA \(CHAIN_ANCHOR\)\. Upload "CN=c8y-mqtt-cert Unknown CA".* the device may not be registered for certificate authentication\.$/,
+  );
 });
 
 Deno.test("the permission planner names the REST host:port for --via rest (and --allow-sys without a truststore)", async () => {
@@ -84,5 +89,9 @@ Deno.test("the permission planner names the REST host:port for --via rest (and -
 
   const defaultRoots = await runCli(base, { read: [KEYSTORE] });
   assert.equal(defaultRoots.code, 9, defaultRoots.stderr);
-  assert.match(defaultRoots.stderr, /--allow-net=mqtt\.example\.com:443 --allow-sys /);
+  // The pass: password moves to env:KEYSTORE_PASSWORD in the suggested line (never repeated).
+  assert.match(
+    defaultRoots.stderr,
+    /--allow-net=mqtt\.example\.com:443 --allow-env=KEYSTORE_PASSWORD --allow-sys /,
+  );
 });

@@ -5,7 +5,8 @@
  *
  * Every case runs twice, in human mode and with `--json`, and asserts:
  * - the exit code of the failure class and the error `code` (and `stage`, `returnCode` where set);
- * - human mode: stderr holds only progress lines (`✓`, `✗`, `!`) before a line `error: …` that
+ * - human mode: stderr holds only progress lines (stages `✓`, `✗`, `!` and the findings under
+ *   them) before a line `error: …` that
  *   names the culprit (the file, host and port, client id, ...), then at most a `hint: …` line;
  * - `--json`: one object `{"ok": false, "error": {...}}` on stdout, nothing on stderr;
  * - no stack trace, and no secret (the passwords used, a token) in stdout or stderr.
@@ -45,8 +46,8 @@ const SECRETS = [
 ];
 /** The start of a compact JWT (`{"` base64url-encoded): a token must never be printed here. */
 const JWT = /eyJ[\w-]{4,}\.[\w-]{4,}/;
-/** Progress lines `token` writes to stderr before an error. */
-const PROGRESS = /^(✓|✗|!) /;
+/** Progress lines `token` writes to stderr before an error: stages, and findings under them. */
+const PROGRESS = /^(✓|✗|!) |^ {4}(✗|!) [A-Z0-9_]+: /;
 
 /** A port nothing listens on (taken at load time; each case fails fast with ECONNREFUSED). */
 const CLOSED = freePort();
@@ -491,14 +492,16 @@ const usageCases: Case[] = [
 /** How the command line itself treats passwords, bad values and missing permissions. */
 const commandLineCases: Case[] = [
   {
-    // The suggested `deno run` line masks the password value as '***' (quoted once).
+    // The suggested `deno run` line never holds the password, nor a mask the tool would take
+    // literally: the password moves to env:KEYSTORE_PASSWORD (cli_messages_test runs the line).
     name: "token: a missing --allow-net with a pass: password (the hint's deno run line)",
     args: connect("token", CLOSED_URL, RSA_JKS),
     perms: { read: [RSA_JKS] },
     exit: 9,
     code: "PERMISSION_MISSING",
     names: `--allow-net=127.0.0.1:${CLOSED}`,
-    hint: /^Run: deno run .* --keystore-password '\*\*\*'( |$)/,
+    hint:
+      /^Put the keystore password into the variable KEYSTORE_PASSWORD .*then run: deno run .*--allow-env=KEYSTORE_PASSWORD .* --keystore-password env:KEYSTORE_PASSWORD( |$)/,
   },
   {
     // Decision: `stdin` is one first line, so naming it for two passwords is ambiguous (openssl

@@ -172,3 +172,20 @@ Deno.test({
   assert.equal(same.hint, "Check the network.");
   assert.equal(same.findings?.length, findings.length);
 });
+
+Deno.test({
+  name: "refusalExplanation() explains the REST endpoint's 401 like a TLS refusal: no client id",
+  permissions,
+}, () => {
+  const findings = diagnose({
+    identity: identity("bad/unknown-ca.key", "bad/unknown-ca.chain.pem"),
+    clientId: "d:someone-else",
+  });
+  const { causes, hint } = refusalExplanation("HTTP_UNAUTHORIZED", findings);
+  assert.deepEqual(causes.map((p) => p.code), ["CHAIN_ANCHOR"]);
+  assert.match(
+    hint!,
+    /^Most likely the tenant does not trust the device chain's CA \(CHAIN_ANCHOR\)/,
+  );
+  assert.match(hint!, /the device may not be registered for certificate authentication\.$/);
+});

@@ -6,6 +6,7 @@
  */
 
 import type { Values } from "./options.ts";
+import type { StageReport } from "./stages.ts";
 
 /** What the command line writes to; tests may pass their own. */
 export interface Io {
@@ -29,14 +30,6 @@ export class RunContext {
   checkStages: StageReport[] | undefined;
 
   constructor(readonly io: Io) {}
-}
-
-/** One stage of `check`, as printed and put in the JSON output. */
-export interface StageReport {
-  stage: string;
-  ok: boolean;
-  ms: number;
-  detail?: string;
 }
 
 /** What a command works with: the run, its parsed options and the output flags. */

@@ -62,12 +62,13 @@ const ROWS: Record<keyof typeof ExitCode, Omit<ExitCodeRow, "code">> = {
   TLS: {
     class: "TLS",
     error: TlsError,
-    help: "TLS: server not trusted, hostname mismatch, device certificate refused by the server",
+    help: "TLS: server not trusted, hostname mismatch, device certificate refused (TLS alert)",
   },
   MQTT: {
     class: "MQTT",
     error: MqttError,
-    help: "MQTT: the broker refused the connection (CONNACK 1-5) or a subscription",
+    help:
+      "MQTT: the broker refused the connection (CONNACK 1-5; 5 can be a refused certificate) or a subscription",
   },
   TOKEN: {
     class: "token",

@@ -5,7 +5,6 @@
  * @module
  */
 
-import type { Stage } from "../errors.ts";
 import type { CertificateSummary, Problem } from "../types.ts";
 import type { CommandContext, Io } from "./context.ts";
 
@@ -67,8 +66,4 @@ export function plural(n: number, prefix: string, noun: string): string {
 
 export function ms(value: number | undefined): string {
   return value === undefined ? "-" : `${Math.round(value)} ms`;
-}
-
-export function roundTimings(t: Partial<Record<Stage, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, Math.round((v ?? 0) * 10) / 10]));
 }

@@ -98,6 +98,10 @@ export async function resolvePassword(
       break;
     }
     case "stdin":
+      // On a terminal, standard input is the user typing: ask, and do not echo what is typed.
+      if (Deno.stdin.isTerminal()) {
+        return await promptPassword(run, `${cap(option.slice(2).replaceAll("-", " "))}`, option);
+      }
       run.stdinLine ??= readStdinLine();
       password = await run.stdinLine;
       break;
@@ -150,4 +154,8 @@ export async function promptPassword(
     await Deno.stderr.write(encoder.encode("\n"));
   }
   return typed;
+}
+
+function cap(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

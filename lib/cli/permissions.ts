@@ -168,33 +168,52 @@ export async function checkPermissions(
     );
   }
   if (missing.length === 0) return;
+  const line = denoRunLine(needs, args);
+  const variables = line.moved.map(([option, name]) =>
+    `the ${option.slice(2).replace(/-password$/, " password")} into the variable ${name}`
+  );
+  const moved = variables.length === 0 ? "" : `Put ${variables.join(" and ")} (a password ` +
+    "never goes into a suggested command line), then run: ";
   throw new PermissionError(missing.join("; "), {
     code: "PERMISSION_MISSING",
-    hint: `Run: ${denoRunLine(needs, args)}`,
+    hint: `${moved || "Run: "}${line.text}`,
   });
 }
 
-function denoRunLine(needs: Needs, args: string[]): string {
+/**
+ * The `deno run` line that grants what the command needs. A password given on the command line
+ * (`pass:VALUE` or a bare value) is never repeated, and never replaced by a mask the tool would
+ * take literally: it moves to `env:NAME` (`--keystore-password` to `KEYSTORE_PASSWORD`, ...) with
+ * `--allow-env=NAME`, and `moved` names the variables the user must set.
+ */
+function denoRunLine(
+  needs: Needs,
+  args: string[],
+): { text: string; moved: [option: string, variable: string][] } {
+  const moved: [string, string][] = [];
+  const toEnv = (option: string, spec: string): string => {
+    if (/^(env|file):|^stdin$/.test(spec)) return shellQuote(spec);
+    const name = option.slice(2).toUpperCase().replaceAll("-", "_");
+    moved.push([option, name]);
+    return `env:${name}`;
+  };
+  const shown = args.map((arg, i) => {
+    const inline = arg.match(/^(--[\w-]*password)=(.*)$/);
+    if (inline) return `${inline[1]}=${toEnv(inline[1]!, inline[2]!)}`;
+    const option = args[i - 1] ?? "";
+    return /^--[\w-]*password$/.test(option) ? toEnv(option, arg) : shellQuote(arg);
+  });
+  const env = [...new Set([...needs.env, ...moved.map(([, name]) => name)])];
   const flags = needs.ignoreEnv ? ["--ignore-env"] : [];
   if (needs.read.length) flags.push(`--allow-read=${[...new Set(needs.read)].join(",")}`);
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
-  if (needs.env.length) flags.push(`--allow-env=${[...new Set(needs.env)].join(",")}`);
+  if (env.length) flags.push(`--allow-env=${env.join(",")}`);
   if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
   if (needs.sysCa) flags.push("--allow-sys");
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;
-  const shown = args.map((arg, i) => {
-    // Password values never appear, not even in the suggested command line.
-    const inline = arg.match(/^(--[\w-]*password)=(.*)$/);
-    if (inline) return `${inline[1]}=${maskPassword(inline[2]!)}`;
-    return /^--[\w-]*password$/.test(args[i - 1] ?? "") ? maskPassword(arg) : shellQuote(arg);
-  });
-  return ["deno run", ...flags, main, ...shown].join(" ");
-}
-
-function maskPassword(spec: string): string {
-  return /^(env|file):|^stdin$/.test(spec) ? shellQuote(spec) : "'***'";
+  return { text: ["deno run", ...flags, main, ...shown].join(" "), moved };
 }
 
 function shellQuote(arg: string): string {

@@ -11,14 +11,9 @@ import { emulateCommand } from "./commands/emulate.ts";
 import { fleetCommand, planFleet, validateFleet } from "./commands/fleet.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
-import {
-  type CommandContext,
-  consoleIo,
-  type Io,
-  RunContext,
-  type StageReport,
-} from "./context.ts";
-import { HELP } from "./help.ts";
+import { type CommandContext, consoleIo, type Io, RunContext } from "./context.ts";
+import type { StageReport } from "./stages.ts";
+import { commandHelp, HELP } from "./help.ts";
 import { parse, validate } from "./options.ts";
 import { errorMessage } from "./output.ts";
 import { checkPasswordSources } from "./passwords.ts";
@@ -40,20 +35,20 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
   let json = args.includes("--json");
   let verbose = args.includes("--verbose") || args.includes("-v");
   try {
-    const { command, values } = parse(args);
+    const { command, values, help } = await parse(args);
     json = values.json ?? false;
     verbose = values.verbose ?? false;
     if (values.version) {
       io.out(`c8y-mqtt-cert ${VERSION}`);
       return ExitCode.OK;
     }
-    if (values.help || command === undefined) {
-      if (command === undefined && !values.help) {
-        io.err(HELP);
-        return ExitCode.USAGE;
-      }
-      io.out(HELP);
+    if (help) {
+      io.out(command === undefined ? HELP : commandHelp(command));
       return ExitCode.OK;
+    }
+    if (command === undefined) {
+      io.err(HELP);
+      return ExitCode.USAGE;
     }
     validate(command, values);
     if (command === "fleet") validateFleet(values);

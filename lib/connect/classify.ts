@@ -12,6 +12,7 @@
 import { type BrokerAddress, hostPort } from "../broker_url.ts";
 import {
   type C8yError,
+  type ErrorCode,
   MqttError,
   NetworkError,
   PermissionError,
@@ -307,7 +308,7 @@ export function lateRejection(
   );
 }
 
-const CONNACK: Record<number, { code: string; meaning: string; hint: string }> = {
+const CONNACK: Record<number, { code: ErrorCode; meaning: string; hint: string }> = {
   1: {
     code: "MQTT_UNACCEPTABLE_PROTOCOL",
     meaning: "unacceptable protocol version",

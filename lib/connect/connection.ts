@@ -12,9 +12,12 @@
 
 import { parseBrokerUrl } from "../broker_url.ts";
 import { clientId as buildClientId } from "../client_id.ts";
+import { checkNumberOption } from "../check_option.ts";
+import { diagnose } from "../diagnose.ts";
+import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
 import { loadMqtt, type Mqtt } from "../deps.ts";
-import { PermissionError, UsageError } from "../errors.ts";
-import type { DeviceIdentity, TrustAnchors } from "../types.ts";
+import { C8yError, MqttError, PermissionError, UsageError } from "../errors.ts";
+import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import { type ReconnectOptions, reconnectTiming } from "./backoff.ts";
 import {
   Connection,
@@ -23,6 +26,7 @@ import {
 } from "./device_connection.ts";
 import { handshake, MAX_TIMER_MS } from "./mqtt_client.ts";
 import { destroyed, openTls, type StageListener } from "./open_tls.ts";
+import { nameUntrustedServer, serverCertificateNames } from "./server_certificate.ts";
 import { type TlsConnectOptions, tlsOptions } from "./tls_options.ts";
 
 export type { StageListener } from "./open_tls.ts";
@@ -45,6 +49,17 @@ export interface ConnectOptions {
   trust?: TrustAnchors;
   /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
   clientId?: string;
+  /**
+   * Whether an explicit `clientId` must name the certificate's CN. `false` sends it as given,
+   * to see what the broker answers to another id. @default true
+   */
+  checkClientId?: boolean;
+  /**
+   * The offline findings (`diagnose()`) to explain a refused certificate with: the error of a
+   * refusal names the most likely cause among them, and carries them as `findings`.
+   * @default what `diagnose({ identity, clientId })` finds, worked out only on a refusal
+   */
+  findings?: readonly Problem[];
   /** MQTT keepalive in seconds (0: none). @default 60 */
   keepaliveSeconds?: number;
   /** Time allowed from the DNS lookup to the CONNACK, per attempt, in milliseconds. @default 10000 */
@@ -95,10 +110,12 @@ export interface ConnectOptions {
  * Every failure of the first connection is a {@linkcode C8yError} whose `code` and `stage` say
  * what went wrong:
  * - `usage` ({@linkcode UsageError}): a bad URL, client id, `USAGE_KEEPALIVE` (outside 0 to
- *   65535 s), `OPTION_INVALID` (delays not positive, or the initial one above the maximum);
+ *   65535 s), `OPTION_INVALID` (delays not positive, or the initial one above the maximum;
+ *   `connectTimeoutMs` below 1);
  * - `dns`: `DNS_NOT_FOUND`, `DNS_FAILED`, `NETWORK_TIMEOUT` ({@linkcode NetworkError});
  * - `tcp`: `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED`;
- * - `tls` (`TlsError`): `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH`,
+ * - `tls` (`TlsError`): `TLS_SERVER_UNTRUSTED` (naming the server certificate's subject and
+ *   issuer, and the CA a truststore must hold), `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH`,
  *   `TLS_CLIENT_CERT_REFUSED` (an alert about the device certificate, or the TLS 1.3 late
  *   rejection: a close right after the handshake, before the CONNACK), `TLS_CLIENT_CERT_REQUIRED`,
  *   `TLS_NOT_TLS`, `TLS_TIMEOUT`, `TLS_HANDSHAKE_FAILED`;
@@ -109,6 +126,12 @@ export interface ConnectOptions {
  * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET` (naming the host and port to
  *   allow), `PERMISSION_ENV` (MQTT.js's dependencies look up environment variables when they
  *   load: run Deno with `--ignore-env`, which makes those look-ups find nothing).
+ *
+ * A refused device certificate (`TLS_CLIENT_CERT_REFUSED`, `MQTT_NOT_AUTHORIZED`) is explained
+ * from the offline findings (`findings`, or what `diagnose()` finds for the identity and client
+ * id): the hint names the most likely cause and its code, and the error carries the findings.
+ * When the handshake completed and MQTT failed, `onStage` still hears the `tls` stage (with
+ * `warning` under TLS 1.3 when the broker never answered).
  *
  * @param options URL, identity, trust anchors, client id, timeouts, reconnect, callbacks.
  * @returns The connected {@linkcode DeviceConnection}.
@@ -173,11 +196,26 @@ export async function connect(options: ConnectOptions): Promise<DeviceConnection
   }
   const reconnect = reconnectTiming(options.reconnect);
   const broker = parseBrokerUrl(options.url);
-  const clientId = buildClientId(options.identity, { explicit: options.clientId });
+  const clientId = options.checkClientId === false && options.clientId !== undefined
+    ? options.clientId
+    : buildClientId(options.identity, { explicit: options.clientId });
   const tls = options.tls ?? tlsOptions(options.identity, options.trust, broker);
   // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
-  const timeoutMs = Math.min(options.connectTimeoutMs ?? 10_000, MAX_TIMER_MS);
+  const timeoutMs = Math.min(
+    checkNumberOption("connectTimeoutMs", options.connectTimeoutMs) ?? 10_000,
+    MAX_TIMER_MS,
+  );
   const deadline = performance.now() + timeoutMs;
+  // A failure says what is known: the server certificate's names when it is not trusted, the
+  // offline findings that explain a refused device certificate.
+  const judged = async (error: unknown): Promise<unknown> => {
+    if (!(error instanceof C8yError)) return error;
+    const named = await nameUntrustedServer(error, broker, tls);
+    if (!REFUSAL_CODES.includes(named.code) && options.findings === undefined) return named;
+    const findings = options.findings ??
+      diagnose({ identity: options.identity, clientId: options.clientId });
+    return explainRefusal(named, findings);
+  };
   // MQTT.js loads while DNS, TCP and TLS are under way.
   const [opening, loading] = await Promise.allSettled([
     openTls(broker, tls, timeoutMs, options.onStage),
@@ -187,8 +225,12 @@ export async function connect(options: ConnectOptions): Promise<DeviceConnection
     if (opening.status === "fulfilled") await destroyed(opening.value.socket);
     throw loading.reason;
   }
-  if (opening.status === "rejected") throw opening.reason;
+  if (opening.status === "rejected") throw await judged(opening.reason);
   const opened = opening.value;
+  const server = serverCertificateNames(opened.socket);
+  const tlsDetail = `${opened.protocol ?? "TLS"}, server certificate ${
+    server ? `"${server.subject}" (issued by "${server.issuer}") ` : ""
+  }trusted`;
   const connection = new Connection({
     mqtt: loading.value,
     broker,
@@ -201,11 +243,28 @@ export async function connect(options: ConnectOptions): Promise<DeviceConnection
     callbacks: options.callbacks,
   });
   const mqttStart = performance.now();
-  await connection.start(
-    opened.socket,
-    () => handshake(connection.client, opened, { broker, clientId, timeoutMs, deadline }),
-  );
-  options.onStage?.("tls", opened.tlsMs, `${opened.protocol ?? "TLS"}, server certificate trusted`);
+  try {
+    await connection.start(
+      opened.socket,
+      () => handshake(connection.client, opened, { broker, clientId, timeoutMs, deadline }),
+    );
+  } catch (error) {
+    // The handshake completed and MQTT failed: the tls stage is reported, as passed when the
+    // broker answered (a CONNACK proves the server took the device certificate) or under TLS 1.2
+    // (the server judged the certificate within the handshake), as not confirmed otherwise.
+    if (error instanceof C8yError && error.stage === "mqtt") {
+      const answered = error instanceof MqttError && error.returnCode !== undefined;
+      const confirmed = answered || opened.protocol !== "TLSv1.3";
+      options.onStage?.(
+        "tls",
+        opened.tlsMs,
+        confirmed ? tlsDetail : `${tlsDetail}; client certificate not yet confirmed`,
+        confirmed ? "ok" : "warning",
+      );
+    }
+    throw await judged(error);
+  }
+  options.onStage?.("tls", opened.tlsMs, tlsDetail);
   options.onStage?.(
     "mqtt",
     performance.now() - mqttStart,

@@ -22,10 +22,17 @@ import type { TlsConnectOptions } from "./tls_options.ts";
 
 /**
  * Reports the time one stage of the connection took, in milliseconds, once it succeeded, with a
- * short detail of what it established (the address, the TLS version, the CONNACK), when there is
- * one.
+ * short detail of what it established (the address, the TLS version and server certificate, the
+ * CONNACK), when there is one. `state` is `warning` for a stage that completed without what it
+ * establishes being confirmed: a TLS 1.3 handshake after which MQTT failed before the server
+ * answered (the server judges the device certificate after the client's end of the handshake).
  */
-export type StageListener = (stage: Stage, ms: number, detail?: string) => void;
+export type StageListener = (
+  stage: Stage,
+  ms: number,
+  detail?: string,
+  state?: "ok" | "warning",
+) => void;
 
 /** A TLS socket whose handshake completed, and what is known about it. */
 export interface OpenedTls {

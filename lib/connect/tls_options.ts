@@ -67,9 +67,7 @@ export interface TlsOptionsExtra {
  *
  * @example
  * ```ts
- * import { tlsOptions } from "../../mod.ts";
- * import { parseBrokerUrl } from "../broker_url.ts";
- * import type { DeviceIdentity } from "../types.ts";
+ * import { type DeviceIdentity, parseBrokerUrl, tlsOptions } from "../../mod.ts";
  * // Stand-ins: tlsOptions() only copies the PEM texts.
  * const identity = {
  *   privateKeyPem: "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n",

@@ -14,10 +14,15 @@
 import { type C8yError, type C8yErrorOptions, type ErrorCode, MqttError } from "../errors.ts";
 import type { Problem, ProblemCode } from "../types.ts";
 
-/** The error codes that mean "the platform refused the device certificate". */
+/**
+ * The error codes that mean "the platform refused the device certificate": in the TLS handshake,
+ * as CONNACK 5, or as the REST token endpoint's 401/403.
+ */
 export const REFUSAL_CODES: readonly ErrorCode[] = [
   "TLS_CLIENT_CERT_REFUSED",
   "MQTT_NOT_AUTHORIZED",
+  "HTTP_UNAUTHORIZED",
+  "HTTP_FORBIDDEN",
 ];
 
 /** What {@linkcode explainRefusal} found. */
@@ -71,13 +76,14 @@ const TRUST_CAUSES: [ProblemCode, string][] = [
  * what the tenant must trust (`CHAIN_ANCHOR`, `CHAIN_LEAF_ONLY`) is the cause. With no finding
  * at all, `hint` is `undefined`: the refusal's own hint (which may suggest retrying) stands.
  *
- * @param code The refusal's error code: `TLS_CLIENT_CERT_REFUSED` or `MQTT_NOT_AUTHORIZED`.
+ * @param code The refusal's error code: `TLS_CLIENT_CERT_REFUSED`, `MQTT_NOT_AUTHORIZED`,
+ *   `HTTP_UNAUTHORIZED` or `HTTP_FORBIDDEN` (the REST token endpoint sees no client id either).
  * @param findings What `diagnose()` found for the identity and client id that were refused.
  * @returns The causes, most likely first, and the hint built from them.
  *
  * @example A refused certificate that had expired
  * ```ts
- * import { refusalExplanation } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { refusalExplanation } from "../../mod.ts";
  * const { causes, hint } = refusalExplanation("MQTT_NOT_AUTHORIZED", [
  *   { code: "CHAIN_ANCHOR", severity: "info", message: "…", hint: "Upload it." },
  *   { code: "CERT_EXPIRED", severity: "error", message: "…", hint: "Renew the certificate." },
@@ -110,7 +116,9 @@ export function refusalExplanation(
   if (causes.length === 0) {
     for (const [c, reason] of TRUST_CAUSES) {
       const p = findings.find((f) => f.code === c);
-      if (p) reasons.set(c, reason), causes.push(p);
+      if (p === undefined) continue;
+      reasons.set(c, reason);
+      causes.push(p);
     }
   }
   if (causes.length === 0) return { causes, hint: undefined };
@@ -119,9 +127,14 @@ export function refusalExplanation(
   const reason = reasons.get(first.code) ?? lowerFirst(stripPeriod(first.message));
   let hint = `Most likely ${reason} (${first.code}).`;
   if (first.hint) hint += ` ${first.hint}`;
-  if (code === "MQTT_NOT_AUTHORIZED" && TRUST_CAUSES.some(([c]) => c === first.code)) {
-    hint += " If it is trusted: auto-registration may be off for it and the device not " +
-      "registered, or a device with this CN may belong to another tenant.";
+  if (TRUST_CAUSES.some(([c]) => c === first.code)) {
+    if (code === "MQTT_NOT_AUTHORIZED") {
+      hint += " If it is trusted: auto-registration may be off for it and the device not " +
+        "registered, or a device with this CN may belong to another tenant.";
+    } else if (code.startsWith("HTTP_")) {
+      hint += " If it is trusted: the device may not be registered for certificate " +
+        "authentication.";
+    }
   }
   const rest = [...new Set(others.map((p) => p.code))];
   if (rest.length > 0) hint += ` Also found offline: ${rest.join(", ")}.`;
@@ -139,7 +152,7 @@ export function refusalExplanation(
  *
  * @example
  * ```ts
- * import { explainRefusal, MqttError } from "@c8y-mqtt-cert/c8y-mqtt-cert";
+ * import { explainRefusal, MqttError } from "../../mod.ts";
  * const refused = new MqttError("The broker refused the connection: CONNACK 5 (not authorized)", {
  *   code: "MQTT_NOT_AUTHORIZED",
  *   returnCode: 5,

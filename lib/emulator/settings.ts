@@ -6,7 +6,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { type ErrorCode, UsageError } from "../errors.ts";
 
 /** The address the emulator listens on by default. */
 export const DEFAULT_HOSTNAME = "127.0.0.1";
@@ -99,7 +99,7 @@ function checkInteger(
   min: number,
   max: number,
   what: string,
-  code: string,
+  code: ErrorCode,
   hint: string,
 ): void {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -5,7 +5,11 @@
  */
 
 import { connect, type StageListener } from "../connect/connection.ts";
-import type { DeviceIdentity, TrustAnchors } from "../types.ts";
+import { checkNumberOption } from "../check_option.ts";
+import { diagnose } from "../diagnose.ts";
+import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
+import { C8yError } from "../errors.ts";
+import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
 import { parseBrokerUrl } from "../broker_url.ts";
@@ -23,6 +27,16 @@ export interface FetchTokenOptions {
   trust?: TrustAnchors;
   /** An explicit client id, checked against the certificate's CN. @default `d:<CN>` */
   clientId?: string;
+  /**
+   * Whether an explicit `clientId` must name the certificate's CN. `false` sends it as given,
+   * to see what the broker answers to another id. @default true
+   */
+  checkClientId?: boolean;
+  /**
+   * The offline findings (`diagnose()`) a refused certificate is explained with; the error
+   * carries them as `findings`. @default what `diagnose({ identity, clientId })` finds
+   */
+  findings?: readonly Problem[];
   /**
    * Bounds every wait, in milliseconds: connecting (DNS to CONNACK), the SUBACK of `s/dat`, and
    * each token request.
@@ -55,8 +69,8 @@ export interface FetchTokenOptions {
  *
  * @param options The URL, identity, trust anchors, client id, timeout, attempts, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`) and the client id used.
- * @throws {C8yError} `UsageError` for a bad URL or client id, `CertificateError` for a CN that
- * cannot work, and the `NetworkError`, `TlsError`, `MqttError`, `TokenError` of `connect` and
+ * @throws {C8yError} `UsageError` for a bad URL or client id (`OPTION_INVALID` for `attempts`
+ * or `timeoutMs` below 1, before connecting), `CertificateError` for a CN that cannot work, and the `NetworkError`, `TlsError`, `MqttError`, `TokenError` of `connect` and
  * `requestToken` (e.g. `MQTT_SUBACK_TIMEOUT` when the broker accepts the connection but never
  * answers the subscription).
  *
@@ -82,24 +96,38 @@ export interface FetchTokenOptions {
 export async function fetchToken(
   options: FetchTokenOptions,
 ): Promise<DeviceToken & { clientId: string }> {
+  // Checked before connecting: a value that cannot work fails here, not as a timeout later.
+  checkNumberOption("attempts", options.attempts);
+  checkNumberOption("timeoutMs", options.timeoutMs);
   if (options.via === "rest") {
     const broker = parseBrokerUrl(options.url);
-    const id = buildClientId(options.identity, { explicit: options.clientId });
-    const token = await requestRestToken({
-      restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
-      identity: options.identity,
-      trust: options.trust,
-      sendChain: options.sendChain,
-      timeoutMs: options.timeoutMs,
-      onStage: options.onStage,
-    });
-    return { ...token, clientId: id };
+    const id = options.checkClientId === false && options.clientId !== undefined
+      ? options.clientId
+      : buildClientId(options.identity, { explicit: options.clientId });
+    try {
+      const token = await requestRestToken({
+        restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+        identity: options.identity,
+        trust: options.trust,
+        sendChain: options.sendChain,
+        timeoutMs: options.timeoutMs,
+        onStage: options.onStage,
+      });
+      return { ...token, clientId: id };
+    } catch (error) {
+      // A 401/403 is explained from the offline findings, as a refusal over MQTT is.
+      if (!(error instanceof C8yError)) throw error;
+      if (!REFUSAL_CODES.includes(error.code) && options.findings === undefined) throw error;
+      throw explainRefusal(error, options.findings ?? diagnose({ identity: options.identity }));
+    }
   }
   const connection = await connect({
     url: options.url,
     identity: options.identity,
     trust: options.trust,
     clientId: options.clientId,
+    checkClientId: options.checkClientId,
+    findings: options.findings,
     connectTimeoutMs: options.timeoutMs,
     onStage: options.onStage,
   });

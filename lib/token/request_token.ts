@@ -5,6 +5,7 @@
  * @module
  */
 
+import { checkNumberOption } from "../check_option.ts";
 import { TokenError, UsageError } from "../errors.ts";
 import type { DeviceConnection, StageListener } from "../connect/connection.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
@@ -77,7 +78,10 @@ export async function requestToken(
 ): Promise<DeviceToken> {
   const attempts = options.attempts ?? 3;
   // Timers hold at most 2^31-1 ms (~24.8 days); a longer delay would fire at once.
-  const attemptTimeoutMs = Math.min(options.attemptTimeoutMs ?? 20_000, 2 ** 31 - 1);
+  const attemptTimeoutMs = Math.min(
+    checkNumberOption("attemptTimeoutMs", options.attemptTimeoutMs) ?? 20_000,
+    2 ** 31 - 1,
+  );
   if (!Number.isInteger(attempts) || attempts < 1) {
     throw new UsageError(`attempts must be a positive whole number, not ${attempts}`, {
       code: "OPTION_INVALID",

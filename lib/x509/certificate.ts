@@ -94,7 +94,7 @@ export interface ParseCertificateOptions {
  *
  * @example Reading the facts of a certificate
  * ```ts
- * import { parseCertificate } from "./certificate.ts";
+ * import { parseCertificate } from "../../mod.ts";
  * const pem = `-----BEGIN CERTIFICATE-----
  * MIIBrTCCAVOgAwIBAgIUOV7+rzqLpiGZaynDQOmw3m9MC3MwCgYIKoZIzj0EAwIw
  * KzEQMA4GA1UECgwHRXhhbXBsZTEXMBUGA1UEAwwOZXhhbXBsZS1kZXZpY2UwIBcN
@@ -115,8 +115,7 @@ export interface ParseCertificateOptions {
  *
  * @example Input that is not a certificate
  * ```ts
- * import { parseCertificate } from "./certificate.ts";
- * import { StoreError } from "../errors.ts";
+ * import { parseCertificate, StoreError } from "../../mod.ts";
  * try {
  *   parseCertificate(new Uint8Array([1, 2, 3]), { name: "device.pem" });
  *   throw new Error("expected a failure");
@@ -156,7 +155,7 @@ export function parseCertificate(
  *
  * @example
  * ```ts
- * import { certificatesFromPem } from "./certificate.ts";
+ * import { certificatesFromPem } from "../../mod.ts";
  * if (certificatesFromPem("no blocks here").length !== 0) throw new Error("unexpected");
  * ```
  */

@@ -177,7 +177,15 @@ mosquittoTest(
     const wrongCa = await fixtureTrust("ca/unknown-ca.pem");
     const result = await tryConnect(`ssl://localhost:${mosquitto.port}`, rsa, wrongCa);
     const err = expectError(result, TlsError, "TLS_SERVER_UNTRUSTED", "tls");
-    assert.match(err.hint, /truststore/);
+    // Named: what the server presented, and the CA the truststore must hold.
+    assert.match(
+      err.message,
+      /\("CN=localhost", issued by "CN=c8y-mqtt-cert Test Server CA"\) is not trusted/,
+    );
+    assert.match(
+      err.hint,
+      /^The truststore does not hold "CN=c8y-mqtt-cert Test Server CA", the CA the server's certificate chains to/,
+    );
     assert.deepEqual(result.stages, ["dns", "tcp"]);
   },
 );
@@ -345,7 +353,8 @@ const connackCases: Array<[number, string, RegExp]> = [
   [2, "MQTT_IDENTIFIER_REJECTED", /client id/],
   [3, "MQTT_SERVER_UNAVAILABLE", /try again/],
   [4, "MQTT_BAD_CREDENTIALS", /never|does not send/],
-  [5, "MQTT_NOT_AUTHORIZED", /transient|retry/],
+  // The offline findings of the identity explain it: the tenant must trust the chain's CA.
+  [5, "MQTT_NOT_AUTHORIZED", /^Most likely the tenant does not trust .*\(CHAIN_ANCHOR\)/],
 ];
 for (const [returnCode, code, hint] of connackCases) {
   Deno.test(`connect() reports CONNACK ${returnCode} as ${code} with its meaning`, async () => {
@@ -361,9 +370,44 @@ for (const [returnCode, code, hint] of connackCases) {
     assert.match(err.message, new RegExp(`CONNACK ${returnCode}`));
     assert.match(err.hint, hint);
     assert.equal(err.exitCode, 7);
-    assert.deepEqual(result.stages, ["dns", "tcp"]);
+    // The handshake completed and the broker answered: the tls stage is reported as passed.
+    assert.deepEqual(result.stages, ["dns", "tcp", "tls"]);
   });
 }
+
+Deno.test("connect() leaves CONNACK 5's retry hint when the caller's findings explain nothing, and attaches them", async () => {
+  await using fake = await startFake(async (conn) => {
+    await readSome(conn);
+    await conn.write(new Uint8Array([0x20, 0x02, 0x00, 5]));
+    await drain(conn);
+  });
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
+    findings: [],
+  });
+  const err = expectError(result, MqttError, "MQTT_NOT_AUTHORIZED", "mqtt");
+  assert.match(err.hint, /transient: retry a few times/);
+  assert.deepEqual(err.findings, []);
+});
+
+Deno.test("connect() reports the tls stage as not confirmed when MQTT fails before any answer under TLS 1.3", async () => {
+  await using fake = await startFake(async (conn) => {
+    await readSome(conn);
+    await drain(conn); // never answers the CONNECT
+  });
+  const details: [Stage, string | undefined, string | undefined][] = [];
+  const result = await tryConnect(`ssl://localhost:${fake.port}`, rsa, serverCa, {
+    connectTimeoutMs: 1000,
+    onStage: (stage, _ms, detail, state) => details.push([stage, detail, state]),
+  });
+  expectError(result, MqttError, "MQTT_CONNACK_TIMEOUT", "mqtt");
+  const tls = details.find(([stage]) => stage === "tls");
+  assert.ok(tls, JSON.stringify(details));
+  assert.equal(tls[2], "warning");
+  assert.match(
+    tls[1]!,
+    /^TLSv1\.3, server certificate "CN=localhost" \(issued by "CN=c8y-mqtt-cert Test Server CA"\) trusted; client certificate not yet confirmed$/,
+  );
+});
 
 Deno.test("connect() sends MQTT 3.1.1 with a clean session and the keepalive", async () => {
   let packet: Uint8Array | null = null;

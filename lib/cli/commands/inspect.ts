@@ -40,7 +40,8 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
   const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
   const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
   if (ctx.json) {
-    const out: Record<string, unknown> = {};
+    // "ok" as in every command's JSON: false when a problem of severity error is found (exit 4).
+    const out: Record<string, unknown> = { ok: exit === ExitCode.OK };
     if (identity) {
       out.keystore = {
         path: stores.keystorePath,

@@ -1,20 +1,24 @@
 /**
  * The preparation `token` and `check` share before connecting: the broker URL and timeout, the
- * stores, the offline certificate checks, and the client id to connect with.
+ * stores, the offline certificate checks and the client id, each reported as a stage; then the
+ * connection itself, whose stages are reported the same way.
  *
  * @module
  */
 
-import { CertificateError } from "../../errors.ts";
+import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
 import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
 import type { FetchTokenOptions } from "../../token/fetch_token.ts";
+import type { DeviceToken } from "../../token/decode_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
 import { required, seconds, tokenRoute } from "../options.ts";
+import { describeKey, plural } from "../output.ts";
+import { CONNECTION_STAGES, type StageLog } from "../stages.ts";
 
 /** What {@linkcode prepare} hands to the command: everything needed to connect. */
 export interface Prepared {
@@ -30,63 +34,73 @@ export interface Prepared {
   clientId: string;
   /** With `--via rest`: the REST address the token is requested from (`https://host:port`). */
   restUrl: string | undefined;
-  /** The options for `fetchToken`, all but `onStage`. */
+  /**
+   * The options for `fetchToken`, all but `onStage`: the client id as settled (sent as given
+   * with `--force`), the offline findings (a refusal is explained from them), the route.
+   */
   connection: Omit<FetchTokenOptions, "onStage">;
 }
 
-/** Hooks through which `check` reports the preparation as stages; each is optional. */
-export interface PrepareHooks {
-  /** A store was loaded (the keystore first). */
-  onLoaded?(kind: "keystore" | "truststore", stores: LoadedStores): void;
-  /** The stores are loaded; the certificate checks start. */
-  onChecking?(): void;
-  /** The certificate checks found `problems` (heard before an error among them is thrown). */
-  onDiagnosed?(problems: Problem[]): void;
-}
-
 /**
- * Prepares `token` or `check`: reads `--url` and `--timeout`, loads the stores, runs the offline
- * checks and settles the client id.
+ * Prepares `token` or `check`: reads `--url` and `--timeout`, loads the stores (stage `store`),
+ * runs the offline checks and settles the client id (stage `certificate`).
  *
  * @throws {CertificateError} for the first problem of severity `error`, unless `--force`.
  */
 export async function prepare(
   ctx: CommandContext,
   command: "token" | "check",
-  hooks: PrepareHooks = {},
+  log: StageLog,
 ): Promise<Prepared> {
   const broker = parseBrokerUrl(required(ctx.values, "url", command));
   const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
-  const stores = await loadStores(
-    ctx.run,
-    ctx.values,
-    command,
-    (kind, loaded) => hooks.onLoaded?.(kind, loaded),
-  );
+  const stores = await loadStores(ctx.run, ctx.values, command);
   const identity = stores.identity!;
-  hooks.onChecking?.();
+  log.end(
+    "store",
+    "ok",
+    (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
+    [
+      `keystore ${stores.keystorePath}: ${describeIdentity(identity)}`,
+      stores.trust
+        ? `truststore ${stores.truststorePath}: ${
+          plural(stores.trust.certificates.length, `${stores.trust.format}, `, "certificate")
+        }`
+        : "default root CAs",
+    ].join("; "),
+  );
+
+  log.begin("certificate");
   const explicit = ctx.values["client-id"];
+  const force = ctx.values.force ?? false;
   const problems = diagnose({ identity, trust: stores.trust, clientId: explicit });
-  hooks.onDiagnosed?.(problems);
-  const blocking = ctx.values.force ? undefined : firstError(problems);
-  if (blocking) throw blocking;
-  const clientId = connectClientId(identity, explicit, ctx.values.force);
+  const clientId = connectClientId(identity, explicit, force);
+  log.certificate(problems, clientId, { force, info: command === "check" });
+  const blocking = problems.find((p) => p.severity === "error");
+  // --force needs a client id to connect with: one given, or the certificate's CN.
+  const canForce = explicit !== undefined || Boolean(identity.chain[0]?.summary.commonName);
+  if (blocking && (!force || clientId === undefined)) {
+    throw certificateError(blocking, canForce && !force);
+  }
+  if (clientId === undefined) throw new Error("no client id, yet no finding says why");
   const route = tokenRoute(ctx.values);
   const restUrl = route.via !== "rest"
     ? undefined
     : (route.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(route.restUrl)).url;
   return {
     broker,
-    restUrl,
     stores,
     identity,
     problems,
     clientId,
+    restUrl,
     connection: {
       url: broker.url,
       identity,
       trust: stores.trust,
       clientId,
+      checkClientId: !force,
+      findings: problems,
       timeoutMs,
       ...route,
     },
@@ -94,26 +108,69 @@ export async function prepare(
 }
 
 /**
+ * Connects with what {@linkcode prepare} found and fetches the token, reporting each connection
+ * stage to `log`. The offline findings go along: a refused certificate is explained from them, and
+ * the error carries them. With `--force` the client id is sent as given, even when it does not
+ * name the certificate's CN. Over MQTT the stages are dns, tcp, tls, mqtt, subscribe, token; over
+ * REST (`--via rest`) dns, tcp, tls, http, token.
+ */
+export async function connectAndFetch(
+  prepared: Prepared,
+  log: StageLog,
+): Promise<DeviceToken & { clientId: string }> {
+  const { fetchToken } = await import("../../token/fetch_token.ts");
+  const via = prepared.connection.via ?? "mqtt";
+  // Stage times are what `check` is for: MQTT.js loads before the dns stage starts, so that its
+  // load (tens of milliseconds in a cold process) does not show as a slow lookup or connect.
+  if (via === "mqtt") await (await import("../../deps.ts")).loadMqtt();
+  const order = CONNECTION_STAGES[via];
+  log.begin("dns");
+  return await fetchToken({
+    ...prepared.connection,
+    onStage: (stage: Stage, elapsed: number, detail?: string, state?: "ok" | "warning") => {
+      log.end(stage, state ?? "ok", elapsed, detail);
+      log.begin(order[order.indexOf(stage) + 1] ?? stage);
+    },
+  });
+}
+
+function describeIdentity(identity: DeviceIdentity): string {
+  const leaf = identity.chain[0]?.summary;
+  return `${identity.format}${identity.alias ? ` alias "${identity.alias}"` : ""}, ${
+    leaf ? describeKey(leaf) : identity.keyType
+  }, chain of ${identity.chain.length}`;
+}
+
+/**
  * The client id to connect with. With `--force` it is the one given, or `d:<CN>`, even when the
- * offline checks object to it: the user wants to see what the broker says.
+ * offline checks object to it: the user wants to see what the broker says. `undefined` when no
+ * client id can be built (no CN and none given): then not even `--force` can connect.
  */
 function connectClientId(
   identity: DeviceIdentity,
   explicit: string | undefined,
-  force: boolean | undefined,
-): string {
-  if (!force) return deviceClientId(identity, { explicit });
-  if (explicit !== undefined) return explicit;
+  force: boolean,
+): string | undefined {
+  if (force && explicit !== undefined) return explicit;
   const cn = identity.chain[0]?.summary.commonName;
-  return cn === undefined ? deviceClientId(identity) : `d:${cn}`;
+  if (force && cn) return `d:${cn}`;
+  try {
+    return deviceClientId(identity, { explicit });
+  } catch (error) {
+    // The same problem is among the findings, worded once by diagnose().
+    if (error instanceof CertificateError) return undefined;
+    throw error;
+  }
 }
 
-/** The first error-severity problem as a `CertificateError` that names `--force`. */
-function firstError(problems: Problem[]): CertificateError | undefined {
-  const p = problems.find((x) => x.severity === "error");
-  if (!p) return undefined;
-  return new CertificateError(p.message, {
-    code: p.code,
-    hint: `${p.hint ? p.hint + " " : ""}(--force connects anyway.)`,
+/**
+ * A finding of severity `error` as the run's failure; the hint offers `--force` only when a
+ * client id exists to connect with.
+ */
+function certificateError(problem: Problem, canForce: boolean): CertificateError {
+  const force = canForce ? " (--force connects anyway.)" : "";
+  return new CertificateError(problem.message, {
+    code: problem.code,
+    hint: `${problem.hint ?? ""}${force}`.trim(),
   });
 }

@@ -5,60 +5,55 @@
  */
 
 import { ExitCode } from "../../errors.ts";
-import type { Stage } from "../../errors.ts";
 import type { CommandContext } from "../context.ts";
-import { MARK, ms, progress, roundTimings } from "../output.ts";
-import { prepare } from "./prepare.ts";
+import { StageLog } from "../stages.ts";
+import { connectAndFetch, prepare } from "./prepare.ts";
 
-/** `token`: connect, fetch the JWT and print it alone on stdout (or as JSON). */
+/**
+ * `token`: connect, fetch the JWT and print it alone on stdout (or as JSON, with each stage's
+ * time). The stages go to stderr as progress, in `check`'s words; the connection's details (TLS
+ * version, server certificate, CONNACK) with `--verbose`.
+ */
 export async function tokenCommand(ctx: CommandContext): Promise<number> {
-  const prepared = await prepare(ctx, "token");
-  const { stores, identity, clientId: id } = prepared;
-  progress(
-    ctx,
-    `✓ keystore ${stores.keystorePath}: ${identity.format}, ${id} (${ms(stores.timings.keystore)})`,
+  const verbose = ctx.values.verbose ?? false;
+  const quiet = ctx.quiet || ctx.json;
+  const log = new StageLog(
+    quiet ? undefined : ctx.io.err,
+    "store",
+    verbose ? undefined : ["dns", "tcp", "tls", "mqtt", "subscribe"],
   );
-  // Errors and warnings only: `inspect` and `check` show the informational findings.
-  for (const p of prepared.problems) {
-    if (p.severity !== "info") progress(ctx, `${MARK[p.severity]} ${p.severity}: ${p.message}`);
+  try {
+    const prepared = await prepare(ctx, "token", log);
+    if (ctx.values.watch) {
+      const { watchTokens } = await import("./token_watch.ts");
+      return await watchTokens(ctx, prepared);
+    }
+    const token = await connectAndFetch(prepared, log);
+    if (ctx.json) {
+      ctx.io.out(JSON.stringify(
+        {
+          ok: true,
+          token: token.token,
+          clientId: prepared.clientId,
+          url: prepared.broker.url,
+          ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
+          tenant: token.tenant,
+          issuer: token.issuer,
+          subject: token.subject,
+          issuedAt: token.issuedAt,
+          expiresAt: token.expiresAt,
+          claims: token.claims,
+          timings: log.timings(),
+        },
+        null,
+        2,
+      ));
+    } else {
+      ctx.io.out(token.token);
+    }
+    return ExitCode.OK;
+  } catch (error) {
+    log.fail(error);
+    throw error;
   }
-  if (ctx.values.watch) {
-    const { watchTokens } = await import("./token_watch.ts");
-    return await watchTokens(ctx, prepared);
-  }
-  const timings: Partial<Record<Stage, number>> = {
-    store: (stores.timings.keystore ?? 0) + (stores.timings.truststore ?? 0),
-  };
-  const { fetchToken } = await import("../../token/fetch_token.ts");
-  const token = await fetchToken({
-    ...prepared.connection,
-    onStage: (stage: Stage, elapsed: number) => {
-      timings[stage] = elapsed;
-      progress(ctx, `✓ ${stage} (${ms(elapsed)})`);
-    },
-  });
-  if (ctx.json) {
-    ctx.io.out(JSON.stringify(
-      {
-        ok: true,
-        token: token.token,
-        clientId: id,
-        url: prepared.broker.url,
-        ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
-        tenant: token.tenant,
-        issuer: token.issuer,
-        subject: token.subject,
-        issuedAt: token.issuedAt,
-        expiresAt: token.expiresAt,
-        claims: token.claims,
-        timings: roundTimings(timings),
-      },
-      null,
-      2,
-    ));
-  } else {
-    progress(ctx, `✓ token for ${token.subject ?? id}, expires ${token.expiresAt}`);
-    ctx.io.out(token.token);
-  }
-  return ExitCode.OK;
 }
