@@ -64,19 +64,15 @@
  * @module
  */
 
-export {
-  detectFormat,
-  listKeyStore,
-  loadKeyStore,
-  loadTrustStore,
-  MAX_STORE_BYTES,
-} from "./lib/keystore.ts";
+export { detectFormat } from "./lib/stores/detect.ts";
+export { MAX_STORE_BYTES } from "./lib/stores/read_store.ts";
+export { listKeyStore, loadKeyStore, loadTrustStore } from "./lib/stores/load.ts";
 export type {
   ListedEntry,
   LoadKeyStoreOptions,
   LoadTrustStoreOptions,
   StoreListing,
-} from "./lib/keystore.ts";
+} from "./lib/stores/load.ts";
 export {
   certificatesFromPem,
   MAX_STORE_CERTIFICATES,

@@ -93,7 +93,8 @@ export interface TrustAnchors {
 
 /**
  * One entry of a store as the format readers return it, before ordering and summarising.
- * Internal to the readers (`lib/jks.ts`, `lib/pkcs12.ts`, `lib/pem.ts`) and `lib/keystore.ts`.
+ * Internal to the readers (`lib/stores/jks.ts`, `lib/stores/pkcs12/`, `lib/stores/pem.ts`) and
+ * `lib/stores/load.ts`.
  */
 export interface RawEntry {
   /** Alias / friendly name; `undefined` when the format has none. */

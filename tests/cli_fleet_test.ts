@@ -250,3 +250,39 @@ Deno.test("fleet --keystores DIR takes the directory's keystores and PEM pairs, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fleet on a terminal draws a progress bar on stderr (cli-progress)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = `${dir}/fleet.csv`;
+    const line = `${FIXTURES}devices/ec256.chain.pem,${FIXTURES}devices/ec256.key\n`;
+    await Deno.writeTextFile(manifest, "keystore,key\n" + line.repeat(30));
+    // `script` (util-linux) runs the command on a pseudo-terminal and copies what it shows.
+    const command = [
+      Deno.execPath(),
+      "run",
+      "--no-prompt",
+      `--allow-read=${dir},${FIXTURES}devices`,
+      "cli.ts",
+      "fleet",
+      "--manifest",
+      manifest,
+      "--offline",
+      "--concurrency",
+      "5",
+    ].join(" ");
+    const out = await new Deno.Command("script", {
+      args: ["-qec", command, "/dev/null"],
+      cwd: ROOT,
+      stdin: "null",
+      env: { TERM: "xterm", NO_COLOR: "1" },
+    }).output();
+    const screen = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, screen);
+    assert.match(screen, /fleet \[[█░]+\] 30\/30 devices, 0 failed/);
+    assert.match(screen, /fleet: 30 of 30 devices passed, 0 failed/);
+    assert.doesNotMatch(screen, /devices done/, "no plain progress lines on a terminal");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type CliResult, runCli } from "./cli_helpers.ts";
-import { jdkCacertsOrWarn } from "./test_helpers.ts";
+import { jdkCacertsOrWarn } from "./support/stores.ts";
 
 const PASSWORD = "changeit";
 

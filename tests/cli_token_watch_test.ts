@@ -13,7 +13,7 @@ const TRUST = "fixtures/server/server-truststore.jks";
 const KEYSTORE = "fixtures/devices/rsa.jks";
 
 /** Starts `token --watch` and reads its stdout line by line. */
-function startWatch(url: string, port: number, extra: string[] = []): {
+function startWatch(url: string, port: number, extra: string[] = []): AsyncDisposable & {
   child: Deno.ChildProcess;
   lines: AsyncIterator<string>;
   stderr: Promise<string>;
@@ -47,7 +47,21 @@ function startWatch(url: string, port: number, extra: string[] = []): {
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(splitLines())
     [Symbol.asyncIterator]();
   const stderr = new Response(child.stderr).text();
-  return { child, lines, stderr };
+  return {
+    child,
+    lines,
+    stderr,
+    // A test that failed half-way leaves no process behind.
+    async [Symbol.asyncDispose](): Promise<void> {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // it has ended
+      }
+      await child.status;
+      await stderr;
+    },
+  };
 }
 
 function splitLines(): TransformStream<string, string> {
@@ -64,10 +78,21 @@ function splitLines(): TransformStream<string, string> {
   });
 }
 
-async function nextLine(lines: AsyncIterator<string>): Promise<string> {
-  const { value, done } = await lines.next();
-  assert.ok(!done, "stdout ended before a line came");
-  return value;
+async function nextLine(lines: AsyncIterator<string>, timeoutMs = 20_000): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no line on stdout within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    const { value, done } = await Promise.race([lines.next(), timeout]);
+    assert.ok(!done, "stdout ended before a line came");
+    return value;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 Deno.test("token --watch prints each renewed token on its own line, and on SIGTERM disconnects and exits 0", async () => {
@@ -76,7 +101,8 @@ Deno.test("token --watch prints each renewed token on its own line, and on SIGTE
     tokenLifetimeSeconds: 6,
     log: (e) => events.push(e),
   });
-  const { child, lines, stderr } = startWatch(emulator.url, emulator.port);
+  await using watch = startWatch(emulator.url, emulator.port);
+  const { child, lines, stderr } = watch;
   const first = await nextLine(lines);
   const token = decodeToken(first);
   assert.equal(token.subject, "device_device-rsa-001");
@@ -108,7 +134,8 @@ Deno.test("token --watch prints each renewed token on its own line, and on SIGTE
 
 Deno.test("token --watch --json prints one JSON object per line", async () => {
   await using emulator = await startFixtureEmulator();
-  const { child, lines, stderr } = startWatch(emulator.url, emulator.port, ["--json"]);
+  await using watch = startWatch(emulator.url, emulator.port, ["--json"]);
+  const { child, lines, stderr } = watch;
   const line = await nextLine(lines);
   const object = JSON.parse(line);
   assert.equal(object.clientId, "d:device-rsa-001");

@@ -164,6 +164,7 @@ Deno.test("examples/device_agent.ts registers, measures, renews its token, answe
       // already ended
     }
     await child.status;
+    await stderr;
     await emulator[Symbol.asyncDispose]();
   }
 });

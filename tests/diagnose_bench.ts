@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { parseCertificate } from "../lib/x509/certificate.ts";
 import { diagnose, hasErrors } from "../lib/diagnose.ts";
-import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
+import { loadKeyStore, loadTrustStore } from "../lib/stores/load.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);

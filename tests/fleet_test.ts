@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
+import process from "node:process";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
 import { checkFleet } from "../lib/fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../lib/fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../lib/fleet/manifest.ts";
 import type { DeviceResult } from "../lib/fleet/result.ts";
-import { loadTrustStore } from "../lib/keystore.ts";
+import { loadTrustStore } from "../lib/stores/load.ts";
 import { UsageError } from "../lib/errors.ts";
 import { makeFleetScenario } from "./fleet_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
@@ -161,6 +162,7 @@ Deno.test("readManifest() names the line and column of each malformed form", asy
     ["keystore,password\na.p12,x\n\nb.p12,x,y\n", "MANIFEST_FIELDS", "line 4"],
     ['keystore,password\na.p12,"x\nb.p12,y\n', "MANIFEST_QUOTE", "line 2, column 2"],
     ['keystore\n"a.p12"x\n', "MANIFEST_QUOTE", "line 2, column 1"],
+    ['keystore,password\na.p12, "x"\n', "MANIFEST_QUOTE", "line 2, column 2"],
     ["keystore,alias\n,x\n", "MANIFEST_KEYSTORE", "line 2, column 1"],
     ['{"keystore":"a"}\n{"keystore":"b","pass":"x"}\n', "MANIFEST_COLUMN", "line 2"],
     ['{"keystore":"a"}\n\n{"keystore":1}\n', "MANIFEST_JSON", "line 3"],
@@ -177,6 +179,11 @@ Deno.test("readManifest() names the line and column of each malformed form", asy
       JSON.stringify(text),
     );
   }
+  // Paths lose surrounding spaces, a password keeps them; CRLF, a BOM and a header in capitals.
+  assert.deepEqual(
+    await Array.fromAsync(readManifest(["\uFEFFKeystore, Password\r\n a.p12 , x \r\n"])),
+    [{ keystore: "a.p12", password: " x ", line: 2 }],
+  );
   const jsonl = '{"keystore":"a.p12","password":"env:A","clientId":"d:a"}\n\n{"keystore":"b"}';
   assert.deepEqual(await Array.fromAsync(readManifest([jsonl])), [
     { keystore: "a.p12", password: "env:A", clientId: "d:a", line: 1 },
@@ -241,4 +248,24 @@ Deno.test("checkFleet() gives a row to every device also when the list can be wa
   assert.equal(summary.devices, 1);
   assert.equal(results[0].error?.code, "STORE_CHANGED");
   assert.match(results[0].error!.hint, /walked twice/);
+});
+
+Deno.test("readManifest() waits for a slow reader without piling up listeners on the parser", async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning.name);
+  process.on("warning", onWarning);
+  try {
+    // Chunks as large as a file stream's (64 KiB): each one fills the parser's input buffer.
+    const line = `devices/${"x".repeat(200)}.p12\n`;
+    const text = ["keystore\n", ...Array.from({ length: 20 }, () => line.repeat(300))];
+    let n = 0;
+    for await (const _ of readManifest(text)) {
+      n++;
+      if (n % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.equal(n, 6000);
+  } finally {
+    process.off("warning", onWarning);
+  }
+  assert.deepEqual(warnings, []);
 });

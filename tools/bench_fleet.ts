@@ -32,7 +32,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { checkFleet, type FleetMode } from "../lib/fleet/check_fleet.ts";
 import { readManifest } from "../lib/fleet/manifest.ts";
-import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
+import { loadKeyStore, loadTrustStore } from "../lib/stores/load.ts";
 import { connect, type DeviceConnection } from "../lib/connect/connection.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
 import { startMosquitto } from "../tests/mosquitto.ts";

@@ -6,7 +6,7 @@
  */
 
 import { StoreError } from "../errors.ts";
-import { MAX_STORE_BYTES } from "../keystore.ts";
+import { MAX_STORE_BYTES } from "../stores/read_store.ts";
 import { errorMessage } from "./output.ts";
 
 /**

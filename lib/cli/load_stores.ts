@@ -6,9 +6,9 @@
  */
 
 import { StoreError, UsageError } from "../errors.ts";
-import { listKeyStore, loadKeyStore, loadTrustStore, type StoreListing } from "../keystore.ts";
-import { parsePasswordSpec } from "../password_spec.ts";
-import type { PasswordSpec } from "../password_spec.ts";
+import { listKeyStore, loadKeyStore, loadTrustStore, type StoreListing } from "../stores/load.ts";
+import { parsePasswordSpec } from "../stores/password_spec.ts";
+import type { PasswordSpec } from "../stores/password_spec.ts";
 import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";
 import type { RunContext } from "./context.ts";
 import { readStoreFile } from "./files.ts";

@@ -6,8 +6,8 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { parsePasswordSpec } from "../password_spec.ts";
-import type { PasswordSpec } from "../password_spec.ts";
+import { parsePasswordSpec } from "../stores/password_spec.ts";
+import type { PasswordSpec } from "../stores/password_spec.ts";
 import type { RunContext } from "./context.ts";
 import { readBounded } from "./files.ts";
 import type { Command, Values } from "./options.ts";

@@ -26,7 +26,10 @@ export interface ConnectionCallbacks {
   connectComplete?(reconnect: boolean, url: string): void;
   /** An established connection was lost (not called after `close()`); `cause` says why. */
   connectionLost?(cause: Error): void;
-  /** A message arrived on a subscribed topic. */
+  /**
+   * A message arrived on a subscribed topic (a QoS 2 message once, when the broker releases it
+   * with PUBREL, as MQTT.js delivers it).
+   */
   messageArrived?(topic: string, payload: Uint8Array): void;
   /** A publish completed: QoS 0 written to the socket, QoS 1/2 acknowledged by the broker. */
   deliveryComplete?(topic: string): void;

@@ -12,6 +12,7 @@ import { type KeyObject, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { certificatesFromPem, MAX_CHAIN_LENGTH, parseCertificate } from "../x509/certificate.ts";
 import { parseClientId } from "../client_id.ts";
+import { IssuerIndex } from "../x509/chain.ts";
 import { UsageError } from "../errors.ts";
 import type { Certificate } from "../types.ts";
 
@@ -43,6 +44,7 @@ export interface VerifyDeviceChainOptions {
 }
 
 interface Cert {
+  der: Uint8Array;
   x509: X509Certificate;
   name: string;
   isCA: boolean;
@@ -55,8 +57,8 @@ interface Cert {
 
 /** How {@linkcode verifyChain} reads certificates and checks signatures (cached or not). */
 interface ChainContext {
-  /** The trusted CAs. */
-  trusted: Cert[];
+  /** The trusted CAs, by subject Name. */
+  anchors: IssuerIndex<Cert>;
   /** Parses the presented certificate at `index` (0 = leaf). @throws when it is not one. */
   parse(der: Uint8Array, index: number): Cert;
   /** Whether `child` names `parent` as its issuer and its signature verifies with its key. */
@@ -73,10 +75,12 @@ function signedBy(child: Cert, parent: Cert): boolean {
   }
 }
 
+const derOf = (cert: Cert): Uint8Array => cert.der;
+
 /** A context without caches (for {@linkcode verifyDeviceChain}). */
 function plainContext(trusted: Cert[]): ChainContext {
   return {
-    trusted,
+    anchors: new IssuerIndex(trusted, derOf),
     parse: (der, i) => toCert(parseCertificate(der, { name: `client certificate #${i + 1}` })),
     signed: signedBy,
   };
@@ -86,6 +90,7 @@ function plainContext(trusted: Cert[]): ChainContext {
 function toCert(parsed: Certificate): Cert {
   const { summary } = parsed;
   return {
+    der: parsed.der,
     x509: new X509Certificate(parsed.der),
     name: summary.commonName ?? summary.subject,
     isCA: summary.isCA,
@@ -135,7 +140,6 @@ export function verifyDeviceChain(
 
 /** {@linkcode verifyDeviceChain} in a context (the emulator's: trusted CAs parsed once, caches). */
 function verifyChain(chain: Uint8Array[], context: ChainContext, now: Date): ChainVerdict {
-  const { trusted } = context;
   if (chain.length === 0) {
     return { ok: false, commonName: undefined, reason: "the client sent no client certificate" };
   }
@@ -159,36 +163,46 @@ function verifyChain(chain: Uint8Array[], context: ChainContext, now: Date): Cha
   const leafProblem = validityProblem(leaf, now, "device certificate");
   if (leafProblem) return refuse(leafProblem);
 
-  const used = new Set<string>([leaf.fingerprint]);
-  let current = leaf;
-  for (let depth = 0; depth < MAX_CHAIN_LENGTH; depth++) {
-    const anchor = trusted.find((t) => context.signed(current, t));
-    if (anchor) {
-      const problem = validityProblem(anchor, now, "trusted CA");
-      if (problem) return refuse(problem);
-      return { ok: true, commonName: leaf.name, trustedBy: anchor.name };
-    }
-    const issuer = certs.find((c) => !used.has(c.fingerprint) && context.signed(current, c));
-    if (!issuer) {
-      const named = certs.find((c) => !used.has(c.fingerprint) && current.x509.checkIssued(c.x509));
-      if (named) {
-        return refuse(`the signature of "${current.name}" does not verify with "${named.name}"`);
-      }
-      return refuse(
-        `"${current.name}" is not issued by a trusted CA (its issuer is "${current.x509.issuer}")`,
-      );
-    }
+  // The path from the leaf through the presented certificates (the one chain walker, by issuer
+  // Name and signature) up to the first certificate a trusted CA issued.
+  const anchorOf = (cert: Cert): Cert | undefined =>
+    context.anchors.candidates(cert).find((t) => context.signed(cert, t));
+  const presented = new IssuerIndex(certs.slice(1), derOf);
+  const path = [
+    leaf,
+    ...presented.path(leaf, {
+      issued: context.signed,
+      isRoot: (cert) => anchorOf(cert) !== undefined,
+      maxLength: MAX_CHAIN_LENGTH,
+    }),
+  ];
+  for (let i = 1; i < path.length; i++) {
+    const [child, issuer] = [path[i - 1], path[i]];
     if (!issuer.isCA) {
       return refuse(
-        `"${issuer.name}" signs "${current.name}" but is not a CA (basicConstraints CA:TRUE missing)`,
+        `"${issuer.name}" signs "${child.name}" but is not a CA (basicConstraints CA:TRUE missing)`,
       );
     }
     const problem = validityProblem(issuer, now, "intermediate CA");
     if (problem) return refuse(problem);
-    used.add(issuer.fingerprint);
-    current = issuer;
   }
-  return refuse(`the path to a trusted CA is longer than ${MAX_CHAIN_LENGTH} certificates`);
+  const top = path[path.length - 1];
+  const anchor = anchorOf(top);
+  if (anchor) {
+    const problem = validityProblem(anchor, now, "trusted CA");
+    if (problem) return refuse(problem);
+    return { ok: true, commonName: leaf.name, trustedBy: anchor.name };
+  }
+  if (path.length >= MAX_CHAIN_LENGTH) {
+    return refuse(`the path to a trusted CA is longer than ${MAX_CHAIN_LENGTH} certificates`);
+  }
+  const named = presented.candidates(top).find((c) => !path.includes(c));
+  if (named) {
+    return refuse(`the signature of "${top.name}" does not verify with "${named.name}"`);
+  }
+  return refuse(
+    `"${top.name}" is not issued by a trusted CA (its issuer is "${top.x509.issuer}")`,
+  );
 }
 
 /**
@@ -310,7 +324,7 @@ export class DeviceAuthority {
     // Each device's own certificate is parsed and its signature checked on every connection;
     // what devices share (their intermediate CAs, and the signatures on them) only once.
     this.#context = {
-      trusted,
+      anchors: new IssuerIndex(trusted, derOf),
       parse: (der, i) => {
         const key = i === 0 ? "" : Buffer.from(der).toString("base64");
         const known = key ? this.#cas.get(key) : undefined;

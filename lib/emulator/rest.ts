@@ -107,6 +107,8 @@ export class RestEndpoint {
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
       handshakeTimeout: options.handshakeTimeoutMs,
+      // Room for an X-Ssl-Cert-Chain of up to MAX_CHAIN_HEADER_CHARS beside the other headers.
+      maxHeaderSize: MAX_CHAIN_HEADER_CHARS + 16_384,
     }, (req, res) => this.#answer(req, res));
     this.#server.requestTimeout = options.requestTimeoutMs;
     this.#server.headersTimeout = Math.min(options.requestTimeoutMs, 60_000);

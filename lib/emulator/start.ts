@@ -146,6 +146,18 @@ async function listen(
   }
 }
 
+/** Listens with a `node:tls` server; resolves with the port. */
+function listenOn(server: Server, port: number, hostname: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      server.off("error", reject);
+      const address = server.address();
+      resolve(typeof address === "object" && address ? address.port : port);
+    });
+  });
+}
+
 /** The TLS server of the MQTT endpoint; hands each connection to the broker after its handshake. */
 function mqttServer(
   options: EmulatorOptions,
@@ -301,15 +313,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     port = await listen(
       options.port ?? 0,
       hostname,
-      () =>
-        new Promise<number>((resolve, reject) => {
-          mqttServerNow.once("error", reject);
-          mqttServerNow.listen(options.port ?? 0, hostname, () => {
-            mqttServerNow.off("error", reject);
-            const address = mqttServerNow.address();
-            resolve(typeof address === "object" && address ? address.port : options.port ?? 0);
-          });
-        }),
+      () => listenOn(mqttServerNow, options.port ?? 0, hostname),
     );
     if (rest && options.restPort !== undefined) {
       const restNow = rest;

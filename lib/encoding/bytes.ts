@@ -1,6 +1,6 @@
 /**
  * Small byte helpers shared by the store readers: hex encoding (for set keys and key ids),
- * comparison, concatenation, UTF-16BE passwords and "binary strings" (one character per byte, as
+ * comparison, concatenation, UTF-16BE passwords, copies on a plain `ArrayBuffer` and "binary strings" (one character per byte, as
  * `atob` returns and `node-forge` takes).
  *
  * @module
@@ -125,4 +125,21 @@ export function fromBinaryString(text: string): Uint8Array {
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
   return out;
+}
+
+/**
+ * A copy of the bytes backed by a plain `ArrayBuffer` (what WebCrypto's types ask for).
+ *
+ * @param bytes The bytes, possibly a view into a larger or shared buffer.
+ * @returns A new array of the same bytes.
+ *
+ * @example
+ * ```ts
+ * import { own } from "./bytes.ts";
+ * const view = new Uint8Array([1, 2, 3]).subarray(1);
+ * if (own(view).buffer.byteLength !== 2) throw new Error();
+ * ```
+ */
+export function own(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(bytes);
 }

@@ -1,6 +1,6 @@
 /**
  * A small, bounds-checked reader of ASN.1 DER (and the BER that PKCS#12 files sometimes use),
- * shared by the PKCS#12 reader (`pkcs12.ts`) and the certificate summary (`certificate.ts`).
+ * shared by the store readers (`stores/`) and the certificate summary (`x509/certificate.ts`).
  *
  * **Why it is hand-written.** The project prefers well-kept libraries, and `asn1js` or
  * `node-forge` would do this job. But opening a store is on the hot path of every command: the

@@ -15,38 +15,28 @@
 
 import { parseBrokerUrl } from "../broker_url.ts";
 import { clientId as buildClientId, parseClientId } from "../client_id.ts";
-import { diagnose } from "../diagnose.ts";
-import { CertificateError, type Stage, StoreError, UsageError } from "../errors.ts";
-import { fetchToken } from "../token/fetch_token.ts";
-import { loadKeyStore } from "../keystore.ts";
-import { parsePasswordSpec } from "../password_spec.ts";
-import { connect, type DeviceConnection } from "../connect/connection.ts";
-import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
+import type { DeviceConnection } from "../connect/connection.ts";
+import { CertificateError, StoreError } from "../errors.ts";
+import type { TrustAnchors } from "../types.ts";
+import { checkOffline, connectDevice, msSince as ms, readIdentity } from "./device_steps.ts";
 import type { FleetDevice } from "./manifest.ts";
+import { FleetCounters, type FleetSource, openList, pool } from "./pool.ts";
 import {
   deviceLabel,
   type DeviceResult,
-  type FleetStats,
+  deviceResult as result,
   type FleetSummary,
   type StageTime,
   SummaryBuilder,
-  toFailure,
 } from "./result.ts";
+
+export type { FleetSource } from "./pool.ts";
 
 /**
  * What a fleet check does with each device: `offline` (keystore and certificate checks only),
  * `connect` (also connect, then disconnect), `token` (also fetch a JWT session token).
  */
 export type FleetMode = "offline" | "connect" | "token";
-
-/**
- * The device list: an array (or other iterable that can be walked twice), or a function that
- * opens the list each time it is called, e.g. `() => readManifest(stream())`. A connecting run
- * walks the list twice.
- */
-export type FleetSource =
-  | Iterable<FleetDevice>
-  | (() => AsyncIterable<FleetDevice> | Iterable<FleetDevice>);
 
 /** Options of {@linkcode checkFleet}. */
 export interface CheckFleetOptions {
@@ -166,7 +156,7 @@ export async function checkFleet(
     url = parseBrokerUrl(options.url).url;
   }
   const started = performance.now();
-  const counters = new Counters();
+  const counters = new FleetCounters();
   const summary = new SummaryBuilder();
   const finish = (result: DeviceResult): void => {
     summary.add(result);
@@ -177,7 +167,7 @@ export async function checkFleet(
   const passed = new Map<number, Passed>();
   const byIdentifier = new Map<string, number[]>();
   const firstSeen = new Map<string, { clientId: string; labels: string[] }>();
-  await pool(open(devices), concurrency, async (device, index) => {
+  await pool(openList(devices), concurrency, async (device, index) => {
     using _ = counters.working();
     const t0 = performance.now();
     const stages: StageTime[] = [];
@@ -245,7 +235,7 @@ export async function checkFleet(
   }
   // Pass 2: connect the devices that passed, reading their keystores again.
   if (mode !== "offline" && passed.size > 0) {
-    await pool(open(devices), concurrency, async (device, index) => {
+    await pool(openList(devices), concurrency, async (device, index) => {
       const entry = passed.get(index);
       if (entry === undefined) return;
       using _ = counters.working();
@@ -265,7 +255,13 @@ export async function checkFleet(
               },
             );
           }
-          await connectDevice(identity, entry.clientId, index, url!, mode, options, stages)
+          await connectDevice(
+            identity,
+            entry.clientId,
+            index,
+            { ...options, url: url!, mode },
+            stages,
+          )
             .then((token) => {
               passed.delete(index);
               finish(result(device, index, {
@@ -309,213 +305,4 @@ function duplicateWarning(clientId: string, other: string): { code: string; mess
     code: "CLIENT_ID_DUPLICATE",
     message: `Client id "${clientId}" is also the client id of "${other}"`,
   };
-}
-
-function ms(since: number): number {
-  return performance.now() - since;
-}
-
-function result(
-  device: Pick<FleetDevice, "keystore" | "line">,
-  index: number,
-  outcome: {
-    ok: boolean;
-    clientId?: string;
-    stages: StageTime[];
-    warnings?: DeviceResult["warnings"];
-    ms: number;
-    token?: DeviceResult["token"];
-    error?: unknown;
-  },
-): DeviceResult {
-  const out: DeviceResult = {
-    index,
-    keystore: device.keystore,
-    ok: outcome.ok,
-    stages: outcome.stages.map((s) => ({ stage: s.stage, ms: round(s.ms) })),
-    totalMs: round(outcome.ms),
-    warnings: outcome.warnings ?? [],
-  };
-  if (device.line !== undefined) out.line = device.line;
-  if (outcome.clientId !== undefined) out.clientId = outcome.clientId;
-  if (outcome.token !== undefined) out.token = outcome.token;
-  if (!outcome.ok) out.error = toFailure(outcome.error);
-  return out;
-}
-
-function round(n: number): number {
-  return Math.round(n * 10) / 10;
-}
-
-/** Reads a device's keystore (and key file) with its password; records the `store` stage. */
-async function readIdentity(
-  device: FleetDevice,
-  options: CheckFleetOptions,
-  stages: StageTime[] | undefined,
-): Promise<DeviceIdentity> {
-  const t0 = performance.now();
-  const password = device.password === undefined
-    ? undefined
-    : await (options.resolvePassword ?? literalPassword)(device.password, device);
-  const bytes = await options.readFile(device.keystore, "keystore");
-  const key = device.key === undefined ? undefined : await options.readFile(device.key, "key file");
-  const identity = await loadKeyStore(bytes, {
-    password,
-    alias: device.alias,
-    name: device.keystore,
-    key,
-    keyName: device.key,
-  });
-  stages?.push({ stage: "store", ms: ms(t0) });
-  return identity;
-}
-
-function literalPassword(spec: string): Promise<string> {
-  const parsed = parsePasswordSpec(spec, "password");
-  if (parsed.kind !== "pass") {
-    return Promise.reject(
-      new UsageError(`The password source "${parsed.kind}:" needs a resolvePassword function`, {
-        code: "PASSWORD_SOURCE",
-        hint: "Give checkFleet a resolvePassword option that reads env: and file: sources.",
-      }),
-    );
-  }
-  return Promise.resolve(parsed.value);
-}
-
-/** The offline checks: the first error fails the device, warnings go into its result. */
-function checkOffline(
-  identity: DeviceIdentity,
-  device: FleetDevice,
-  now: Date | undefined,
-  stages: StageTime[],
-): { clientId: string; warnings: DeviceResult["warnings"] } {
-  const t0 = performance.now();
-  const problems: Problem[] = diagnose({ identity, clientId: device.clientId, now });
-  const error = problems.find((p) => p.severity === "error");
-  if (error) {
-    throw new CertificateError(error.message, { code: error.code, hint: error.hint });
-  }
-  const clientId = buildClientId(identity, { explicit: device.clientId });
-  stages.push({ stage: "certificate", ms: ms(t0) });
-  const warnings = problems.filter((p) => p.severity === "warning")
-    .map(({ code, message }) => ({ code, message }));
-  return { clientId, warnings };
-}
-
-/** Connects one device (and fetches its token in `token` mode); records each stage. */
-async function connectDevice(
-  identity: DeviceIdentity,
-  clientId: string,
-  index: number,
-  url: string,
-  mode: FleetMode,
-  options: CheckFleetOptions,
-  stages: StageTime[],
-): Promise<DeviceResult["token"] | undefined> {
-  const onStage = (stage: Stage, elapsed: number): void => {
-    stages.push({ stage, ms: elapsed });
-  };
-  if (mode === "token") {
-    const token = await fetchToken({
-      url,
-      identity,
-      trust: options.trust,
-      clientId,
-      timeoutMs: options.timeoutMs,
-      attempts: options.attempts,
-      onStage,
-    });
-    return { subject: token.subject, expiresAt: token.expiresAt, tenant: token.tenant };
-  }
-  const connection = await connect({
-    url,
-    identity,
-    trust: options.trust,
-    clientId,
-    connectTimeoutMs: options.timeoutMs,
-    onStage,
-  });
-  try {
-    await options.whileConnected?.(connection, { clientId, index });
-  } finally {
-    await connection.close();
-  }
-  return undefined;
-}
-
-// ---- The pool and its counters ---------------------------------------------------------------
-
-/** The counters behind {@linkcode FleetStats}. */
-class Counters {
-  #held = 0;
-  #inFlight = 0;
-  #stats: FleetStats = {
-    keystoresRead: 0,
-    peakKeystoresHeld: 0,
-    peakInFlight: 0,
-    peakResultsHeld: 0,
-  };
-
-  /** Counts a keystore as held while `use` runs (from reading its bytes to the last use). */
-  async holding<T>(use: () => Promise<T>): Promise<T> {
-    this.#held++;
-    this.#stats.keystoresRead++;
-    this.#stats.peakKeystoresHeld = Math.max(this.#stats.peakKeystoresHeld, this.#held);
-    try {
-      return await use();
-    } finally {
-      this.#held--;
-    }
-  }
-
-  /** Counts a device as being worked on until the returned handle is disposed of. */
-  working(): Disposable {
-    this.#inFlight++;
-    this.#stats.peakInFlight = Math.max(this.#stats.peakInFlight, this.#inFlight);
-    return { [Symbol.dispose]: () => void this.#inFlight-- };
-  }
-
-  resultsHeld(n: number): void {
-    this.#stats.peakResultsHeld = Math.max(this.#stats.peakResultsHeld, n);
-  }
-
-  stats(): FleetStats {
-    return { ...this.#stats };
-  }
-}
-
-/** Opens the list and numbers its devices (the numbers are the same in both passes). */
-async function* open(devices: FleetSource): AsyncGenerator<[FleetDevice, number]> {
-  const list = typeof devices === "function" ? devices() : devices;
-  let index = 0;
-  for await (const device of list) yield [device, index++];
-}
-
-/**
- * Runs `work` on every item, `concurrency` at a time, pulling the next item only when a worker is
- * free (so the list is read as fast as it is worked on, not ahead). A failure to read the list
- * stops the pool (the workers finish their current item) and is thrown.
- */
-async function pool<T>(
-  items: AsyncIterator<[T, number]>,
-  concurrency: number,
-  work: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let failure: { error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined) {
-      let next: IteratorResult<[T, number]>;
-      try {
-        next = await items.next();
-      } catch (error) {
-        failure ??= { error };
-        return;
-      }
-      if (next.done) return;
-      await work(...next.value);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  if (failure !== undefined) throw failure.error;
 }

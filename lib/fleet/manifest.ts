@@ -9,7 +9,8 @@
  *
  * `password` is a password source as the command line takes it (`pass:VALUE`, `env:NAME`,
  * `file:PATH`, or the value itself); reading it is the caller's job (see `checkFleet`'s
- * `resolvePassword`). Empty cells count as absent.
+ * `resolvePassword`). Empty cells count as absent; paths, alias and client id lose surrounding
+ * spaces, a password is kept as written.
  *
  * @module
  */
@@ -155,13 +156,17 @@ function isColumn(text: string): text is ManifestColumn {
   return (MANIFEST_COLUMNS as readonly string[]).includes(text);
 }
 
+/**
+ * A device from its cells. Paths, alias and client id lose surrounding spaces; a password is kept
+ * exactly as written (spaces may be part of it). Empty cells count as absent.
+ */
 function toDevice(cells: Partial<Record<ManifestColumn, string>>, line: number): FleetDevice {
-  const device: FleetDevice = { keystore: cells.keystore ?? "", line };
-  const given = (v: string | undefined): string | undefined => v === "" ? undefined : v;
-  const password = given(cells.password);
-  const alias = given(cells.alias);
-  const clientId = given(cells.client_id);
-  const key = given(cells.key);
+  const trimmed = (v: string | undefined): string | undefined => v?.trim() || undefined;
+  const device: FleetDevice = { keystore: trimmed(cells.keystore) ?? "", line };
+  const password = cells.password === "" ? undefined : cells.password;
+  const alias = trimmed(cells.alias);
+  const clientId = trimmed(cells.client_id);
+  const key = trimmed(cells.key);
   if (password !== undefined) device.password = password;
   if (alias !== undefined) device.alias = alias;
   if (clientId !== undefined) device.clientId = clientId;
@@ -194,7 +199,6 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
     info: true,
     bom: true,
     skip_empty_lines: true,
-    trim: true,
     on_record: (record, context) => {
       if (context.records === 1) {
         // With `info`, the record comes wrapped: `{ record, info }`.
@@ -212,8 +216,13 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
         if (parser.destroyed) return;
         if (!parser.write(chunk)) {
           await new Promise<void>((resolve) => {
-            parser.once("drain", resolve);
-            parser.once("close", resolve);
+            const done = (): void => {
+              parser.off("drain", done);
+              parser.off("close", done);
+              resolve();
+            };
+            parser.on("drain", done);
+            parser.on("close", done);
           });
         }
       }
@@ -237,7 +246,7 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
       }
       const cells: Partial<Record<ManifestColumn, string>> = {};
       columns.forEach((column, i) => cells[column] = record[i]);
-      if (!cells.keystore) {
+      if (!cells.keystore?.trim()) {
         const at = columns.indexOf("keystore") + 1;
         throw usage(name, line, at, "the keystore cell is empty", "MANIFEST_KEYSTORE");
       }
@@ -263,7 +272,7 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
 function header(record: string[], name: string, line: number): ManifestColumn[] {
   const columns: ManifestColumn[] = [];
   record.forEach((cell, i) => {
-    const column = cell.toLowerCase();
+    const column = cell.trim().toLowerCase();
     if (!isColumn(column)) {
       throw usage(
         name,
@@ -297,6 +306,14 @@ function csvError(
     case "CSV_INVALID_CLOSING_QUOTE":
     case "CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE":
       return usage(name, line, field, "text after a closing quote", "MANIFEST_QUOTE");
+    case "INVALID_OPENING_QUOTE":
+      return usage(
+        name,
+        line,
+        field,
+        "a quote inside a cell that does not start with one (no space before an opening quote)",
+        "MANIFEST_QUOTE",
+      );
     case "CSV_RECORD_INCONSISTENT_FIELDS_LENGTH":
     case "CSV_RECORD_DONT_MATCH_COLUMNS_LENGTH":
       return usage(
@@ -355,7 +372,7 @@ async function* readJsonLines(
       }
       cells[column] = cell;
     }
-    if (!cells.keystore) {
+    if (!cells.keystore?.trim()) {
       throw usage(name, at, undefined, 'no "keystore" given', "MANIFEST_KEYSTORE");
     }
     return toDevice(cells, at);

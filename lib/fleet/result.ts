@@ -253,3 +253,36 @@ export class SummaryBuilder {
     };
   }
 }
+
+/** Builds a device's result (times rounded to 0.1 ms, the error as its plain fields). */
+export function deviceResult(
+  device: { keystore: string; line?: number },
+  index: number,
+  outcome: {
+    ok: boolean;
+    clientId?: string;
+    stages: StageTime[];
+    warnings?: DeviceResult["warnings"];
+    ms: number;
+    token?: DeviceResult["token"];
+    error?: unknown;
+  },
+): DeviceResult {
+  const out: DeviceResult = {
+    index,
+    keystore: device.keystore,
+    ok: outcome.ok,
+    stages: outcome.stages.map((s) => ({ stage: s.stage, ms: round(s.ms) })),
+    totalMs: round(outcome.ms),
+    warnings: outcome.warnings ?? [],
+  };
+  if (device.line !== undefined) out.line = device.line;
+  if (outcome.clientId !== undefined) out.clientId = outcome.clientId;
+  if (outcome.token !== undefined) out.token = outcome.token;
+  if (!outcome.ok) out.error = toFailure(outcome.error);
+  return out;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}

@@ -18,7 +18,8 @@ import { concat } from "../encoding/bytes.ts";
 import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "../encoding/der.ts";
 import { StoreError } from "../errors.ts";
 import { pkcs8Info } from "../x509/key_info.ts";
-import { pbeDecrypt, WorkBudget } from "../pbe.ts";
+import { pbeDecrypt } from "./pbe.ts";
+import { WorkBudget } from "./kdf.ts";
 import { certificateDer, MAX_STORE_CERTIFICATES } from "../x509/certificate.ts";
 import { type PemBlock, pemBlocks } from "../encoding/pem.ts";
 import type { RawEntry, RawStore } from "../types.ts";
@@ -137,7 +138,7 @@ function isEncrypted(block: PemBlock): boolean {
     (block.headers["Proc-Type"] ?? "").toUpperCase().includes("ENCRYPTED");
 }
 
-/** Decrypts an encrypted key block, with the bounded work of `pbe.ts`. */
+/** Decrypts an encrypted key block, with the bounded work of `kdf.ts`. */
 async function unlockKey(
   block: PemBlock,
   password: string | undefined,

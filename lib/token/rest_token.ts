@@ -10,6 +10,11 @@
  * `node:https` request's socket emits `lookup`, `connect` and `secureConnect`, and its errors
  * carry OpenSSL's codes (`ECONNREFUSED`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
  * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`), so each stage is timed and each failure named, as for MQTT.
+ * The request opens its own socket (the lookup is wrapped to time DNS): handed a TLS socket this
+ * project opened (`createConnection`), Deno 2.9.6's HTTP client read the TCP bytes underneath it
+ * and its parser failed on TLS records. Without trust anchors, `node:https` in Deno 2.9.6 reads
+ * the default root CAs only with sys access "ca" (a bare `--allow-sys`; `--allow-sys=ca` is
+ * refused), unlike `node:tls` for MQTT: that is `PERMISSION_SYS`.
  *
  * **The late rejection.** As over MQTT, under TLS 1.3 a server that refuses the device
  * certificate does so after the client considers the handshake done: the alert (or a bare close)
@@ -23,20 +28,23 @@ import * as dns from "node:dns";
 import * as https from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
-import {
-  type C8yError,
-  NetworkError,
-  PermissionError,
-  type Stage,
-  TlsError,
-  TokenError,
-} from "../errors.ts";
-import { hostPort } from "../broker_url.ts";
+import type { C8yError, Stage } from "../errors.ts";
 import type { StageListener } from "../connect/connection.ts";
 import { tlsOptions } from "../connect/tls_options.ts";
-import { decodeToken, type DeviceToken } from "./decode_token.ts";
+import type { DeviceToken } from "./decode_token.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 import { parseRestUrl, type RestAddress } from "./rest_url.ts";
+import {
+  type Answer,
+  lateError,
+  networkError,
+  requestRefused,
+  statusError,
+  timeoutError,
+  tlsError,
+  tokenOf,
+  tooLarge,
+} from "./rest_classify.ts";
 
 /** The callback of `dns.lookup`, with one address or, with `all`, the list. */
 type LookupCallback = (
@@ -255,19 +263,13 @@ function chainHeader(identity: DeviceIdentity): string {
   return identity.chain.map((c) => c.pem.trim().split(/\r?\n/).join(" ")).join(" ");
 }
 
-/** What came back: the body bytes (at most 64 KiB) and its declared type. */
-interface Answer {
-  bytes: Uint8Array;
-  contentType: string;
-}
-
 function readAnswer(response: IncomingMessage, address: RestAddress): Promise<Answer> {
   const contentType = String(response.headers["content-type"] ?? "no content type");
   return new Promise((resolve, reject) => {
     const declared = Number(response.headers["content-length"]);
     if (declared > MAX_REST_ANSWER_BYTES) {
       response.destroy();
-      reject(tooLarge(address, `${declared} bytes`, contentType));
+      reject(tooLarge(address, `${declared} bytes`, contentType, MAX_REST_ANSWER_BYTES));
       return;
     }
     const chunks: Uint8Array[] = [];
@@ -276,7 +278,14 @@ function readAnswer(response: IncomingMessage, address: RestAddress): Promise<An
       size += chunk.length;
       if (size > MAX_REST_ANSWER_BYTES) {
         response.destroy();
-        reject(tooLarge(address, `more than ${MAX_REST_ANSWER_BYTES} bytes`, contentType));
+        reject(
+          tooLarge(
+            address,
+            `more than ${MAX_REST_ANSWER_BYTES} bytes`,
+            contentType,
+            MAX_REST_ANSWER_BYTES,
+          ),
+        );
         return;
       }
       chunks.push(chunk);
@@ -297,382 +306,4 @@ function readAnswer(response: IncomingMessage, address: RestAddress): Promise<An
     });
     response.on("error", (err: Error) => reject(lateError(err, address, null)));
   });
-}
-
-function tooLarge(address: RestAddress, size: string, contentType: string): TokenError {
-  return new TokenError(
-    `${address.url} answered the token request with ${size} (${contentType}); a token answer is at most ${MAX_REST_ANSWER_BYTES} bytes`,
-    {
-      code: "TOKEN_TOO_LARGE",
-      hint:
-        "Check that the REST URL names the tenant's HTTPS address, not a proxy or another service.",
-    },
-  );
-}
-
-/** Takes `accessToken` from a 2xx answer. */
-function tokenOf(answer: Answer, address: RestAddress): DeviceToken {
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(answer.bytes));
-  } catch (cause) {
-    throw new TokenError(
-      `${address.url} answered the token request with something that is not JSON (${answer.contentType}: ${
-        preview(answer.bytes)
-      })`,
-      {
-        code: "TOKEN_NOT_JSON",
-        hint:
-          "Check that the REST URL names the tenant's HTTPS address (a proxy or login page answers HTML).",
-        cause,
-      },
-    );
-  }
-  const accessToken = (body as { accessToken?: unknown } | null)?.accessToken;
-  if (typeof accessToken !== "string" || accessToken === "") {
-    const shape = body !== null && typeof body === "object" && !Array.isArray(body)
-      ? `an object with ${keysOf(body as Record<string, unknown>)}`
-      : `JSON ${Array.isArray(body) ? "array" : body === null ? "null" : typeof body}`;
-    throw new TokenError(
-      `${address.url} answered the token request without an accessToken (${shape})`,
-      {
-        code: "TOKEN_NO_ACCESS_TOKEN",
-        hint:
-          'The platform answers {"accessToken": "<JWT>"}; check the REST URL and the platform version (10.20.237 or later).',
-      },
-    );
-  }
-  return decodeToken(accessToken);
-}
-
-function keysOf(body: Record<string, unknown>): string {
-  const keys = Object.keys(body);
-  if (keys.length === 0) return "no keys";
-  const shown = keys.slice(0, 8).map((k) => JSON.stringify(k.slice(0, 40))).join(", ");
-  return `keys ${shown}${keys.length > 8 ? ", ..." : ""}`;
-}
-
-/**
- * The first bytes of an answer for a message: printable text (anything shaped like a JWT or a
- * long base64 run replaced by `<...>`), other bytes in hex.
- */
-function preview(bytes: Uint8Array): string {
-  if (bytes.length === 0) return "an empty body";
-  const head = bytes.subarray(0, 60);
-  const text = new TextDecoder().decode(head);
-  if (/^[\x20-\x7e\t\r\n]+$/.test(text)) {
-    const shown = text.replace(/\s+/g, " ").replace(/[A-Za-z0-9_\-+/=.]{24,}/g, "<...>");
-    return `"${shown}${bytes.length > head.length ? "..." : ""}"`;
-  }
-  const hex = Array.from(head.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(" ");
-  return `bytes ${hex}${bytes.length > 8 ? " ..." : ""}`;
-}
-
-const REGISTRATION_HINT =
-  "Only devices registered for certificate authentication get a token: upload the CA that issued " +
-  "the device certificate (or its immediate issuer) to the tenant's trusted certificates with " +
-  "auto-registration, or register the device in bulk with AUTH_TYPE=CERTIFICATES; when only a CA " +
-  "above the immediate issuer is uploaded, send the chain (sendChain).";
-
-function statusError(status: number, answer: Answer, address: RestAddress): TokenError {
-  const said = serverMessage(answer);
-  const because = said === undefined ? "" : `: ${said}`;
-  if (status === 401 || status === 403) {
-    return new TokenError(
-      `${address.url} refused the device certificate with HTTP ${status} ${
-        status === 401 ? "Unauthorized" : "Forbidden"
-      }${because}`,
-      {
-        code: status === 401 ? "HTTP_UNAUTHORIZED" : "HTTP_FORBIDDEN",
-        stage: "http",
-        hint: REGISTRATION_HINT,
-      },
-    );
-  }
-  const hint = status === 404
-    ? "This server has no device token endpoint: check the REST URL (the tenant's HTTPS address) and that the platform is 10.20.237 or later."
-    : status >= 500
-    ? "The platform had a problem answering; try again later."
-    : status >= 300 && status < 400
-    ? "The server redirects elsewhere: give the tenant's own HTTPS address as the REST URL."
-    : "Check the REST URL: it must name the tenant's HTTPS address.";
-  return new TokenError(
-    `${address.url} answered the token request with HTTP ${status}${
-      because || ` (${preview(answer.bytes)})`
-    }`,
-    { code: "HTTP_STATUS", stage: "http", hint },
-  );
-}
-
-/**
- * The `message` (or `error`) of a JSON error answer, as the platform sends them, shortened and
- * with anything shaped like a token left out; `undefined` when there is none.
- */
-function serverMessage(answer: Answer): string | undefined {
-  try {
-    const body = JSON.parse(new TextDecoder().decode(answer.bytes));
-    const text = typeof body?.message === "string"
-      ? body.message
-      : typeof body?.error === "string"
-      ? body.error
-      : undefined;
-    if (text === undefined) return undefined;
-    const clean = text.replace(/[^\x20-\x7e]+/g, " ").replace(/[A-Za-z0-9_\-+/=.]{24,}/g, "<...>");
-    return `"${clean.length > 160 ? `${clean.slice(0, 160)}...` : clean}"`;
-  } catch {
-    return undefined;
-  }
-}
-
-function timeoutError(stage: Stage, address: RestAddress, timeoutMs: number): C8yError {
-  const within = `within ${timeoutMs / 1000} s`;
-  if (stage === "dns") {
-    return new NetworkError(`Looking up "${address.host}" did not finish ${within}`, {
-      code: "NETWORK_TIMEOUT",
-      stage: "dns",
-      hint: "Check the DNS configuration and the network connection.",
-    });
-  }
-  if (stage === "tcp") {
-    return new NetworkError(
-      `Could not connect to ${address.host} port ${address.port} ${within} (no answer)`,
-      {
-        code: "NETWORK_TIMEOUT",
-        stage: "tcp",
-        hint:
-          `A firewall or proxy may drop traffic to this port; check that outgoing port ${address.port} is open, or allow more time.`,
-      },
-    );
-  }
-  if (stage === "tls") {
-    return new TlsError(`The TLS handshake with ${address.url} did not finish ${within}`, {
-      code: "TLS_TIMEOUT",
-      hint: "Check that the REST URL names an HTTPS port (443), not a plain HTTP one.",
-    });
-  }
-  return new TokenError(`${address.url} did not answer the token request ${within}`, {
-    code: "HTTP_TIMEOUT",
-    stage: "http",
-    hint: "The platform may be overloaded; try again, or allow more time.",
-  });
-}
-
-function networkError(err: Error, stage: "dns" | "tcp", address: RestAddress): C8yError {
-  const code = errorCode(err);
-  const where = `${address.host} port ${address.port}`;
-  if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
-    return new PermissionError(`Deno is not allowed to connect to ${where}`, {
-      code: "PERMISSION_NET",
-      hint: `Allow it with --allow-net=${hostPort(address.host, address.port)}.`,
-      cause: err,
-    });
-  }
-  if (stage === "dns") {
-    const notFound = code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA";
-    return new NetworkError(
-      notFound
-        ? `The REST host "${address.host}" does not exist (DNS lookup failed)`
-        : `Could not look up the REST host "${address.host}" (${code ?? "DNS error"})`,
-      {
-        code: notFound ? "DNS_NOT_FOUND" : "DNS_FAILED",
-        stage: "dns",
-        hint: notFound
-          ? "Check the spelling of the tenant domain in the REST URL, e.g. https://<tenant>.cumulocity.com."
-          : "Check the network connection and DNS servers, then try again.",
-        cause: err,
-      },
-    );
-  }
-  if (code === "ECONNREFUSED") {
-    return new NetworkError(`${where} refused the connection (nothing listens there)`, {
-      code: "NETWORK_REFUSED",
-      stage: "tcp",
-      hint:
-        "Check the REST URL's port: the platform's HTTPS port is 443 (some installations serve mutual TLS on another).",
-      cause: err,
-    });
-  }
-  if (/^E(HOST|NET)(UNREACH|DOWN)$|^EADDRNOTAVAIL$/.test(code ?? "")) {
-    return new NetworkError(`${where} is unreachable (${code})`, {
-      code: "NETWORK_UNREACHABLE",
-      stage: "tcp",
-      hint: "Check the network connection and routing (or the proxy/VPN) to the platform.",
-      cause: err,
-    });
-  }
-  if (code === "ETIMEDOUT") {
-    return new NetworkError(`Connecting to ${where} timed out`, {
-      code: "NETWORK_TIMEOUT",
-      stage: "tcp",
-      hint:
-        `A firewall may drop traffic to this port; check that outgoing port ${address.port} is open.`,
-      cause: err,
-    });
-  }
-  return new NetworkError(`Could not connect to ${where}: ${err.message}`, {
-    code: "NETWORK_FAILED",
-    stage: "tcp",
-    hint: "Check the network connection to the platform.",
-    cause: err,
-  });
-}
-
-const UNTRUSTED_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_UNTRUSTED",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_REJECTED",
-  "INVALID_CA",
-]);
-
-/** TLS alerts about the client's certificate, by the suffix of OpenSSL's code. */
-const CLIENT_CERT_ALERTS: Record<string, string> = {
-  UNKNOWN_CA: "unknown CA",
-  BAD_CERTIFICATE: "bad certificate",
-  CERTIFICATE_UNKNOWN: "certificate unknown",
-  UNSUPPORTED_CERTIFICATE: "unsupported certificate",
-  CERTIFICATE_EXPIRED: "certificate expired",
-  CERTIFICATE_REVOKED: "certificate revoked",
-  ACCESS_DENIED: "access denied",
-  DECRYPT_ERROR: "decrypt error",
-};
-
-const REFUSED_HINT =
-  "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
-  "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
-
-/** An alert about the device certificate, by name, when `err` is one. */
-function clientCertAlert(err: Error | undefined): string | undefined {
-  const m = /ALERT_([A-Z_]+)$/.exec(errorCode(err) ?? "");
-  return m ? CLIENT_CERT_ALERTS[m[1]] : undefined;
-}
-
-function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yError {
-  const code = errorCode(err) ?? "";
-  if (err instanceof Deno.errors.NotCapable) return networkError(err, "tcp", address);
-  if (UNTRUSTED_CODES.has(code)) {
-    return new TlsError(`The server certificate of ${address.url} is not trusted (${code})`, {
-      code: "TLS_SERVER_UNTRUSTED",
-      hint: ownCa
-        ? "The truststore does not hold the CA that signed the server's certificate: add it, or leave the truststore out to use the default root CAs."
-        : "The default root CAs do not trust it: give a truststore with the CA that signed the server's certificate.",
-      cause: err,
-    });
-  }
-  if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
-    return new TlsError(
-      `The server certificate of ${address.url} is ${
-        code === "CERT_NOT_YET_VALID" ? "not yet valid" : "expired"
-      }`,
-      {
-        code: "TLS_SERVER_EXPIRED",
-        hint:
-          "Check this machine's clock; if it is right, the server's certificate must be renewed.",
-        cause: err,
-      },
-    );
-  }
-  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return new TlsError(`The server certificate of ${address.url} is not valid for its host`, {
-      code: "TLS_HOSTNAME_MISMATCH",
-      hint:
-        "Use the host name the server's certificate names (the tenant domain), not an alias or IP address.",
-      cause: err,
-    });
-  }
-  if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/.test(err.message)) {
-    return new TlsError(`${address.url} does not speak TLS`, {
-      code: "TLS_NOT_TLS",
-      hint: "Check the REST URL's port: HTTPS is 443 (80 is plain HTTP).",
-      cause: err,
-    });
-  }
-  const late = lateError(err, address, null);
-  if (late instanceof TlsError && late.code !== "TLS_HANDSHAKE_FAILED") return late;
-  return new TlsError(`The TLS handshake with ${address.url} failed: ${err.message}`, {
-    code: "TLS_HANDSHAKE_FAILED",
-    hint: "Check the REST URL and port; the server may also have refused the device certificate.",
-    cause: err,
-  });
-}
-
-/**
- * An error or close after the client's handshake and before the whole answer: an alert about the
- * device certificate, or a bare close or reset (under TLS 1.3, how a server refuses a client
- * certificate; under TLS 1.2 the server had accepted it, so the HTTP side hung up).
- */
-function lateError(
-  err: Error | undefined,
-  address: RestAddress,
-  protocol: string | null,
-): C8yError {
-  if (/CERTIFICATE_REQUIRED/.test(errorCode(err) ?? "")) {
-    return new TlsError(`${address.url} requires a client certificate, but none was sent`, {
-      code: "TLS_CLIENT_CERT_REQUIRED",
-      hint: "Give the device keystore with its private key and certificate.",
-      cause: err,
-    });
-  }
-  const alert = clientCertAlert(err);
-  if (alert !== undefined) {
-    return new TlsError(`${address.url} refused the device certificate (TLS alert "${alert}")`, {
-      code: "TLS_CLIENT_CERT_REFUSED",
-      hint: REFUSED_HINT,
-      cause: err,
-    });
-  }
-  if (protocol === "TLSv1.3") {
-    return new TlsError(
-      `${address.url} most likely did not accept the device certificate: it closed the connection ` +
-        "right after the TLS 1.3 handshake, before answering the token request",
-      { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause: err },
-    );
-  }
-  if (protocol === null) {
-    return new TlsError(
-      `The TLS handshake with ${address.url} failed: ${err?.message ?? "closed"}`,
-      {
-        code: "TLS_HANDSHAKE_FAILED",
-        hint:
-          "Check the REST URL and port; the server may also have refused the device certificate.",
-        cause: err,
-      },
-    );
-  }
-  return new TokenError(
-    `${address.url} closed the connection before answering the token request${
-      err ? ` (${err.message})` : ""
-    }`,
-    {
-      code: "HTTP_CONNECTION_CLOSED",
-      stage: "http",
-      hint: "Check that the REST URL names the tenant's HTTPS address; try again.",
-      cause: err,
-    },
-  );
-}
-
-/** An error `https.request` throws before connecting: a permission, or anything else. */
-function requestRefused(err: unknown, address: RestAddress): C8yError {
-  if (err instanceof Deno.errors.NotCapable && /sys access to "ca"/.test(err.message)) {
-    return new PermissionError(
-      'Deno is not allowed to read the default root CAs for the REST request (sys access "ca")',
-      {
-        code: "PERMISSION_SYS",
-        hint:
-          "Give the CA that signed the server's certificate as trust, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
-        cause: err,
-      },
-    );
-  }
-  return networkError(err instanceof Error ? err : new Error(String(err)), "tcp", address);
-}
-
-function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" ? code : undefined;
 }

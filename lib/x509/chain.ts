@@ -13,7 +13,8 @@
  */
 
 import { hex } from "../encoding/bytes.ts";
-import { certificateNames, issuedBy } from "./certificate.ts";
+import { issuedBy } from "./certificate.ts";
+import { certificateNames } from "./tbs.ts";
 
 /** The longest path the walker follows, in certificates (the platform accepts 10). */
 export const MAX_PATH_LENGTH = 16;

@@ -4,6 +4,7 @@ import tls from "node:tls";
 import { type EmulatorOptions, verifyDeviceChain } from "../../lib/emulator/mod.ts";
 import { UsageError } from "../../lib/errors.ts";
 import {
+  connectDevice,
   ders,
   emulatorTest,
   INTERMEDIATE,
@@ -305,6 +306,32 @@ emulatorTest("startEmulator() signs ES256 tokens on request (tokenAlgorithm)", {
   const claims = await verifyToken(emulator, line, "ES256");
   assert.equal(claims.sub, "device_device-ec256-001");
 });
+
+for (
+  const [hostname, shown] of [
+    ["::1", "[::1]"],
+    ["[::1]", "[::1]"],
+    ["localhost", "127.0.0.1"],
+  ] as const
+) {
+  Deno.test({
+    name: `startEmulator({ hostname: "${hostname}" }) serves a device on mqtts://${shown}`,
+    permissions: { ...(permissions as Deno.PermissionOptionsObject), net: ["127.0.0.1", "[::1]"] },
+  }, async () => {
+    await using emulator = await startFixtureEmulator({ hostname });
+    assert.match(emulator.url, new RegExp(`^mqtts://${shown.replace(/[[\].]/g, "\\$&")}:\\d+$`));
+    const device = await connectDevice(emulator.url, "devices/rsa", "d:device-rsa-001");
+    try {
+      assert.equal(device.code, 0, String(device.error));
+      assert.equal(
+        (await verifyToken(emulator, (await requestToken(device.client, 0))[0])).sub,
+        "device_device-rsa-001",
+      );
+    } finally {
+      await device.client.endAsync(true);
+    }
+  });
+}
 
 Deno.test("verifyDeviceChain() accepts the fixture chains and refuses the bad ones", () => {
   const rootOnly = ders("ca/device-root-ca.pem");

@@ -126,6 +126,10 @@ emulatorTest(
     assert.equal(oneLine.status, 200, oneLine.body);
     const encoded = await post({ "x-ssl-cert-chain": encodeURIComponent(chain) });
     assert.equal(encoded.status, 200, encoded.body);
+    const line = `${chain.replace(/\r?\n/g, " ")} `;
+    const huge = await post({ "x-ssl-cert-chain": line.repeat(Math.ceil(34_000 / line.length)) });
+    assert.equal(huge.status, 401);
+    assert.match(JSON.parse(huge.body).message, /X-Ssl-Cert-Chain is longer than 32768 characters/);
     const garbage = await post({ "x-ssl-cert-chain": "not a certificate" });
     assert.equal(garbage.status, 401);
     assert.match(JSON.parse(garbage.body).message, /X-Ssl-Cert-Chain/);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeDer } from "../test_helpers.ts";
+import { encodeDer } from "../support/stores.ts";
 import { X509Certificate } from "node:crypto";
 import {
   children,

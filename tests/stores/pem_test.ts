@@ -3,7 +3,7 @@ import {
   assertStoreError as assertStoreErrorAsync,
   assertStoreErrorSync as assertStoreError,
   entryKey,
-} from "../test_helpers.ts";
+} from "../support/stores.ts";
 import { Buffer } from "node:buffer";
 import { createPrivateKey } from "node:crypto";
 import { readPem } from "../../lib/stores/pem.ts";

@@ -114,7 +114,7 @@ mosquittoTest(
       await using keeper = await keepToken(device, {
         tokenRenewed: (token) => renewed.push(token),
         error: (err) => errors.push(err),
-        retryDelayMs: 300,
+        retryDelayMs: 500,
         request: { attempts: 1, attemptTimeoutMs: 400 },
       });
       service.silent = true;

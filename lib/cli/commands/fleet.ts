@@ -14,7 +14,7 @@ import { checkFleet, type FleetMode } from "../../fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../../fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../../fleet/manifest.ts";
 import type { DeviceResult, FailureClass, FleetSummary } from "../../fleet/result.ts";
-import { parsePasswordSpec } from "../../password_spec.ts";
+import { parsePasswordSpec } from "../../stores/password_spec.ts";
 import type { CommandContext } from "../context.ts";
 import { EXIT_CODES } from "../exit_codes.ts";
 import { readStoreFile } from "../files.ts";

@@ -7,7 +7,7 @@
 import { CertificateError, ExitCode } from "../../errors.ts";
 import { diagnose, hasErrors } from "../../diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
-import { contentNote } from "../../keystore.ts";
+import { contentNote } from "../../stores/detect.ts";
 import type { DeviceIdentity, StoreFormat } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { loadStores } from "../load_stores.ts";

@@ -13,11 +13,11 @@
  */
 
 import assert from "node:assert/strict";
-import { C8yError } from "../lib/errors.ts";
-import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { children, readDer, type Tlv } from "../lib/encoding/der.ts";
+import { C8yError } from "../../lib/errors.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
+import { children, readDer, type Tlv } from "../../lib/encoding/der.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const permissions = { read: [fixtures] };
 
 /** The fixed seed of the whole run. */

@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
-import { assertStoreError, entryKey, JDK_CACERTS, jdkCacertsOrWarn, tool } from "./test_helpers.ts";
+import {
+  assertStoreError,
+  entryKey,
+  JDK_CACERTS,
+  jdkCacertsOrWarn,
+  tool,
+} from "../support/stores.ts";
 import { createPrivateKey } from "node:crypto";
-import { readJks } from "../lib/jks.ts";
-import { pemBlocks } from "../lib/encoding/pem.ts";
+import { readJks } from "../../lib/stores/jks.ts";
+import { pemBlocks } from "../../lib/encoding/pem.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
 const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));
@@ -227,7 +233,9 @@ Deno.test({
     const script = `${dir}/read.ts`;
     await Deno.writeTextFile(
       script,
-      `import { readJks } from ${JSON.stringify(new URL("../lib/jks.ts", import.meta.url).href)};
+      `import { readJks } from ${
+        JSON.stringify(new URL("../../lib/stores/jks.ts", import.meta.url).href)
+      };
 const bytes = await Deno.readFile(${JSON.stringify(new URL("devices/rsa.jks", fixtures).pathname)});
 try {
   await readJks(bytes, { password: "${PASSWORD}", name: "rsa.jks" });

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
-import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "./test_helpers.ts";
+import { assertStoreError, JDK_CACERTS, jdkCacertsOrWarn } from "../support/stores.ts";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { UsageError } from "../lib/errors.ts";
-import { detectFormat, loadKeyStore, loadTrustStore, MAX_STORE_BYTES } from "../lib/keystore.ts";
-import type { DeviceIdentity } from "../lib/types.ts";
+import { UsageError } from "../../lib/errors.ts";
+import { detectFormat } from "../../lib/stores/detect.ts";
+import { MAX_STORE_BYTES } from "../../lib/stores/read_store.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
+import type { DeviceIdentity } from "../../lib/types.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
 const text = (path: string): string => Deno.readTextFileSync(new URL(path, fixtures));

@@ -8,12 +8,12 @@
  * The issue's in-process targets: a JDK 17 PKCS#12 opens in at most 10 ms, a JKS in at most 2 ms.
  * Run with `deno task bench` (nothing here asserts a duration).
  *
- * `tests/pkcs12_bench.ts` measures the PKCS#12 reader alone; these add the key parsing, chain
+ * `tests/stores/pkcs12_bench.ts` measures the PKCS#12 reader alone; these add the key parsing, chain
  * ordering and certificate summaries that `loadKeyStore()` does on top.
  */
-import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = (file: string): Promise<Uint8Array> => Deno.readFile(new URL(file, fixtures));
 const DEVICES = ["rsa", "ec256", "ec384"] as const;
 const PASSWORD = "changeit";

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { assertStoreError, encodeDer, entryKey, type ExpectedStoreError } from "./test_helpers.ts";
+import {
+  assertStoreError,
+  encodeDer,
+  entryKey,
+  type ExpectedStoreError,
+} from "../support/stores.ts";
 import { Buffer } from "node:buffer";
 import {
   createHash,
@@ -9,11 +14,11 @@ import {
   type KeyObject,
   X509Certificate,
 } from "node:crypto";
-import { readPkcs12 } from "../lib/pkcs12.ts";
-import { StoreError } from "../lib/errors.ts";
-import type { RawStore } from "../lib/types.ts";
+import { readPkcs12 } from "../../lib/stores/pkcs12/read.ts";
+import { StoreError } from "../../lib/errors.ts";
+import type { RawStore } from "../../lib/types.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const permissions = { read: [fixtures] };
 const PASSWORD = "changeit";
 const WRONG = "Wr0ng-Passw0rd!";

@@ -9,10 +9,11 @@
 
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { detectFormat, loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { assertStoreError, tool } from "./test_helpers.ts";
+import { detectFormat } from "../../lib/stores/detect.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
+import { assertStoreError, tool } from "../support/stores.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
 const PASSWORD = "changeit";
@@ -264,7 +265,7 @@ Deno.test({
     // The MAC-less, unencrypted store: its AuthenticatedSafe OCTET STRING gets two more bytes
     // (05 00) inside, and every enclosing length grows by two.
     const original = bytes("devices/rsa.nomac.p12");
-    const { readDer, children, encodeDer } = await import("../lib/encoding/der.ts");
+    const { readDer, children, encodeDer } = await import("../../lib/encoding/der.ts");
     const pfx = children(readDer(original));
     const contentInfo = children(pfx[1]);
     const octets = children(contentInfo[1])[0];

@@ -1,6 +1,6 @@
-import { readPkcs12 } from "../lib/pkcs12.ts";
+import { readPkcs12 } from "../../lib/stores/pkcs12/read.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const VARIANTS = ["openssl3", "legacy", "jdk", "nomac"] as const;
 const DEVICES = ["rsa", "ec256", "ec384"] as const;
 

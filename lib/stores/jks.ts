@@ -21,12 +21,12 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { equalBytes, utf16be } from "./encoding/bytes.ts";
-import { type JksJs, loadJks } from "./deps.ts";
-import { StoreError } from "./errors.ts";
-import { pkcs8Info } from "./x509/key_info.ts";
-import { children, DerError, readDer, readOctets, readOid } from "./encoding/der.ts";
-import type { RawEntry, RawStore } from "./types.ts";
+import { equalBytes, utf16be } from "../encoding/bytes.ts";
+import { type JksJs, loadJks } from "../deps.ts";
+import { StoreError } from "../errors.ts";
+import { pkcs8Info } from "../x509/key_info.ts";
+import { children, DerError, readDer, readOctets, readOid } from "../encoding/der.ts";
+import type { RawEntry, RawStore } from "../types.ts";
 
 /** Options of {@linkcode readJks}. */
 export interface ReadJksOptions {
@@ -43,7 +43,7 @@ export const JCEKS_MAGIC = 0xcececece;
 
 /**
  * Which Java keystore a store's magic number (its first four bytes) announces. The one reader of
- * the magic: format detection (`keystore.ts`) and the PKCS#12 reader's message for a store of
+ * the magic: format detection (`detect.ts`) and the PKCS#12 reader's message for a store of
  * another format use it too.
  *
  * @param bytes The store's bytes.
@@ -88,7 +88,7 @@ const DIGEST_LEN = 20;
  * @example A JCEKS store is refused with the conversion command
  * ```ts
  * import { readJks } from "./jks.ts";
- * import { StoreError } from "./errors.ts";
+ * import { StoreError } from "../errors.ts";
  * const jceks = new Uint8Array([0xce, 0xce, 0xce, 0xce, 0, 0, 0, 2, 0, 0, 0, 0]);
  * try {
  *   await readJks(jceks, { password: "changeit", name: "device.jceks" });

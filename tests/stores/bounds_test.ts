@@ -6,16 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeDer } from "../lib/encoding/der.ts";
-import { loadKeyStore, loadTrustStore } from "../lib/keystore.ts";
-import { MAX_STORE_WORK, WorkBudget } from "../lib/pbe.ts";
-import { pemBlocks, toPem } from "../lib/encoding/pem.ts";
-import { readPkcs12 } from "../lib/pkcs12.ts";
-import { MAX_STORE_CERTIFICATES } from "../lib/x509/certificate.ts";
-import { runCli } from "./cli_helpers.ts";
-import { assertStoreError } from "./test_helpers.ts";
+import { encodeDer } from "../../lib/encoding/der.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
+import { MAX_STORE_WORK, WorkBudget } from "../../lib/stores/kdf.ts";
+import { pemBlocks, toPem } from "../../lib/encoding/pem.ts";
+import { readPkcs12 } from "../../lib/stores/pkcs12/read.ts";
+import { MAX_STORE_CERTIFICATES } from "../../lib/x509/certificate.ts";
+import { runCli } from "../cli_helpers.ts";
+import { assertStoreError } from "../support/stores.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
 const oid = (dotted: number[]): Uint8Array => {
