@@ -8,6 +8,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { issuedBy as certIssuedBy } from "../x509/certificate.ts";
+import { IssuerIndex } from "../x509/chain.ts";
 import type { Certificate, Problem, TrustAnchors } from "../types.ts";
 import { cap, listOf, oneOf } from "./wording.ts";
 
@@ -32,16 +33,14 @@ export function checkChain(
   out: Problem[],
 ): void {
   // Walk from the leaf to its issuers among the given certificates, preferring the next one.
-  const path = [leafIndex];
-  for (let cur = leafIndex; !nodes[cur].cert.summary.selfSigned;) {
-    const candidates = [cur + 1, ...nodes.keys()];
-    const next = candidates.find((j) =>
-      j < nodes.length && !path.includes(j) && issuedBy(nodes[cur], nodes[j])
-    );
-    if (next === undefined) break;
-    path.push(next);
-    cur = next;
-  }
+  const position = new Map(nodes.map((node, i) => [node, i]));
+  const issuers = new IssuerIndex(nodes, (node) => node.cert.der).path(nodes[leafIndex], {
+    issued: issuedBy,
+    isRoot: (node) => node.cert.summary.selfSigned,
+    prefer: (node) => nodes[position.get(node)! + 1],
+    maxLength: nodes.length,
+  });
+  const path = [leafIndex, ...issuers.map((node) => position.get(node)!)];
 
   // Every certificate that signs another one must be a CA.
   for (let k = 1; k < path.length; k++) {
@@ -170,7 +169,9 @@ function reachesTrust(nodes: Node[], path: number[], trust: TrustAnchors): boole
     .some((i) => trusted.has(nodes[i].cert.summary.sha256));
   if (inChain) return true;
   const end = nodes[path[path.length - 1]];
-  return trust.certificates.some((c) => issuedBy(end, { cert: c, x509: toX509(c), label: "" }));
+  const anchors = new IssuerIndex<Certificate>(trust.certificates, (c) => c.der);
+  return anchors.candidates(end.cert)
+    .some((c) => issuedBy(end, { cert: c, x509: toX509(c), label: "" }));
 }
 
 /** Whether `parent` issued `child` (see certificate.ts); never for an unreadable certificate. */

@@ -9,6 +9,7 @@
 import { createPrivateKey, createPublicKey, type X509Certificate } from "node:crypto";
 import { equalBytes } from "../encoding/bytes.ts";
 import { MAX_CHAIN_LENGTH } from "../x509/certificate.ts";
+import { validityAt } from "../x509/chain.ts";
 import { parseClientId } from "../client_id.ts";
 import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "../x509/key_info.ts";
 import { UsageError } from "../errors.ts";
@@ -140,7 +141,8 @@ function checkValidity(node: Node, now: Date, soonMs: number, out: Problem[]): v
   const notAfter = Date.parse(s.notAfter);
   const t = now.getTime();
   const clock = `the local clock says ${now.toISOString()}`;
-  if (t > notAfter) {
+  const validity = validityAt(s, now);
+  if (validity === "expired") {
     const ago = t - notAfter;
     out.push({
       code: "CERT_EXPIRED",
@@ -152,7 +154,7 @@ function checkValidity(node: Node, now: Date, soonMs: number, out: Problem[]): v
         : "Renew the certificate. If it should still be valid, the local clock may be wrong: " +
           "check it (NTP).",
     });
-  } else if (t < notBefore) {
+  } else if (validity === "not-yet-valid") {
     const ahead = notBefore - t;
     out.push({
       code: "CERT_NOT_YET_VALID",

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { validityAt } from "../x509/chain.ts";
 import type { Problem, TrustAnchors } from "../types.ts";
 import { aliasOf, cap, formatDuration, nameOf } from "./wording.ts";
 
@@ -23,7 +24,8 @@ export function checkTrust(trust: TrustAnchors, what: string, now: Date, out: Pr
         hint: "Put the issuing CA certificate into the truststore instead.",
       });
     }
-    if (t > Date.parse(s.notAfter)) {
+    const validity = validityAt(s, now);
+    if (validity === "expired") {
       out.push({
         code: "TRUST_CERT_EXPIRED",
         severity: "warning",
@@ -31,7 +33,7 @@ export function checkTrust(trust: TrustAnchors, what: string, now: Date, out: Pr
           `(valid until ${s.notAfter}; the local clock says ${now.toISOString()}).`,
         hint: "Replace it with the CA's current certificate.",
       });
-    } else if (t < Date.parse(s.notBefore)) {
+    } else if (validity === "not-yet-valid") {
       out.push({
         code: "TRUST_CERT_NOT_YET_VALID",
         severity: "warning",
