@@ -80,8 +80,8 @@ export {
 } from "./lib/x509/certificate.ts";
 export { TLS_CLIENT_KEYS } from "./lib/x509/key_info.ts";
 export type { ParseCertificateOptions } from "./lib/x509/certificate.ts";
-export { diagnose, hasErrors } from "./lib/diagnose.ts";
-export type { DiagnoseInput } from "./lib/diagnose.ts";
+export { diagnose, hasErrors } from "./lib/diagnose/diagnose.ts";
+export type { DiagnoseInput } from "./lib/diagnose/diagnose.ts";
 export { explainRefusal, refusalExplanation } from "./lib/diagnose/refusal.ts";
 export type { RefusalExplanation } from "./lib/diagnose/refusal.ts";
 export { clientId, parseClientId } from "./lib/client_id.ts";

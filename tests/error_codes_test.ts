@@ -1,6 +1,6 @@
 /**
  * The error codes are listed once: the `ErrorCode` union in `lib/errors.ts` with its table, and
- * the `ProblemCode` union in `lib/types.ts` with the table of `lib/diagnose.ts`. These tests read
+ * the `ProblemCode` union in `lib/types.ts` with the table of `lib/diagnose/diagnose.ts`. These tests read
  * the sources and check that the unions, the tables and the codes the code uses agree.
  */
 
@@ -65,7 +65,7 @@ Deno.test({
   name: "ProblemCode: the union and the severity table of diagnose() list the same codes",
   permissions,
 }, () => {
-  const diagnose = source("lib/diagnose.ts");
+  const diagnose = source("lib/diagnose/diagnose.ts");
   const table = tableCodes(diagnose.slice(0, diagnose.indexOf("@module")));
   assert.deepEqual([...problemCodes].filter((c) => !table.has(c)), []);
   assert.deepEqual([...table].filter((c) => !problemCodes.has(c)), []);

@@ -13,7 +13,7 @@
 import { parseBrokerUrl } from "../broker_url.ts";
 import { clientId as buildClientId } from "../client_id.ts";
 import { checkNumberOption } from "../check_option.ts";
-import { diagnose } from "../diagnose.ts";
+import { diagnose } from "../diagnose/diagnose.ts";
 import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
 import { loadMqtt, type Mqtt } from "../deps.ts";
 import { C8yError, MqttError, PermissionError, UsageError } from "../errors.ts";

@@ -12,7 +12,7 @@ import { type KeyObject, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { certificatesFromPem, MAX_CHAIN_LENGTH, parseCertificate } from "../x509/certificate.ts";
 import { parseClientId } from "../client_id.ts";
-import { IssuerIndex } from "../x509/chain.ts";
+import { IssuerIndex, validityAt } from "../x509/chain.ts";
 import { UsageError } from "../errors.ts";
 import type { Certificate } from "../types.ts";
 
@@ -101,13 +101,14 @@ function toCert(parsed: Certificate): Cert {
 }
 
 function validityProblem(cert: Cert, now: Date, role: string): string | undefined {
-  if (now < cert.notBefore) {
-    return `${role} "${cert.name}" is not valid before ${cert.notBefore.toISOString()}`;
+  switch (validityAt(cert, now)) {
+    case "not-yet-valid":
+      return `${role} "${cert.name}" is not valid before ${cert.notBefore.toISOString()}`;
+    case "expired":
+      return `${role} "${cert.name}" expired on ${cert.notAfter.toISOString()}`;
+    case "valid":
+      return undefined;
   }
-  if (now > cert.notAfter) {
-    return `${role} "${cert.name}" expired on ${cert.notAfter.toISOString()}`;
-  }
-  return undefined;
 }
 
 /**
@@ -165,17 +166,12 @@ function verifyChain(chain: Uint8Array[], context: ChainContext, now: Date): Cha
 
   // The path from the leaf through the presented certificates (the one chain walker, by issuer
   // Name and signature) up to the first certificate a trusted CA issued.
-  const anchorOf = (cert: Cert): Cert | undefined =>
-    context.anchors.candidates(cert).find((t) => context.signed(cert, t));
   const presented = new IssuerIndex(certs.slice(1), derOf);
-  const path = [
-    leaf,
-    ...presented.path(leaf, {
-      issued: context.signed,
-      isRoot: (cert) => anchorOf(cert) !== undefined,
-      maxLength: MAX_CHAIN_LENGTH,
-    }),
-  ];
+  const walk = presented.pathToAnchor(leaf, context.anchors, {
+    issued: context.signed,
+    maxLength: MAX_CHAIN_LENGTH,
+  });
+  const path = [leaf, ...walk.path];
   for (let i = 1; i < path.length; i++) {
     const [child, issuer] = [path[i - 1], path[i]];
     if (!issuer.isCA) {
@@ -187,7 +183,7 @@ function verifyChain(chain: Uint8Array[], context: ChainContext, now: Date): Cha
     if (problem) return refuse(problem);
   }
   const top = path[path.length - 1];
-  const anchor = anchorOf(top);
+  const anchor = walk.anchor;
   if (anchor) {
     const problem = validityProblem(anchor, now, "trusted CA");
     if (problem) return refuse(problem);

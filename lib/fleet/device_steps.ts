@@ -7,7 +7,7 @@
 
 import { clientId as buildClientId } from "../client_id.ts";
 import { connect, type DeviceConnection } from "../connect/connection.ts";
-import { diagnose } from "../diagnose.ts";
+import { diagnose } from "../diagnose/diagnose.ts";
 import { CertificateError, type Stage, UsageError } from "../errors.ts";
 import { loadKeyStore } from "../stores/load.ts";
 import { parsePasswordSpec } from "../stores/password_spec.ts";

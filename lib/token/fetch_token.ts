@@ -6,7 +6,7 @@
 
 import { connect, type StageListener } from "../connect/connection.ts";
 import { checkNumberOption } from "../check_option.ts";
-import { diagnose } from "../diagnose.ts";
+import { diagnose } from "../diagnose/diagnose.ts";
 import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
 import { C8yError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";

@@ -1,8 +1,14 @@
 /**
  * Certificate chains: the one walker from a certificate up through its issuers, by issuer and
  * subject Name, with an optional "who issued whom" test on top (the signature, see
- * {@linkcode issuedBy}). The store readers use it to put a key entry's certificates leaf first
- * (`stores/load.ts`) and to give each key of a PKCS#12 file its chain (`stores/pkcs12/`).
+ * {@linkcode issuedBy}), up to a trust anchor; and validity at an instant. The store readers use
+ * it to put a key entry's certificates leaf first (`stores/key_entry.ts`) and to give each key of
+ * a PKCS#12 file its chain (`stores/pkcs12/`), the offline checks to judge the device chain
+ * (`diagnose/chain.ts`), and the emulator to verify the chain a device presents.
+ *
+ * Names are compared as OpenSSL compares them for chain building: by their text, ignoring case
+ * and runs of white space, so that an issuer Name written as a UTF8String matches a subject
+ * written as a PrintableString.
  *
  * Linear in the number of certificates: the candidates for an issuer are found by subject Name
  * in a map, never by comparing every pair, and a path is at most {@linkcode MAX_PATH_LENGTH}
@@ -14,7 +20,8 @@
 
 import { hex } from "../encoding/bytes.ts";
 import { issuedBy } from "./certificate.ts";
-import { certificateNames } from "./tbs.ts";
+import { formatName } from "./names.ts";
+import { tbsFields } from "./tbs.ts";
 
 /** The longest path the walker follows, in certificates (the platform accepts 10). */
 export const MAX_PATH_LENGTH = 16;
@@ -43,6 +50,19 @@ export interface IssuerPathOptions<C> {
    * @default MAX_PATH_LENGTH
    */
   maxLength?: number;
+  /**
+   * A certificate to try before the other candidates, e.g. the one after `cert` in the list.
+   * @default none: pool order
+   */
+  prefer?: (cert: C) => C | undefined;
+}
+
+/** Where a walk to a trust anchor ended: the issuers found, and the anchor if one was reached. */
+export interface AnchoredPath<C> {
+  /** The issuers found in the pool, nearest first (the start not included). */
+  path: C[];
+  /** The anchor that issued the last certificate of the path (or the start). */
+  anchor: C | undefined;
 }
 
 /**
@@ -72,7 +92,7 @@ export class IssuerIndex<C> {
   constructor(pool: readonly C[], der: (cert: C) => Uint8Array) {
     this.#der = der;
     for (const cert of pool) {
-      const subject = namesHex(der(cert))?.subject;
+      const subject = nameKeys(der(cert))?.subject;
       if (subject === undefined) continue;
       const list = this.#bySubject.get(subject);
       if (list) list.push(cert);
@@ -81,14 +101,13 @@ export class IssuerIndex<C> {
   }
 
   /**
-   * The certificates of the pool whose subject Name is the issuer Name of `cert`, byte for byte,
-   * in pool order.
+   * The certificates of the pool whose subject Name is the issuer Name of `cert`, in pool order.
    *
    * @param cert The certificate whose issuer is looked for.
    * @returns The candidates; empty when none matches or `cert`'s Names cannot be read.
    */
   candidates(cert: C): readonly C[] {
-    const issuer = namesHex(this.#der(cert))?.issuer;
+    const issuer = nameKeys(this.#der(cert))?.issuer;
     return issuer === undefined ? [] : this.#bySubject.get(issuer) ?? [];
   }
 
@@ -102,22 +121,53 @@ export class IssuerIndex<C> {
    * @returns The issuers found, nearest first; `start` itself is not included.
    */
   path(start: C, options: IssuerPathOptions<C> = {}): C[] {
-    const { issued, isRoot } = options;
+    return this.#walk(start, options, undefined).path;
+  }
+
+  /**
+   * Walks like {@linkcode IssuerIndex.path}, but first asks at each step whether a certificate of
+   * `anchors` issued the current one, and stops there.
+   *
+   * @param start The certificate to start from.
+   * @param anchors The trust anchors, indexed.
+   * @param options The issued test (for anchors too), where to stop, the longest chain.
+   * @returns The issuers found and the anchor reached, if any.
+   */
+  pathToAnchor(
+    start: C,
+    anchors: IssuerIndex<C>,
+    options: IssuerPathOptions<C> = {},
+  ): AnchoredPath<C> {
+    return this.#walk(start, options, anchors);
+  }
+
+  #walk(
+    start: C,
+    options: IssuerPathOptions<C>,
+    anchors: IssuerIndex<C> | undefined,
+  ): AnchoredPath<C> {
+    const { issued, isRoot, prefer } = options;
+    const accepts = (child: C, parent: C): boolean => issued === undefined || issued(child, parent);
     const below = options.below ?? [];
     const maxLength = options.maxLength ?? MAX_PATH_LENGTH;
     const seen = new Set([...below, start].map((c) => hex(this.#der(c))));
     const path: C[] = [];
-    for (let current = start; below.length + 1 + path.length < maxLength;) {
-      if (isRoot?.(current)) break;
-      const next = this.candidates(current).find((c) =>
-        !seen.has(hex(this.#der(c))) && (issued === undefined || issued(current, c))
-      );
+    for (let current = start;;) {
+      const anchor = anchors?.candidates(current).find((a) => accepts(current, a));
+      if (anchor !== undefined) return { path, anchor };
+      if (below.length + 1 + path.length >= maxLength || isRoot?.(current)) break;
+      const candidates = this.candidates(current);
+      const first = prefer?.(current);
+      const ordered = first !== undefined && candidates.includes(first)
+        ? [first, ...candidates.filter((c) => c !== first)]
+        : candidates;
+      const next = ordered.find((c) => !seen.has(hex(this.#der(c))) && accepts(current, c));
       if (next === undefined) break;
       path.push(next);
       seen.add(hex(this.#der(next)));
       current = next;
     }
-    return path;
+    return { path, anchor: undefined };
   }
 }
 
@@ -163,12 +213,53 @@ export function isSelfIssued(cert: Parameters<typeof issuedBy>[0]): boolean {
   return issuedBy(cert, cert);
 }
 
-/** The certificate's issuer and subject Names as hex, or `undefined` when they cannot be read. */
-function namesHex(der: Uint8Array): { issuer: string; subject: string } | undefined {
+/** The dates a certificate is valid between (ISO strings, as in a summary, or Dates). */
+export interface ValidityWindow {
+  /** The first instant it is valid. */
+  notBefore: string | Date;
+  /** The last instant it is valid. */
+  notAfter: string | Date;
+}
+
+/**
+ * Whether a certificate is valid at an instant: `notBefore <= at <= notAfter` (RFC 5280
+ * §4.1.2.5, both ends included).
+ *
+ * @param cert Its validity window.
+ * @param at The instant.
+ * @returns `valid`, `not-yet-valid` (before `notBefore`) or `expired` (after `notAfter`).
+ *
+ * @example
+ * ```ts
+ * import { validityAt } from "./chain.ts";
+ * const cert = { notBefore: "2026-01-01T00:00:00.000Z", notAfter: "2027-01-01T00:00:00.000Z" };
+ * if (validityAt(cert, new Date("2028-01-01")) !== "expired") throw new Error();
+ * if (validityAt(cert, new Date("2026-06-01")) !== "valid") throw new Error();
+ * ```
+ */
+export function validityAt(
+  cert: ValidityWindow,
+  at: Date,
+): "valid" | "not-yet-valid" | "expired" {
+  const t = at.getTime();
+  if (t < new Date(cert.notBefore).getTime()) return "not-yet-valid";
+  if (t > new Date(cert.notAfter).getTime()) return "expired";
+  return "valid";
+}
+
+/**
+ * The certificate's issuer and subject Names as comparison keys (their text, lower case, runs of
+ * white space as one space), or `undefined` when they cannot be read.
+ */
+function nameKeys(der: Uint8Array): { issuer: string; subject: string } | undefined {
   try {
-    const { issuer, subject } = certificateNames(der);
-    return { issuer: hex(issuer), subject: hex(subject) };
+    const { issuer, subject } = tbsFields(der);
+    return { issuer: nameKey(formatName(issuer)), subject: nameKey(formatName(subject)) };
   } catch {
     return undefined;
   }
+}
+
+function nameKey(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, " ").trim();
 }

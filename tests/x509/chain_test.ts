@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isSelfIssued, IssuerIndex, orderLeafFirst } from "../../lib/x509/chain.ts";
+import { isSelfIssued, IssuerIndex, orderLeafFirst, validityAt } from "../../lib/x509/chain.ts";
 import { issuedBy, parseCertificate } from "../../lib/x509/certificate.ts";
 import type { Certificate } from "../../lib/types.ts";
 
@@ -124,4 +124,50 @@ Deno.test({
     const ordered = [leaf, intermediate, root];
     assert.deepEqual(orderLeafFirst(ordered, 0, der, { isRoot: isSelfIssued }), ordered);
   },
+});
+
+Deno.test({
+  name: "IssuerIndex.pathToAnchor() stops at the first certificate an anchor issued",
+  permissions: read,
+  fn(): void {
+    const { leaf, intermediate, root, other } = tiers();
+    const pool = new IssuerIndex([other, intermediate, leaf], der);
+    // The root is the anchor: the path is the intermediate, then the root issued it.
+    const anchored = pool.pathToAnchor(leaf, new IssuerIndex([root], der), { issued: signed });
+    assert.deepEqual(anchored, { path: [intermediate], anchor: root });
+    // The intermediate trusted: the leaf alone reaches it.
+    const direct = pool.pathToAnchor(leaf, new IssuerIndex([intermediate], der), {
+      issued: signed,
+    });
+    assert.deepEqual(direct, { path: [], anchor: intermediate });
+    // No anchor issues anything here: the walk ends where the pool does, without one.
+    const none = pool.pathToAnchor(leaf, new IssuerIndex([other], der), { issued: signed });
+    assert.deepEqual(none, { path: [intermediate], anchor: undefined });
+    // maxLength bounds the walk before the anchor is reached.
+    const short = pool.pathToAnchor(leaf, new IssuerIndex([root], der), { maxLength: 1 });
+    assert.deepEqual(short, { path: [], anchor: undefined });
+  },
+});
+
+Deno.test({
+  name: "IssuerIndex.path() tries the preferred candidate first",
+  permissions: read,
+  fn(): void {
+    const { leaf, intermediate } = tiers();
+    const copy = { ...intermediate, der: intermediate.der.slice() };
+    const index = new IssuerIndex([intermediate, copy], der);
+    assert.deepEqual(index.path(leaf, { maxLength: 2 }), [intermediate]);
+    assert.deepEqual(index.path(leaf, { maxLength: 2, prefer: () => copy }), [copy]);
+  },
+});
+
+Deno.test("validityAt() includes both ends of the validity window", () => {
+  const cert = {
+    notBefore: "2026-01-01T00:00:00.000Z",
+    notAfter: new Date("2027-01-01T00:00:00Z"),
+  };
+  assert.equal(validityAt(cert, new Date("2025-12-31T23:59:59.999Z")), "not-yet-valid");
+  assert.equal(validityAt(cert, new Date("2026-01-01T00:00:00.000Z")), "valid");
+  assert.equal(validityAt(cert, new Date("2027-01-01T00:00:00.000Z")), "valid");
+  assert.equal(validityAt(cert, new Date("2027-01-01T00:00:00.001Z")), "expired");
 });

@@ -5,7 +5,7 @@
  */
 
 import { CertificateError, ExitCode } from "../../errors.ts";
-import { diagnose, hasErrors } from "../../diagnose.ts";
+import { diagnose, hasErrors } from "../../diagnose/diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { contentNote } from "../../stores/detect.ts";
 import type { DeviceIdentity, StoreFormat } from "../../types.ts";

@@ -7,7 +7,7 @@
  */
 
 import { CertificateError, type Stage } from "../../errors.ts";
-import { diagnose } from "../../diagnose.ts";
+import { diagnose } from "../../diagnose/diagnose.ts";
 import { clientId as deviceClientId } from "../../client_id.ts";
 import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
 import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";

@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
-import { certificatesFromPem } from "../lib/x509/certificate.ts";
-import { diagnose, type DiagnoseInput, formatDuration, hasErrors } from "../lib/diagnose.ts";
-import type { Certificate, DeviceIdentity, Problem, Severity, TrustAnchors } from "../lib/types.ts";
+import { certificatesFromPem } from "../../lib/x509/certificate.ts";
+import { diagnose, type DiagnoseInput, hasErrors } from "../../lib/diagnose/diagnose.ts";
+import { formatDuration } from "../../lib/diagnose/wording.ts";
+import type {
+  Certificate,
+  DeviceIdentity,
+  Problem,
+  Severity,
+  TrustAnchors,
+} from "../../lib/types.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url);
+const FIXTURES = new URL("../../fixtures/", import.meta.url);
 const permissions = { read: [FIXTURES] };
 const DAY = 24 * 3600_000;
 

@@ -5,13 +5,13 @@
 
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
-import { certificatesFromPem } from "../lib/x509/certificate.ts";
-import { diagnose } from "../lib/diagnose.ts";
-import { explainRefusal, refusalExplanation } from "../lib/diagnose/refusal.ts";
-import { MqttError, TlsError } from "../lib/errors.ts";
-import type { DeviceIdentity, TrustAnchors } from "../lib/types.ts";
+import { certificatesFromPem } from "../../lib/x509/certificate.ts";
+import { diagnose } from "../../lib/diagnose/diagnose.ts";
+import { explainRefusal, refusalExplanation } from "../../lib/diagnose/refusal.ts";
+import { MqttError, TlsError } from "../../lib/errors.ts";
+import type { DeviceIdentity, TrustAnchors } from "../../lib/types.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url);
+const FIXTURES = new URL("../../fixtures/", import.meta.url);
 const permissions = { read: [FIXTURES] };
 const read = (path: string): string => Deno.readTextFileSync(new URL(path, FIXTURES));
 

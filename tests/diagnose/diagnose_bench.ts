@@ -6,12 +6,12 @@
  * duration).
  */
 import assert from "node:assert/strict";
-import { parseCertificate } from "../lib/x509/certificate.ts";
-import { diagnose, hasErrors } from "../lib/diagnose.ts";
-import { loadKeyStore, loadTrustStore } from "../lib/stores/load.ts";
-import type { DeviceIdentity } from "../lib/types.ts";
+import { parseCertificate } from "../../lib/x509/certificate.ts";
+import { diagnose, hasErrors } from "../../lib/diagnose/diagnose.ts";
+import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
+import type { DeviceIdentity } from "../../lib/types.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = (file: string): Promise<Uint8Array> => Deno.readFile(new URL(file, fixtures));
 const PASSWORD = "changeit";
 
