@@ -12,6 +12,7 @@ import type { PasswordSpec } from "../stores/password_spec.ts";
 import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";
 import type { RunContext } from "./context.ts";
 import { readStoreFile } from "./files.ts";
+import { inFlags, KEYSTORE_FLAGS, truststoreFlags } from "./flags.ts";
 import { type Command, required, storeType, type Values } from "./options.ts";
 import { promptPassword, resolvePassword } from "./passwords.ts";
 
@@ -98,7 +99,11 @@ export async function readTrustStore(
     run,
     passwords,
     { store: [`Password for "${path}"`, `--${options.passwordOption}`] },
-    ({ store }) => loadTrustStore(bytes, { password: store, type: options.type, name: path }),
+    ({ store }) =>
+      inFlags(
+        truststoreFlags(options.passwordOption.replace(/-password$/, "")),
+        () => loadTrustStore(bytes, { password: store, type: options.type, name: path }),
+      ),
   );
 }
 
@@ -136,15 +141,16 @@ export async function loadStores(
         passwords,
         prompts,
         ({ store, key: keyPassword }) =>
-          loadKeyStore(bytes, {
-            password: store,
-            keyPassword,
-            alias: values.alias,
-            type,
-            name: path,
-            key,
-            keyName: values.key,
-          }),
+          inFlags(KEYSTORE_FLAGS, () =>
+            loadKeyStore(bytes, {
+              password: store,
+              keyPassword,
+              alias: values.alias,
+              type,
+              name: path,
+              key,
+              keyName: values.key,
+            })),
       );
     } catch (error) {
       // inspect explores: a store of several key entries is listed, not refused.
@@ -154,7 +160,8 @@ export async function loadStores(
         run,
         passwords,
         prompts,
-        ({ store }) => listKeyStore(bytes, { password: store, type, name: path }),
+        ({ store }) =>
+          inFlags(KEYSTORE_FLAGS, () => listKeyStore(bytes, { password: store, type, name: path })),
       );
     }
     result.keystorePath = path;

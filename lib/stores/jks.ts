@@ -113,7 +113,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
   if (type !== "jks") {
     throw new StoreError(`Cannot read "${name}": it is not a JKS keystore (no FEEDFEED magic)`, {
       code: "STORE_FORMAT",
-      hint: "Check --keystore-type / --truststore-type, or leave it out to detect the format.",
+      hint: "Check `type`, or leave it out to detect the format.",
     });
   }
 
@@ -134,7 +134,7 @@ export async function readJks(bytes: Uint8Array, options: ReadJksOptions = {}): 
         `Cannot read the JKS store "${name}": integrity check failed (wrong password?)`,
         {
           code: "KEYSTORE_PASSWORD",
-          hint: "Check the store password (--keystore-password or --truststore-password).",
+          hint: "Check the store password (`password`).",
         },
       );
     }
@@ -264,7 +264,7 @@ function recoverKey(
       {
         code: "KEY_PASSWORD",
         hint: "Check the key password: a JKS key entry may have its own (keytool -keypass), " +
-          "given with --key-password; the keystore password is used without it.",
+          "given with `keyPassword`; the keystore password is used without it.",
       },
     );
   }

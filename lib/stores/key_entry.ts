@@ -40,7 +40,7 @@ export async function unlockChosen(
       const which = entry.alias === undefined ? "its key" : `key "${entry.alias}"`;
       throw new StoreError(`Keystore "${name}" needs a password to decrypt ${which}`, {
         code: "KEYSTORE_PASSWORD_REQUIRED",
-        hint: "Give the store password with --keystore-password.",
+        hint: "Give the store password with `password`.",
         cause: err,
       });
     }
@@ -75,8 +75,9 @@ export function chooseKeyEntry(store: RawStore, name: string, alias: string | un
       {
         code: "STORE_NO_KEY",
         hint: store.format === "pem"
-          ? "Give the private key with --key PATH, or use this file as --truststore."
-          : "Use it as --truststore, and give the device's keystore as --keystore.",
+          ? "Give the private key with `key`, or use this file as the truststore (`loadTrustStore`)."
+          : "Use it as the truststore (`loadTrustStore`) and the device's keystore as the keystore " +
+            "(`loadKeyStore`).",
       },
     );
   }
@@ -87,7 +88,7 @@ export function chooseKeyEntry(store: RawStore, name: string, alias: string | un
       } file, which has no aliases`,
       {
         code: "ALIAS_NOT_APPLICABLE",
-        hint: "Leave --alias out for PEM files.",
+        hint: "Leave `alias` out for PEM files.",
       },
     );
   }
@@ -101,13 +102,13 @@ export function chooseKeyEntry(store: RawStore, name: string, alias: string | un
     throw new StoreError(
       `Keystore "${name}" has no key entry "${alias}"` +
         (certOnly ? " (it is a certificate entry)" : "") + `; key entries: ${list(keyEntries)}`,
-      { code: "STORE_ALIAS_UNKNOWN", hint: "Give one of the listed aliases with --alias." },
+      { code: "STORE_ALIAS_UNKNOWN", hint: "Give one of the listed aliases with `alias`." },
     );
   }
   if (keyEntries.length > 1) {
     throw new StoreError(
       `Keystore "${name}" holds ${keyEntries.length} key entries (${list(keyEntries)}); choose one`,
-      { code: "STORE_ALIAS_REQUIRED", hint: "Give the alias of the device's key with --alias." },
+      { code: "STORE_ALIAS_REQUIRED", hint: "Give the alias of the device's key with `alias`." },
     );
   }
   return keyEntries[0];

@@ -57,7 +57,7 @@ export interface LoadKeyStoreOptions {
   type?: StoreFormat;
   /** Label of the keystore in messages (the command line passes the path). @default "keystore" */
   name?: string;
-  /** A separate PEM private key file's bytes (`--key PATH`), for a PEM keystore. */
+  /** A separate PEM private key file's bytes, for a PEM keystore. */
   key?: Uint8Array;
   /** Label of the separate key file in messages. @default "key file" */
   keyName?: string;
@@ -122,7 +122,7 @@ export async function loadKeyStore(
       throw new UsageError(
         `A separate key file ("${keyName}") only goes with a PEM keystore; "${name}" is ` +
           FORMAT_LABEL[store.format],
-        { code: "KEY_NOT_PEM", hint: "Leave out --key: the keystore holds the key." },
+        { code: "KEY_NOT_PEM", hint: "Leave out `key`: the keystore holds the key." },
       );
     }
     const keyStore = await readStore(options.key, { role: "keystore", name: keyName, type: "pem" });
@@ -191,7 +191,8 @@ export async function loadKeyStore(
     throw new StoreError(`Keystore "${name}"${where} holds a private key but no certificate`, {
       code: "STORE_NO_CERTIFICATE",
       hint: store.format === "pem"
-        ? "Give the certificate (chain) file as --keystore and the key file with --key."
+        ? "Give the certificate (chain) file as the keystore (`loadKeyStore`) and the key file with " +
+          "`key`."
         : "Import the device certificate into the key entry (keytool -importcert -alias ...).",
     });
   }
@@ -324,7 +325,8 @@ export async function loadTrustStore(
     throw new StoreError(`Truststore "${name}" holds no certificate`, {
       code: "STORE_NO_CERTIFICATE",
       hint: hasKey
-        ? "It holds only a private key; give the CA certificate(s) as --truststore."
+        ? "It holds only a private key; give the CA certificate(s) as the truststore " +
+          "(`loadTrustStore`)."
         : "Import the server's CA certificate (keytool -importcert -trustcacerts).",
     });
   }

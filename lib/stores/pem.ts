@@ -147,7 +147,7 @@ async function unlockKey(
   if (password === undefined) {
     throw new StoreError(`The private key in "${name}" is encrypted and no password was given`, {
       code: "KEY_PASSWORD_REQUIRED",
-      hint: "Give the key's passphrase (keyPassword, or password for a PEM keystore).",
+      hint: "Give the key's passphrase (`keyPassword`, or `password` for a PEM keystore).",
     });
   }
   const budget = new WorkBudget(`The private key in "${name}"`);
@@ -181,7 +181,7 @@ async function unlockKey(
   if (key === undefined) {
     throw new StoreError(`Cannot decrypt the private key in "${name}": wrong password`, {
       code: "KEY_PASSWORD",
-      hint: "Check the key's passphrase (keyPassword, or password for a PEM keystore).",
+      hint: "Check the key's passphrase (`keyPassword`, or `password` for a PEM keystore).",
     });
   }
   return key;

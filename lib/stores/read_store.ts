@@ -38,7 +38,6 @@ export interface ReadOptions {
 export async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> {
   const { role, name } = opts;
   const Role = role === "keystore" ? "Keystore" : "Truststore";
-  const typeFlag = role === "keystore" ? "--keystore-type" : "--truststore-type";
   if (bytes.length === 0) {
     throw new StoreError(`${Role} "${name}" is empty`, {
       code: "STORE_EMPTY",
@@ -62,7 +61,7 @@ export async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<R
           `its content is ${FORMAT_LABEL[detected]}`,
         {
           code: "STORE_FORMAT",
-          hint: `Use ${typeFlag} ${detected}, or leave the option out to detect the format.`,
+          hint: `Use \`type: "${detected}"\`, or leave the option out to detect the format.`,
         },
       );
     }
@@ -73,7 +72,7 @@ export async function readStore(bytes: Uint8Array, opts: ReadOptions): Promise<R
         "DER certificate",
       {
         code: "STORE_FORMAT",
-        hint: `Check the file; if it is a store, give its format with ${typeFlag}.`,
+        hint: "Check the file; if it is a store, give its format with `type`.",
       },
     );
   } else {
@@ -143,10 +142,9 @@ async function readP12(bytes: Uint8Array, opts: ReadOptions): Promise<RawStore> 
     if (
       opts.password === undefined && err instanceof StoreError && err.code === "KEYSTORE_PASSWORD"
     ) {
-      const flag = opts.role === "keystore" ? "--keystore-password" : "--truststore-password";
       throw new StoreError(`PKCS#12 ${opts.role} "${opts.name}" needs a password`, {
         code: "KEYSTORE_PASSWORD_REQUIRED",
-        hint: `Give it with ${flag}.`,
+        hint: "Give it with `password`.",
         cause: err,
       });
     }

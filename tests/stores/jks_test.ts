@@ -61,7 +61,7 @@ for (const d of ["rsa", "ec256", "ec384"]) {
         name,
         secrets: [PASSWORD, KEY_PASSWORD],
       });
-      assert.ok(err.hint.includes("--key-password"), err.hint);
+      assert.ok(err.hint.includes("`keyPassword`"), err.hint);
       await assertStoreError(entryKey(entry, WRONG), {
         code: "KEY_PASSWORD",
         name,

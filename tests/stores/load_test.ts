@@ -108,7 +108,7 @@ for (const { d, cn, keyType } of DEVICES) {
         name,
         secrets: [PASSWORD, KEY_PASSWORD],
       });
-      assert.ok(err.hint.includes("--key-password"));
+      assert.ok(err.hint.includes("`keyPassword`"), err.hint);
       await assertStoreError(
         loadKeyStore(bytes(name), { password: PASSWORD, keyPassword: WRONG, name }),
         { code: "KEY_PASSWORD", name, secrets: [PASSWORD, KEY_PASSWORD, WRONG] },
@@ -270,7 +270,7 @@ for (const ext of ["p12", "jks"]) {
         secrets: [PASSWORD],
       });
       assert.ok(err.message.includes('"rsa"') && err.message.includes('"ec256"'), err.message);
-      assert.ok(err.hint.includes("--alias"));
+      assert.ok(err.hint.includes("`alias`"), err.hint);
       const unknown = await assertStoreError(
         loadKeyStore(bytes(name), { password: PASSWORD, alias: "nope", name }),
         { code: "STORE_ALIAS_UNKNOWN", name, secrets: [PASSWORD] },
@@ -344,16 +344,16 @@ Deno.test({
         secrets: [PASSWORD],
       });
       assert.ok(err.message.includes("truststore"), err.message);
-      assert.ok(err.hint.includes("--truststore"), err.hint);
+      assert.ok(err.hint.includes("`loadTrustStore`"), err.hint);
     }
   },
 });
 
-// A PEM keystore with only half of an identity: both hint at --key.
+// A PEM keystore with only half of an identity: both hint at the `key` option.
 for (
   const { test, name, code } of [
     {
-      test: "loadKeyStore() refuses a PEM certificate without a key and hints at --key",
+      test: "loadKeyStore() refuses a PEM certificate without a key and hints at `key`",
       name: "devices/ec256.pem",
       code: "STORE_NO_KEY",
     },
@@ -369,7 +369,7 @@ for (
     permissions: read,
     async fn(): Promise<void> {
       const err = await assertStoreError(loadKeyStore(bytes(name), { name }), { code, name });
-      assert.ok(err.hint.includes("--key"), err.hint);
+      assert.ok(err.hint.includes("`key`"), err.hint);
     },
   });
 }
@@ -421,7 +421,7 @@ Deno.test({
       loadKeyStore(bytes(name), { password: PASSWORD, type: "pkcs12", name }),
       { code: "STORE_FORMAT", name, secrets: [PASSWORD] },
     );
-    assert.ok(err.hint.includes("--keystore-type jks"), err.hint);
+    assert.ok(err.hint.includes('`type: "jks"`'), err.hint);
     const pem = await assertStoreError(
       loadKeyStore(bytes("devices/rsa.openssl3.p12"), { type: "pem", name: "x.p12" }),
       { code: "STORE_FORMAT", name: "x.p12" },
@@ -542,7 +542,7 @@ Deno.test({
       loadTrustStore(bytes("server/server-truststore.p12"), { name: "t.p12" }),
       { code: "KEYSTORE_PASSWORD_REQUIRED", name: "t.p12" },
     );
-    assert.ok(err.hint.includes("--truststore-password"));
+    assert.ok(err.hint.includes("`password`"), err.hint);
     await assertStoreError(loadTrustStore(bytes("devices/rsa.key.enc.pem"), { name: "k.pem" }), {
       code: "STORE_NO_CERTIFICATE",
       name: "k.pem",

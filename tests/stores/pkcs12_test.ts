@@ -193,7 +193,7 @@ for (const variant of VARIANTS.filter((v) => v.file !== "nomac")) {
           err.message,
           `Cannot open the PKCS#12 store "${file}": wrong password (the integrity check failed)`,
         );
-        assert.match(err.hint, /--keystore-password/);
+        assert.match(err.hint, /`password`/);
       },
     });
 
@@ -212,7 +212,7 @@ for (const variant of VARIANTS.filter((v) => v.file !== "nomac")) {
           err.message,
           `Cannot decrypt the private key "${device.name}" in "${file}": wrong key password`,
         );
-        assert.match(err.hint, /--key-password/);
+        assert.match(err.hint, /`keyPassword`/);
       },
     });
   }

@@ -32,6 +32,8 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
     identity: options.identity,
     trust: options.trust,
     clientId,
+    checkClientId: options.checkClientId,
+    findings: options.findings,
     connectTimeoutMs: options.timeoutMs,
     reconnect: true,
     callbacks: {

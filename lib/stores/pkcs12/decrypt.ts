@@ -24,10 +24,9 @@ import { isPkcs8, isSingleSequence, type KeyBag, OID } from "./bags.ts";
 export const HINT_CORRUPT = "Check that the file is a complete PKCS#12 (.p12/.pfx) keystore, " +
   "for example with `openssl pkcs12 -info -in FILE -noout`.";
 
-const HINT_PASSWORD = "Check the password given with --keystore-password " +
-  "(or --truststore-password for a truststore).";
+const HINT_PASSWORD = "Check the store password (`password`).";
 
-const HINT_KEY_PASSWORD = "Give the key entry's own password with --key-password " +
+const HINT_KEY_PASSWORD = "Give the key entry's own password with `keyPassword` " +
   "(by default the keystore password is used for the key).";
 
 /** The reading of one store: its name, password, work budget and MAC state. */
@@ -116,7 +115,10 @@ export async function unlockShroudedKey(
   if (password === undefined) {
     throw new StoreError(
       `The private key${which} in "${name}" is encrypted and no password was given`,
-      { code: "KEY_PASSWORD_REQUIRED", hint: "Give the key's password (keyPassword or password)." },
+      {
+        code: "KEY_PASSWORD_REQUIRED",
+        hint: "Give the key's password (`keyPassword` or `password`).",
+      },
     );
   }
   throw new StoreError(

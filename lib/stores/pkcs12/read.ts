@@ -124,8 +124,7 @@ export async function readPkcs12(bytes: Uint8Array, options: ReadPkcs12Options):
       `"${ctx.name}" is not a valid PKCS#12 keystore (it looks like ${other})`,
       {
         code: "STORE_CORRUPT",
-        hint:
-          "Give the right --keystore-type (or --truststore-type), or leave it out to detect it.",
+        hint: "Give the right `type`, or leave it out to detect it.",
       },
     );
   }
