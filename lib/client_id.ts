@@ -61,7 +61,7 @@ export function parseClientId(id: string): ClientIdParts {
       `Client id "${id}" is not of the form <id>, d:<id> or d:<id>:<template>`,
       {
         code: "CLIENT_ID_INVALID",
-        hint: "Leave --client-id out to use d:<certificate CN>, or give d:<CN>.",
+        hint: "Leave `clientId` out to use d:<certificate CN>, or give d:<CN>.",
       },
     );
   }
@@ -143,7 +143,7 @@ export function clientId(identity: DeviceIdentity, options: ClientIdOptions = {}
       `Client id "${options.explicit}" names device "${parts.deviceIdentifier}", but the certificate's Common Name is "${cn}"; Cumulocity would refuse it`,
       {
         code: "CLIENT_ID_MISMATCH",
-        hint: `Leave --client-id out, or use d:${cn}.`,
+        hint: `Leave \`explicit\` out, or use d:${cn}.`,
       },
     );
   }

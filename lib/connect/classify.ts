@@ -49,7 +49,7 @@ export function timeoutError(stage: Stage, broker: BrokerAddress, timeoutMs: num
         code: "NETWORK_TIMEOUT",
         stage: "tcp",
         hint: "A firewall or proxy may drop traffic to this port; check that outgoing port " +
-          `${broker.port} is open, or try a longer --timeout.`,
+          `${broker.port} is open, or try a longer \`connectTimeoutMs\`.`,
       },
     );
   }
@@ -192,8 +192,8 @@ export function classifyTlsError(
       {
         code: "TLS_SERVER_UNTRUSTED",
         hint: options.ca === undefined
-          ? "The default root CAs do not trust it: give --truststore with the CA that signed the server's certificate."
-          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave --truststore out to use the default root CAs.",
+          ? "The default root CAs do not trust it: give `trust` with the CA that signed the server's certificate."
+          : "The truststore does not hold the CA that signed the server's certificate: add it, or leave `trust` out to use the default root CAs.",
         cause: err,
       },
     );
@@ -318,7 +318,7 @@ const CONNACK: Record<number, { code: ErrorCode; meaning: string; hint: string }
   2: {
     code: "MQTT_IDENTIFIER_REJECTED",
     meaning: "identifier rejected",
-    hint: "The client id is not accepted: use d:<certificate CN> (leave --client-id out).",
+    hint: "The client id is not accepted: use d:<certificate CN> (leave `clientId` out).",
   },
   3: {
     code: "MQTT_SERVER_UNAVAILABLE",
@@ -392,7 +392,7 @@ export function connackTimeout(broker: BrokerAddress, timeoutMs: number): MqttEr
     {
       code: "MQTT_CONNACK_TIMEOUT",
       hint:
-        "Check that the port is the broker's MQTT over TLS port (8883) and that the broker is healthy; try a longer --timeout.",
+        "Check that the port is the broker's MQTT over TLS port (8883) and that the broker is healthy; try a longer `connectTimeoutMs`.",
     },
   );
 }
