@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type BrokerAddress, hostPort } from "../broker_url.ts";
+import { type BrokerAddress, hostPort } from "./broker_url.ts";
 import {
   type C8yError,
   type ErrorCode,

@@ -8,7 +8,7 @@
 
 import { Buffer } from "node:buffer";
 import type { TLSSocket } from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import type { Mqtt, MqttClient } from "../deps.ts";
 import { C8yError, MqttError, NetworkError, type Stage } from "../errors.ts";
 import { ackTimeout, lostWhile, messageOf, notConnected, unsendable } from "./classify.ts";

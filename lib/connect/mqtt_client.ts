@@ -14,7 +14,7 @@
  */
 
 import type { TLSSocket } from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import type { C8yError } from "../errors.ts";
 import type { Mqtt, MqttClient } from "../deps.ts";
 import { connackError, connackTimeout, isTlsAlert, lateRejection, notMqtt } from "./classify.ts";

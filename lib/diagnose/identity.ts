@@ -10,7 +10,7 @@ import { createPrivateKey, createPublicKey, type X509Certificate } from "node:cr
 import { equalBytes } from "../encoding/bytes.ts";
 import { MAX_CHAIN_LENGTH } from "../x509/certificate.ts";
 import { validityAt } from "../x509/chain.ts";
-import { parseClientId } from "../client_id.ts";
+import { parseClientId } from "../connect/client_id.ts";
 import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "../x509/key_info.ts";
 import { UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";

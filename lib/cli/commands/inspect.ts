@@ -7,7 +7,7 @@
 import { CertificateError, ExitCode } from "../../errors.ts";
 import { diagnose, hasErrors } from "../../diagnose/diagnose.ts";
 import { problemsWithFlags } from "../flags.ts";
-import { clientId as deviceClientId } from "../../client_id.ts";
+import { clientId as deviceClientId } from "../../connect/client_id.ts";
 import { contentNote } from "../../stores/detect.ts";
 import type { DeviceIdentity, StoreFormat } from "../../types.ts";
 import type { CommandContext } from "../context.ts";

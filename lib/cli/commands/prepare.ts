@@ -9,8 +9,8 @@
 import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose/diagnose.ts";
 import { problemsWithFlags } from "../flags.ts";
-import { clientId as deviceClientId } from "../../client_id.ts";
-import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
+import { clientId as deviceClientId } from "../../connect/client_id.ts";
+import { type BrokerAddress, parseBrokerUrl } from "../../connect/broker_url.ts";
 import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
 import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceToken } from "../../token/decode_token.ts";
