@@ -128,5 +128,24 @@ Deno.test({
     assert.equal(password.code, 3, password.stderr);
     assert.match(password.stderr, /^hint: .*--truststore-password/m);
     assert.doesNotMatch(password.stderr, /`/);
+    // A finding of diagnose() names the option clientId; inspect prints --client-id.
+    const finding = await runCli(
+      [
+        "inspect",
+        "--keystore",
+        "fixtures/devices/rsa.pem",
+        "--key",
+        "fixtures/devices/rsa.key",
+        "--client-id",
+        "d:someone-else",
+      ],
+      { read: ["fixtures"] },
+    );
+    assert.equal(finding.code, 4, finding.stderr);
+    assert.match(
+      finding.stdout,
+      /hint: Use --client-id d:device-rsa-001, or leave --client-id out\./,
+    );
+    assert.doesNotMatch(finding.stdout, /`/);
   },
 });

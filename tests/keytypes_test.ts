@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import tls from "node:tls";
-import { clientId } from "../lib/client_id.ts";
+import { clientId } from "../lib/connect/client_id.ts";
 import { diagnose } from "../lib/diagnose/diagnose.ts";
 import { loadKeyStore } from "../lib/stores/load.ts";
 import { runCli } from "./cli_helpers.ts";

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { OPTION_SPEC } from "../lib/cli/options.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const LIB = new URL("lib/", ROOT);
@@ -118,6 +119,23 @@ Deno.test({
       const text = code(Deno.readTextFileSync(url));
       for (const [pattern, what] of FORBIDDEN) {
         if (pattern.test(text)) found.push(`${relative(url.href)} uses ${what}`);
+      }
+    }
+    assert.deepEqual(found, []);
+  },
+});
+
+Deno.test({
+  name: "the core speaks in options: no code under lib/ outside lib/cli/ names a flag of the CLI",
+  permissions,
+  fn(): void {
+    const flags = Object.keys(OPTION_SPEC).map((name) => new RegExp(`--${name}(?![a-z-])`));
+    const found: string[] = [];
+    for (const url of tsFiles(LIB).filter((url) => !url.href.startsWith(CLI))) {
+      const text = code(Deno.readTextFileSync(url));
+      for (const flag of flags) {
+        const m = flag.exec(text);
+        if (m) found.push(`${relative(url.href)} names ${m[0]}`);
       }
     }
     assert.deepEqual(found, []);

@@ -8,9 +8,26 @@
  */
 
 import { C8yError } from "../errors.ts";
+import type { Problem } from "../types.ts";
 
 /** Option (or call) names of the library -> the flag that gives them on the command line. */
 export type FlagTable = Readonly<Record<string, string>>;
+
+/**
+ * The options of `connect()`, `fetchToken()`, `clientId()` and `diagnose()` as `token`, `check`
+ * and `inspect` give them; what the store calls name is translated first, with the store's own
+ * table.
+ */
+export const LIBRARY_FLAGS: FlagTable = {
+  clientId: "--client-id",
+  explicit: "--client-id",
+  connectTimeoutMs: "--timeout",
+  timeoutMs: "--timeout",
+  trust: "--truststore",
+  alias: "--alias",
+  key: "--key",
+  keyPassword: "--key-password",
+};
 
 /** `loadKeyStore()` and `listKeyStore()`, as `--keystore` and its options give them. */
 export const KEYSTORE_FLAGS: FlagTable = {
@@ -97,4 +114,22 @@ export function errorWithFlags(error: unknown, flags: FlagTable): unknown {
     words.hint = withFlags(error.hint, flags);
   }
   return error;
+}
+
+/**
+ * Offline findings in the command line's words.
+ *
+ * @param problems What `diagnose()` found.
+ * @param flags The table of the options they may name.
+ * @returns New problems with message and hint through {@linkcode withFlags}.
+ */
+export function problemsWithFlags(
+  problems: readonly Problem[],
+  flags: FlagTable = LIBRARY_FLAGS,
+): Problem[] {
+  return problems.map((p) => ({
+    ...p,
+    message: withFlags(p.message, flags),
+    ...(p.hint === undefined ? {} : { hint: withFlags(p.hint, flags) }),
+  }));
 }

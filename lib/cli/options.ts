@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
-import { parseClientId } from "../client_id.ts";
+import { parseClientId } from "../connect/client_id.ts";
 import {
   checkEmulatorSettings,
   DEFAULT_TOKEN_LIFETIME_SECONDS,

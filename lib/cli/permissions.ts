@@ -6,7 +6,7 @@
  */
 
 import { PermissionError } from "../errors.ts";
-import { hostPort, parseBrokerUrl } from "../broker_url.ts";
+import { hostPort, parseBrokerUrl } from "../connect/broker_url.ts";
 import { DEFAULT_HOSTNAME, listenAddress } from "../emulator/settings.ts";
 import { type Command, tokenRoute, type Values } from "./options.ts";
 import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";

@@ -15,6 +15,7 @@ import { type CommandContext, consoleIo, type Io, RunContext } from "./context.t
 import type { StageReport } from "./stages.ts";
 import { commandHelp, HELP } from "./help.ts";
 import { parse, validate } from "./options.ts";
+import { errorWithFlags, LIBRARY_FLAGS } from "./flags.ts";
 import { errorMessage } from "./output.ts";
 import { checkPasswordSources } from "./passwords.ts";
 import { checkPermissions } from "./permissions.ts";
@@ -110,7 +111,7 @@ function reportError(
   io: Io,
   opts: { json: boolean; verbose: boolean; stages?: StageReport[] },
 ): number {
-  const e = asC8yError(error);
+  const e = asC8yError(errorWithFlags(error, LIBRARY_FLAGS));
   if (opts.json) {
     const body: Record<string, unknown> = {
       ok: false,

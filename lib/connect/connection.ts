@@ -10,8 +10,8 @@
  * @module
  */
 
-import { parseBrokerUrl } from "../broker_url.ts";
-import { clientId as buildClientId } from "../client_id.ts";
+import { parseBrokerUrl } from "./broker_url.ts";
+import { clientId as buildClientId } from "./client_id.ts";
 import { checkNumberOption } from "../check_option.ts";
 import { diagnose } from "../diagnose/diagnose.ts";
 import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";

@@ -8,10 +8,11 @@
 
 import { Buffer } from "node:buffer";
 import type { TLSSocket } from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import type { Mqtt, MqttClient } from "../deps.ts";
 import { C8yError, MqttError, NetworkError, type Stage } from "../errors.ts";
-import { ackTimeout, lostWhile, messageOf, notConnected, unsendable } from "./classify.ts";
+import { messageOf } from "./classify.ts";
+import { ackTimeout, lostWhile, notConnected, unsendable } from "./classify_mqtt.ts";
 import { reconnectDelayMs, type ReconnectOptions } from "./backoff.ts";
 import { createMqttClient, handshake, MAX_TIMER_MS } from "./mqtt_client.ts";
 import { destroyed, openTls } from "./open_tls.ts";

@@ -14,10 +14,11 @@
  */
 
 import type { TLSSocket } from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import type { C8yError } from "../errors.ts";
 import type { Mqtt, MqttClient } from "../deps.ts";
-import { connackError, connackTimeout, isTlsAlert, lateRejection, notMqtt } from "./classify.ts";
+import { isTlsAlert, lateRejection } from "./classify.ts";
+import { connackError, connackTimeout, notMqtt } from "./classify_mqtt.ts";
 import { destroyed, type OpenedTls } from "./open_tls.ts";
 
 /** The longest delay `setTimeout` honours (2^31-1 ms); longer ones fire at once. */

@@ -14,7 +14,7 @@
 
 import * as net from "node:net";
 import * as tls from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import { TlsError } from "../errors.ts";
 import type { C8yError, Stage } from "../errors.ts";
 import { classifyNetworkError, classifyTlsError, timeoutError } from "./classify.ts";

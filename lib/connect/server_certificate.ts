@@ -8,7 +8,7 @@
  */
 
 import * as tls from "node:tls";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import { parseCertificate } from "../x509/certificate.ts";
 import { type C8yError, TlsError } from "../errors.ts";
 import { nodeTlsOptions } from "./open_tls.ts";

@@ -5,7 +5,7 @@
  */
 
 import { isIP } from "node:net";
-import type { BrokerAddress } from "../broker_url.ts";
+import type { BrokerAddress } from "./broker_url.ts";
 import { CertificateError, StoreError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 

@@ -10,7 +10,7 @@ import { createPrivateKey, createPublicKey, type X509Certificate } from "node:cr
 import { equalBytes } from "../encoding/bytes.ts";
 import { MAX_CHAIN_LENGTH } from "../x509/certificate.ts";
 import { validityAt } from "../x509/chain.ts";
-import { parseClientId } from "../client_id.ts";
+import { parseClientId } from "../connect/client_id.ts";
 import { describeKey, TLS_CLIENT_KEYS, tlsClientCanPresent } from "../x509/key_info.ts";
 import { UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
@@ -112,7 +112,7 @@ function matchKey(pem: string, nodes: Node[], out: Problem[]): number | undefine
     code: "KEY_MISMATCH",
     severity: "error",
     message: `The private key does not belong to ${nodes[0].label}: their public keys differ.`,
-    hint: "Use the key the certificate was issued for (another --alias or --key), or the " +
+    hint: "Use the key the certificate was issued for (another `alias` or `key`), or the " +
       "certificate issued for this key.",
   });
   return undefined;
@@ -233,7 +233,7 @@ function checkLeaf(leaf: Node, clientId: string | undefined, out: Problem[]): vo
         severity: "error",
         message: `The client id "${clientId}" names device "${device}", but ${leaf.label} is ` +
           `for "${usableCn}": the platform requires them to be equal.`,
-        hint: `Use --client-id d:${usableCn}, or leave --client-id out.`,
+        hint: `Use \`clientId: "d:${usableCn}"\`, or leave \`clientId\` out.`,
       });
     }
   }
@@ -262,8 +262,8 @@ function deviceOfClientId(
   out: Problem[],
 ): string | undefined {
   const hint = cn === undefined
-    ? "Leave --client-id out to use d:<certificate CN>, or give d:<CN>."
-    : `Use --client-id d:${cn}, or leave --client-id out.`;
+    ? "Leave `clientId` out to use d:<certificate CN>, or give d:<CN>."
+    : `Use \`clientId: "d:${cn}"\`, or leave \`clientId\` out.`;
   let why: string;
   try {
     const parts = parseClientId(clientId);

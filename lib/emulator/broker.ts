@@ -11,7 +11,7 @@
 import { Buffer } from "node:buffer";
 import type { EventEmitter } from "node:events";
 import type { TLSSocket } from "node:tls";
-import { hostPort } from "../broker_url.ts";
+import { hostPort } from "../connect/broker_url.ts";
 import { loadAedes } from "../deps.ts";
 import { UsageError } from "../errors.ts";
 import { type DeviceAuthority, presentedChain } from "./device_auth.ts";

@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import { type KeyObject, X509Certificate } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import { certificatesFromPem, MAX_CHAIN_LENGTH, parseCertificate } from "../x509/certificate.ts";
-import { parseClientId } from "../client_id.ts";
+import { parseClientId } from "../connect/client_id.ts";
 import { IssuerIndex, validityAt } from "../x509/chain.ts";
 import { UsageError } from "../errors.ts";
 import type { Certificate } from "../types.ts";

@@ -26,7 +26,7 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { hostPort } from "../broker_url.ts";
+import { hostPort } from "../connect/broker_url.ts";
 import { MAX_CHAIN_LENGTH } from "../x509/certificate.ts";
 import { type DeviceAuthority, presentedChain } from "./device_auth.ts";
 import { clip, type EmulatorEvent } from "./events.ts";

@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket } from "node:tls";
-import { hostPort } from "../broker_url.ts";
+import { hostPort } from "../connect/broker_url.ts";
 import { certificatesFromPem } from "../x509/certificate.ts";
 import { NetworkError, UsageError } from "../errors.ts";
 import { MqttEndpoint } from "./broker.ts";

@@ -13,8 +13,8 @@
  * @module
  */
 
-import { parseBrokerUrl } from "../broker_url.ts";
-import { clientId as buildClientId, parseClientId } from "../client_id.ts";
+import { parseBrokerUrl } from "../connect/broker_url.ts";
+import { clientId as buildClientId, parseClientId } from "../connect/client_id.ts";
 import type { DeviceConnection } from "../connect/connection.ts";
 import { CertificateError, StoreError } from "../errors.ts";
 import type { TrustAnchors } from "../types.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { clientId as buildClientId } from "../client_id.ts";
+import { clientId as buildClientId } from "../connect/client_id.ts";
 import { connect, type DeviceConnection } from "../connect/connection.ts";
 import { diagnose } from "../diagnose/diagnose.ts";
 import { CertificateError, type Stage, UsageError } from "../errors.ts";

@@ -130,7 +130,7 @@ export async function loadKeyStore(
     if (!hasKey(separateKey)) {
       throw new StoreError(`Key file "${keyName}" holds no private key`, {
         code: "STORE_NO_KEY",
-        hint: "Give the device's private key (-----BEGIN PRIVATE KEY-----) with --key.",
+        hint: "Give the device's private key (-----BEGIN PRIVATE KEY-----) with `key`.",
       });
     }
     extraCertificates = separateKey.certificates;

@@ -12,8 +12,8 @@ import { C8yError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
-import { parseBrokerUrl } from "../broker_url.ts";
-import { clientId as buildClientId } from "../client_id.ts";
+import { parseBrokerUrl } from "../connect/broker_url.ts";
+import { clientId as buildClientId } from "../connect/client_id.ts";
 import { requestRestToken } from "./rest_token.ts";
 import { parseRestUrl, restUrlOf } from "./rest_url.ts";
 

@@ -18,7 +18,7 @@ import {
   TlsError,
   TokenError,
 } from "../errors.ts";
-import { hostPort } from "../broker_url.ts";
+import { hostPort } from "../connect/broker_url.ts";
 import { errorCode, seconds } from "../connect/classify.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { RestAddress } from "./rest_url.ts";

@@ -6,7 +6,7 @@
  */
 
 import { isIP } from "node:net";
-import { type BrokerAddress, hostPort } from "../broker_url.ts";
+import { type BrokerAddress, hostPort } from "../connect/broker_url.ts";
 import { UsageError } from "../errors.ts";
 
 /**

@@ -5,7 +5,7 @@ import {
   type ConnectOptions,
   type DeviceConnection,
 } from "../../lib/connect/connection.ts";
-import { parseBrokerUrl } from "../../lib/broker_url.ts";
+import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
 import { tlsOptions } from "../../lib/connect/tls_options.ts";
 import { C8yError, MqttError, NetworkError, PermissionError, TlsError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";

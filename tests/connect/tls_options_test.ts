@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { tlsOptions } from "../../lib/connect/tls_options.ts";
-import { parseBrokerUrl } from "../../lib/broker_url.ts";
+import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
 import { CertificateError, StoreError, UsageError } from "../../lib/errors.ts";
 import { fixtureIdentity, fixtureText, fixtureTrust } from "../mosquitto.ts";
 

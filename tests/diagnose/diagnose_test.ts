@@ -568,7 +568,7 @@ Deno.test({
     assert.equal(p.severity, "error");
     assert.ok(p.message.includes(`"${clientId}"`), p.message);
     assert.match(p.message, /certificate 1 \(CN=device-ec256-001\)/);
-    assert.equal(p.hint, "Use --client-id d:device-ec256-001, or leave --client-id out.");
+    assert.equal(p.hint, 'Use `clientId: "d:device-ec256-001"`, or leave `clientId` out.');
   }
   for (const clientId of ["x:device-ec256-001", "d:device-ec256-001:t:extra"]) {
     const p = only(run({ identity: id, clientId }), "CLIENT_ID_MISMATCH");
@@ -590,7 +590,7 @@ Deno.test({
         "(it is empty, has an empty part or more than three parts), so it cannot match " +
         "certificate 1 (CN=device-ec256-001).",
     );
-    assert.equal(p.hint, "Use --client-id d:device-ec256-001, or leave --client-id out.");
+    assert.equal(p.hint, 'Use `clientId: "d:device-ec256-001"`, or leave `clientId` out.');
   }
   const typed = only(run({ identity: id, clientId: "x:device-ec256-001" }), "CLIENT_ID_MISMATCH");
   assert.match(typed.message, /its connection type "x" is not "d"/);
@@ -599,7 +599,7 @@ Deno.test({
   const noCn = { ...leaf, summary: { ...leaf.summary, commonName: undefined } };
   const problems = run({ identity: { ...id, chain: [noCn, ...id.chain.slice(1)] }, clientId: "" });
   assert.deepEqual(codes(problems, "error"), ["CN_MISSING", "CLIENT_ID_MISMATCH"]);
-  assert.match(only(problems, "CLIENT_ID_MISMATCH").hint!, /Leave --client-id out/);
+  assert.match(only(problems, "CLIENT_ID_MISMATCH").hint!, /Leave `clientId` out/);
 });
 
 // ---- truststores ----------------------------------------------------------------------------

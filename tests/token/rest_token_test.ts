@@ -13,7 +13,7 @@ import type { TLSSocket } from "node:tls";
 import { requestRestToken } from "../../lib/token/rest_token.ts";
 import { fetchToken } from "../../lib/token/fetch_token.ts";
 import { parseRestUrl, restUrlOf } from "../../lib/token/rest_url.ts";
-import { parseBrokerUrl } from "../../lib/broker_url.ts";
+import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
 import { C8yError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
 import { fixtureIdentity, FIXTURES, fixtureText, fixtureTrust, freePort } from "../mosquitto.ts";

@@ -6,7 +6,8 @@
 
 import { CertificateError, ExitCode } from "../../errors.ts";
 import { diagnose, hasErrors } from "../../diagnose/diagnose.ts";
-import { clientId as deviceClientId } from "../../client_id.ts";
+import { problemsWithFlags } from "../flags.ts";
+import { clientId as deviceClientId } from "../../connect/client_id.ts";
 import { contentNote } from "../../stores/detect.ts";
 import type { DeviceIdentity, StoreFormat } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
@@ -37,7 +38,9 @@ export async function inspectCommand(ctx: CommandContext): Promise<number> {
   const stores = await loadStores(ctx.run, ctx.values, "inspect");
   const { identity, trust, listing } = stores;
   const clientId = identity ? tryClientId(identity, ctx.values["client-id"]) : undefined;
-  const problems = diagnose({ identity, trust, clientId: ctx.values["client-id"] });
+  const problems = problemsWithFlags(
+    diagnose({ identity, trust, clientId: ctx.values["client-id"] }),
+  );
   const exit = hasErrors(problems) ? ExitCode.CERTIFICATE : ExitCode.OK;
   if (ctx.json) {
     // "ok" as in every command's JSON: false when a problem of severity error is found (exit 4).

@@ -8,8 +8,9 @@
 
 import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose/diagnose.ts";
-import { clientId as deviceClientId } from "../../client_id.ts";
-import { type BrokerAddress, parseBrokerUrl } from "../../broker_url.ts";
+import { problemsWithFlags } from "../flags.ts";
+import { clientId as deviceClientId } from "../../connect/client_id.ts";
+import { type BrokerAddress, parseBrokerUrl } from "../../connect/broker_url.ts";
 import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
 import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceToken } from "../../token/decode_token.ts";
@@ -73,7 +74,9 @@ export async function prepare(
   log.begin("certificate");
   const explicit = ctx.values["client-id"];
   const force = ctx.values.force ?? false;
-  const problems = diagnose({ identity, trust: stores.trust, clientId: explicit });
+  const problems = problemsWithFlags(
+    diagnose({ identity, trust: stores.trust, clientId: explicit }),
+  );
   const clientId = connectClientId(identity, explicit, force);
   log.certificate(problems, clientId, { force, info: command === "check" });
   const blocking = problems.find((p) => p.severity === "error");

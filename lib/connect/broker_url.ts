@@ -6,7 +6,7 @@
  */
 
 import { isIP } from "node:net";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** The MQTT-over-TLS port Cumulocity listens on, used when a URL names none. */
 export const DEFAULT_PORT = 8883;
@@ -56,7 +56,7 @@ const HOSTNAME =
  *
  * @example Java's `ssl://` form and a bare host
  * ```ts
- * import { parseBrokerUrl } from "../mod.ts";
+ * import { parseBrokerUrl } from "../../mod.ts";
  * const a = parseBrokerUrl("ssl://Tenant.example.com:8883");
  * if (a.url !== "mqtts://tenant.example.com:8883" || a.hostIsIp) throw new Error("unexpected");
  * const b = parseBrokerUrl("[::1]");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { parseBrokerUrl } from "../lib/broker_url.ts";
-import { UsageError } from "../lib/errors.ts";
+import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
+import { UsageError } from "../../lib/errors.ts";
 
 const accepted: Array<[string, string, number, string, boolean]> = [
   // input, host, port, normalised url, hostIsIp

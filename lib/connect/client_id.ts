@@ -10,8 +10,8 @@
  * @module
  */
 
-import { CertificateError, UsageError } from "./errors.ts";
-import type { DeviceIdentity } from "./types.ts";
+import { CertificateError, UsageError } from "../errors.ts";
+import type { DeviceIdentity } from "../types.ts";
 
 /** A client id split into its parts. */
 export interface ClientIdParts {
@@ -47,7 +47,7 @@ export interface ClientIdOptions {
  *
  * @example
  * ```ts
- * import { parseClientId } from "../mod.ts";
+ * import { parseClientId } from "../../mod.ts";
  * const p = parseClientId("d:device-001:myTemplate");
  * if (p.connectionType !== "d" || p.deviceIdentifier !== "device-001") throw new Error("unexpected");
  * if (p.template !== "myTemplate") throw new Error("unexpected");
@@ -61,7 +61,7 @@ export function parseClientId(id: string): ClientIdParts {
       `Client id "${id}" is not of the form <id>, d:<id> or d:<id>:<template>`,
       {
         code: "CLIENT_ID_INVALID",
-        hint: "Leave --client-id out to use d:<certificate CN>, or give d:<CN>.",
+        hint: "Leave `clientId` out to use d:<certificate CN>, or give d:<CN>.",
       },
     );
   }
@@ -90,7 +90,7 @@ export function parseClientId(id: string): ClientIdParts {
  *
  * @example
  * ```ts
- * import { clientId, type DeviceIdentity } from "../mod.ts";
+ * import { clientId, type DeviceIdentity } from "../../mod.ts";
  * // A stand-in identity: clientId() only looks at the leaf's common name.
  * const identity = {
  *   chain: [{ summary: { commonName: "device-001" } }],
@@ -143,7 +143,7 @@ export function clientId(identity: DeviceIdentity, options: ClientIdOptions = {}
       `Client id "${options.explicit}" names device "${parts.deviceIdentifier}", but the certificate's Common Name is "${cn}"; Cumulocity would refuse it`,
       {
         code: "CLIENT_ID_MISMATCH",
-        hint: `Leave --client-id out, or use d:${cn}.`,
+        hint: `Leave \`explicit\` out, or use d:${cn}.`,
       },
     );
   }
