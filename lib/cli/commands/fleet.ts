@@ -9,7 +9,7 @@
 import { basename, dirname, isAbsolute, join } from "node:path";
 import process from "node:process";
 import { loadCliProgress } from "../../deps.ts";
-import { ExitCode, UsageError } from "../../errors.ts";
+import { ExitCode, PermissionError, UsageError } from "../../errors.ts";
 import { checkFleet, type FleetMode } from "../../fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../../fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../../fleet/manifest.ts";
@@ -47,6 +47,28 @@ export interface FleetPlan {
   env: string[];
   /** Where `--junit` writes (its directory, also read: a temporary file there is renamed). */
   write: string[];
+  /** The manifest, when Deno may not read it yet (so the files it names are not known yet). */
+  unreadManifest?: string;
+}
+
+/**
+ * A missing permission, with what the suggested line cannot name yet: when the manifest itself
+ * is not readable, the keystores, key files, password files and variables it lists are named
+ * once it is (by the next run), which the hint says.
+ *
+ * @param error What the permission check threw.
+ * @param plan The plan of the run.
+ * @returns The error to report.
+ */
+export function withManifestNote(error: unknown, plan: FleetPlan | undefined): unknown {
+  if (!(error instanceof PermissionError) || plan?.unreadManifest === undefined) return error;
+  return new PermissionError(error.message, {
+    code: error.code,
+    hint: `The manifest "${plan.unreadManifest}" cannot be read yet, so this line does not ` +
+      "name the keystores, key files and password files (or env: variables) it lists: once " +
+      `the manifest may be read, the next run names each of them. ${error.hint}`,
+    cause: error.cause,
+  });
 }
 
 /**
@@ -205,7 +227,7 @@ export async function planFleet(values: Values): Promise<FleetPlan> {
   if (values.manifest === undefined) return { ...plan, read: reportDir };
   const { state } = await Deno.permissions.query({ name: "read", path: values.manifest });
   // Without access to the manifest, it is reported missing first (its files come next time).
-  if (state !== "granted") return { ...plan, read: reportDir };
+  if (state !== "granted") return { ...plan, read: reportDir, unreadManifest: values.manifest };
   const paths = new Set<string>();
   const env = new Set<string>();
   let devices = 0;
