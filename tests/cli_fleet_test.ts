@@ -356,35 +356,41 @@ Deno.test("fleet --junit: a report that cannot be written at the end comes after
       `keystore,password\n${FIXTURES}devices/ec256.jdk.p12,changeit\n` +
         `${FIXTURES}devices/rsa.jdk.p12,wrong\n`,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--ignore-env",
-        `--allow-read=${dir},${FIXTURES}`,
-        `--allow-write=${dir}`,
-        `--allow-net=localhost:${emulator.port}`,
-        "cli.ts",
-        "fleet",
-        "--manifest",
-        manifest,
-        "--url",
-        `ssl://localhost:${emulator.port}`,
-        "--truststore",
-        "fixtures/ca/server-ca.pem",
-        "--no-token",
-        "--junit",
-        junit,
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const out = await child.output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 2, stderr);
+    const fleet = async (json: boolean): Promise<CliResult> => {
+      await Deno.remove(junit, { recursive: true }).catch(() => {});
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--ignore-env",
+          `--allow-read=${dir},${FIXTURES}`,
+          `--allow-write=${dir}`,
+          `--allow-net=localhost:${emulator.port}`,
+          "cli.ts",
+          "fleet",
+          "--manifest",
+          manifest,
+          "--url",
+          `ssl://localhost:${emulator.port}`,
+          "--truststore",
+          "fixtures/ca/server-ca.pem",
+          "--no-token",
+          "--junit",
+          junit,
+          ...(json ? ["--json"] : []),
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const decoder = new TextDecoder();
+      return {
+        code: out.code,
+        stdout: decoder.decode(out.stdout),
+        stderr: decoder.decode(out.stderr),
+      };
+    };
+    const { code, stdout, stderr } = await fleet(false);
+    assert.equal(code, 2, stderr);
     assert.match(stdout, /fleet: 1 of 2 devices passed, 1 failed/);
     assert.match(stdout, /store +1 {2}KEYSTORE_PASSWORD 1/);
     assert.match(stdout, /exit code 3 \(store, the most common failure class\)/);
@@ -400,6 +406,16 @@ Deno.test("fleet --junit: a report that cannot be written at the end comes after
       "fleet.csv",
       "fleet.xml",
     ]);
+
+    // In JSON, the summary comes last and carries the error.
+    const json = await fleet(true);
+    assert.equal(json.code, 2, json.stderr);
+    const summary = JSON.parse(json.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.kind, "summary");
+    assert.deepEqual([summary.devices, summary.failed], [2, 1]);
+    assert.deepEqual([summary.ok, summary.exitCode, summary.devicesExitCode], [false, 2, 3]);
+    assert.equal(summary.error.code, "REPORT_WRITE");
+    assert.equal(summary.error.exitCode, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -117,6 +117,10 @@ export async function checkJUnitTarget(path: string, lenient = false): Promise<v
   const dir = dirname(path);
   /** The path's kind, `missing`, or `unknown` when Deno may not look yet (and `lenient`). */
   const kind = async (p: string): Promise<"directory" | "other" | "missing" | "unknown"> => {
+    // Asked first: a look without the permission would make Deno prompt on a terminal.
+    if (lenient && (await Deno.permissions.query({ name: "read", path: p })).state !== "granted") {
+      return "unknown";
+    }
     try {
       return (await Deno.stat(p)).isDirectory ? "directory" : "other";
     } catch (error) {
