@@ -35,6 +35,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `TRUSTSTORE_EMPTY`, `DEPENDENCY_LOAD` | `StoreError` | A truststore without certificates; a library the format needs did not load. |
  * | `STORE_CHANGED` | `StoreError` | A fleet device's keystore changed, or it left the device list, between the offline pass and its connection. |
  * | `CLIENT_ID_DUPLICATE` | `CertificateError` | Several devices of a fleet have one client id (the platform admits one connection per client id). |
+ * | `REPORT_WRITE` | `UsageError` | The fleet's `--junit` report could not be written at the end of the run (its summary is printed first). |
  * | {@linkcode ProblemCode} of severity `error` (`CERT_EXPIRED`, `CLIENT_ID_MISMATCH`, `CN_COLON`, `CHAIN_EMPTY`, ...) | `CertificateError` | An offline check found an error; the table of `diagnose()` explains each. |
  * | `DNS_NOT_FOUND`, `DNS_FAILED` | `NetworkError` | The broker's host name does not resolve. |
  * | `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED` | `NetworkError` | TCP to the broker failed or timed out. |
@@ -120,6 +121,7 @@ export type ErrorCode =
   | "DEPENDENCY_LOAD"
   | "STORE_CHANGED"
   | "CLIENT_ID_DUPLICATE"
+  | "REPORT_WRITE"
   | ProblemCode
   | "DNS_NOT_FOUND"
   | "DNS_FAILED"
