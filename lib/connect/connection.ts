@@ -175,7 +175,11 @@ export interface ConnectOptions {
  *     connectComplete: (reconnect, url) => console.log(reconnect ? "reconnected to" : "connected to", url),
  *     connectionLost: (cause) => console.warn("connection lost:", cause.message),
  *     error: (err) => console.warn(`${err.code}: ${err.message}`), // e.g. MQTT_NOT_AUTHORIZED
- *     messageArrived: (topic, payload) => console.log(topic, new TextDecoder().decode(payload)),
+ *     // Every message arrives here, also `71,<JWT>` on s/dat when a token is requested (as
+ *     // `keepToken` does): log the operations on s/ds, never the token.
+ *     messageArrived: (topic, payload) => {
+ *       if (topic === "s/ds") console.log(topic, new TextDecoder().decode(payload));
+ *     },
  *   },
  * });
  * await device.subscribe("s/ds", { qos: 1 }); // renewed after every reconnect
