@@ -391,18 +391,7 @@ export function lateError(
   );
 }
 
-/** An error `https.request` throws before connecting: a permission, or anything else. */
+/** An error `https.request` throws before connecting (a permission, or anything else). */
 export function requestRefused(err: unknown, address: RestAddress): C8yError {
-  if (err instanceof Deno.errors.NotCapable && /sys access to "ca"/.test(err.message)) {
-    return new PermissionError(
-      'Deno is not allowed to read the default root CAs for the REST request (sys access "ca")',
-      {
-        code: "PERMISSION_SYS",
-        hint:
-          "Give a truststore with the CA that signed the server's certificate, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
-        cause: err,
-      },
-    );
-  }
   return networkError(err instanceof Error ? err : new Error(String(err)), "tcp", address);
 }

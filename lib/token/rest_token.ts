@@ -12,9 +12,11 @@
  * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`), so each stage is timed and each failure named, as for MQTT.
  * The request opens its own socket (the lookup is wrapped to time DNS): handed a TLS socket this
  * project opened (`createConnection`), Deno 2.9.6's HTTP client read the TCP bytes underneath it
- * and its parser failed on TLS records. Without trust anchors, `node:https` in Deno 2.9.6 reads
- * the default root CAs only with sys access "ca" (a bare `--allow-sys`; `--allow-sys=ca` is
- * refused), unlike `node:tls` for MQTT: that is `PERMISSION_SYS`.
+ * and its parser failed on TLS records. The TLS connection is opened by a one-request agent
+ * whose `createConnection` is `node:tls`'s `connect` with the request's own options: Deno 2.9.6's
+ * `node:https` agent asks for sys access "ca" (a bare `--allow-sys`) to read the default root CAs
+ * on every connection, even with `ca` given, whereas `node:tls` applies its bundled root CAs
+ * without any permission, as for MQTT. So the REST request needs only `--allow-net`.
  *
  * **The late rejection.** As over MQTT, under TLS 1.3 a server that refuses the device
  * certificate does so after the client considers the handshake done: the alert (or a bare close)
@@ -27,7 +29,7 @@
 import * as dns from "node:dns";
 import * as https from "node:https";
 import type { IncomingMessage } from "node:http";
-import type { TLSSocket } from "node:tls";
+import { connect as connectTls, type TLSSocket } from "node:tls";
 import type { C8yError, Stage } from "../errors.ts";
 import type { StageListener } from "../connect/connection.ts";
 import { tlsOptions } from "../connect/tls_options.ts";
@@ -45,6 +47,22 @@ import {
   tokenOf,
   tooLarge,
 } from "./rest_classify.ts";
+
+/**
+ * An agent for one request whose TLS connection is `node:tls`'s `connect` with the request's
+ * options (host, port, key, cert, ca, servername, lookup ...). Deno 2.9.6's own `https.Agent`
+ * reads the default root CAs through sys access "ca" for every connection; `tls.connect` applies
+ * them without a permission. No keep-alive: the socket closes with the request.
+ */
+class TlsAgent extends https.Agent {
+  constructor() {
+    super({ keepAlive: false });
+  }
+  // deno-lint-ignore no-explicit-any
+  override createConnection(options: any): TLSSocket {
+    return connectTls(options);
+  }
+}
 
 /** The callback of `dns.lookup`, with one address or, with `all`, the list. */
 type LookupCallback = (
@@ -100,9 +118,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - `token` ({@linkcode TokenError}): `TOKEN_TOO_LARGE` (over 64 KiB), `TOKEN_NOT_JSON`,
  *   `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_MALFORMED`; the message names what came back (its first
  *   bytes, with anything shaped like a JWT left out, or the JSON keys), never a token;
- * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value;
- *   `PERMISSION_SYS` without `trust`: Deno 2.9.6's `node:https` reads the default root CAs only
- *   with sys access (`--allow-sys`; it refuses `--allow-sys=ca`), so give `trust` or allow it.
+ * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value
+ *   (no sys access is needed, with or without `trust`).
  *
  * @param options The REST address, identity, trust anchors, chain header, timeout, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`).
@@ -170,7 +187,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
         method: "POST",
         path: REST_TOKEN_PATH,
         headers,
-        agent: false,
+        agent: new TlsAgent(),
         key: tls.key,
         cert: tls.cert,
         ca: tls.ca,
@@ -190,7 +207,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
           }),
       });
     } catch (err) {
-      // Thrown at once: Deno's node:https asks for sys access "ca" to read the default root CAs.
+      // Thrown at once: a permission (or anything else the request refuses before connecting).
       clearTimeout(timer);
       settled = true;
       reject(requestRefused(err, address));

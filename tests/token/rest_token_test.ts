@@ -442,23 +442,19 @@ Deno.test("fetchToken({ via: 'rest' }) takes the token over REST, from restUrl o
 
 Deno.test({
   name:
-    "requestRestToken() without trust under no sys permission is PERMISSION_SYS (node:https reads the default roots with sys access)",
+    "requestRestToken() needs no sys permission: without trust the default root CAs apply (and do not trust the fixture CA); with trust the token comes",
   permissions: { read: true, net: true, env: true, sys: false },
 }, async () => {
+  await using server = await scriptedServer((_req, res) => json(res, 200, { accessToken: TOKEN }));
+  // Without trust: the server's certificate is checked against the default root CAs, which do
+  // not hold the fixture server CA, so the TLS stage fails; no permission is asked for.
   await rejectsWith(
-    requestRestToken({ restUrl: "https://127.0.0.1:9", identity: rsa }),
-    "PERMISSION_SYS",
-    "permission",
-    /default root CAs/,
+    requestRestToken({ restUrl: server.url, identity: rsa }),
+    "TLS_SERVER_UNTRUSTED",
+    "tls",
+    /not trusted/,
   );
-  // With trust, no sys access is needed: the request gets as far as TCP.
-  await rejectsWith(
-    requestRestToken({
-      restUrl: `https://127.0.0.1:${freePort()}`,
-      identity: rsa,
-      trust: serverCa,
-    }),
-    "NETWORK_REFUSED",
-    "tcp",
-  );
+  const token = await requestRestToken({ restUrl: server.url, identity: rsa, trust: serverCa });
+  assert.equal(token.token, TOKEN);
+  assert.equal(server.seen.at(-1)?.peerCn, "device-rsa-001");
 });
