@@ -42,6 +42,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `EMULATOR_LISTEN` | `NetworkError` | The emulator cannot listen on its address. |
  * | `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH` | `TlsError` | The server's certificate is not trusted, not valid now, or not for this host. |
  * | `TLS_CLIENT_CERT_REQUIRED`, `TLS_CLIENT_CERT_REFUSED` | `TlsError` | The server wanted a device certificate, or refused it (TLS alert or a close right after a TLS 1.3 handshake). |
+ * | `TLS_CLOSED_AFTER_HANDSHAKE` | `TlsError` | REST token: a close right after a TLS 1.3 handshake at an MQTT port (8883, 1883) or the broker's own address: most likely not the REST endpoint, else a refused device certificate. |
  * | `TLS_NOT_TLS`, `TLS_HANDSHAKE_FAILED`, `TLS_TIMEOUT` | `TlsError` | The peer does not speak TLS, the handshake failed otherwise, or took too long. |
  * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
  * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
@@ -132,6 +133,7 @@ export type ErrorCode =
   | "TLS_HOSTNAME_MISMATCH"
   | "TLS_CLIENT_CERT_REQUIRED"
   | "TLS_CLIENT_CERT_REFUSED"
+  | "TLS_CLOSED_AFTER_HANDSHAKE"
   | "TLS_NOT_TLS"
   | "TLS_HANDSHAKE_FAILED"
   | "TLS_TIMEOUT"

@@ -185,3 +185,55 @@ Deno.test("--via rest takes the REST address from --rest-url alone, or from an h
     /MQTT endpoint.*\n.*add --via rest \(the https:\/\/ URL is then the REST address\)/,
   );
 });
+
+Deno.test("check --via rest at the emulator's MQTT port names the wrong endpoint, not only the certificate", async () => {
+  const events: { kind: string; reason?: string }[] = [];
+  await using emulator = await startFixtureEmulator({
+    restPort: 0,
+    log: (e) => events.push(e as { kind: string; reason?: string }),
+  });
+  const mqttPort = Number(new URL(emulator.url.replace(/^mqtts:/, "https:")).port);
+  const restUrl = `https://127.0.0.1:${mqttPort}`;
+  const args = [
+    "check",
+    "--keystore",
+    KEYSTORE,
+    "--keystore-password",
+    "pass:changeit",
+    "--truststore",
+    TRUST,
+    "--via",
+    "rest",
+    "--rest-url",
+    restUrl,
+    "--json",
+  ];
+  const permissions = { read: [KEYSTORE, TRUST], net: [`127.0.0.1:${mqttPort}`] };
+
+  // The REST URL is the broker's own address (--url): the wrong endpoint comes first.
+  const broker = await runCli([...args, "--url", emulator.url], permissions);
+  assert.equal(broker.code, 6, broker.stdout + broker.stderr);
+  const first = JSON.parse(broker.stdout).error;
+  assert.equal(first.code, "TLS_CLOSED_AFTER_HANDSHAKE");
+  assert.equal(first.stage, "tls");
+  assert.match(
+    first.message,
+    /closed the connection right after the TLS 1\.3 handshake, without answering the token request: most likely this is not the REST endpoint \(it is the MQTT broker's address, which does not speak HTTP\); else the server did not accept the device certificate/,
+  );
+  assert.match(first.hint, /^Give the tenant's HTTPS address as the REST URL/);
+  assert.doesNotMatch(first.hint, /CHAIN_ANCHOR/);
+  // The peer really was the MQTT broker, which took the HTTP request for a broken MQTT packet.
+  assert.ok(events.some((e) => e.kind === "error" && /Invalid protocol/.test(e.reason ?? "")));
+
+  // Without --url the port is not known as MQTT's: the certificate first, the port second.
+  const unknown = await runCli(args, permissions);
+  assert.equal(unknown.code, 6, unknown.stdout + unknown.stderr);
+  const second = JSON.parse(unknown.stdout).error;
+  assert.equal(second.code, "TLS_CLIENT_CERT_REFUSED");
+  assert.match(
+    second.message,
+    new RegExp(
+      `most likely it did not accept the device certificate .*; else port ${mqttPort} is not the REST endpoint \\(an MQTT port such as 8883 closes the connection on an HTTP request\\)`,
+    ),
+  );
+});

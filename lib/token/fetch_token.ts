@@ -117,6 +117,7 @@ export async function fetchToken(
         sendChain: options.sendChain,
         timeoutMs: options.timeoutMs,
         onStage: options.onStage,
+        brokerUrl: options.url || undefined,
       });
       return { ...token, clientId: id };
     } catch (error) {

@@ -21,7 +21,10 @@
  * **The late rejection.** As over MQTT, under TLS 1.3 a server that refuses the device
  * certificate does so after the client considers the handshake done: the alert (or a bare close)
  * arrives instead of the HTTP answer. It is reported as `TLS_CLIENT_CERT_REFUSED`, and the `tls`
- * stage's time only once an HTTP answer proves the certificate was accepted.
+ * stage's time only once an HTTP answer proves the certificate was accepted. A bare close is also
+ * what an MQTT broker does with an HTTP request: at port 8883 or 1883, or at the broker's own
+ * address, it is `TLS_CLOSED_AFTER_HANDSHAKE` (most likely not the REST endpoint), and elsewhere
+ * the message names that possibility second.
  *
  * @module
  */
@@ -33,6 +36,7 @@ import { connect as connectTls, type TLSSocket } from "node:tls";
 import type { C8yError, Stage } from "../errors.ts";
 import type { StageListener } from "../connect/connection.ts";
 import { tlsOptions } from "../connect/tls_options.ts";
+import { parseBrokerUrl } from "../connect/broker_url.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 import { parseRestUrl, type RestAddress } from "./rest_url.ts";
@@ -95,6 +99,12 @@ export interface RestTokenOptions {
   timeoutMs?: number;
   /** Called with each stage's time (`dns`, `tcp`, `tls`, `http`, `token`) once it succeeded. */
   onStage?: StageListener;
+  /**
+   * The device's MQTT broker (`ssl://host:port`), when known: a REST address that is the
+   * broker's and closes without answering is named as the wrong endpoint
+   * (`TLS_CLOSED_AFTER_HANDSHAKE`), as one at port 8883 or 1883 is.
+   */
+  brokerUrl?: string;
 }
 
 /** The longest delay `setTimeout` honours (2^31-1 ms). */
@@ -110,7 +120,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  *   `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED`;
  * - `tls` ({@linkcode TlsError}): `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`,
  *   `TLS_HOSTNAME_MISMATCH`, `TLS_CLIENT_CERT_REFUSED` (an alert about the device certificate,
- *   or a close right after a TLS 1.3 handshake), `TLS_CLIENT_CERT_REQUIRED`, `TLS_NOT_TLS`,
+ *   or a close right after a TLS 1.3 handshake), `TLS_CLOSED_AFTER_HANDSHAKE` (such a close at
+ *   port 8883 or 1883 or the `brokerUrl`: most likely not the REST endpoint),
+ *   `TLS_CLIENT_CERT_REQUIRED`, `TLS_NOT_TLS`,
  *   `TLS_TIMEOUT`, `TLS_HANDSHAKE_FAILED`;
  * - `http` ({@linkcode TokenError}): `HTTP_UNAUTHORIZED` (401) and `HTTP_FORBIDDEN` (403): the
  *   device is not registered for certificate authentication or its CA is not trusted;
@@ -155,6 +167,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
   const headers: Record<string, string> = { "Accept": "application/json", "Content-Length": "0" };
   if (options.sendChain) headers["X-Ssl-Cert-Chain"] = chainHeader(options.identity);
   const onStage = options.onStage;
+  const broker = options.brokerUrl === undefined ? undefined : parseBrokerUrl(options.brokerUrl);
 
   return new Promise<DeviceToken>((resolve, reject) => {
     let stage: Stage = address.hostIsIp ? "tcp" : "dns";
@@ -231,10 +244,12 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
       if (answered) return;
       if (stage === "dns" || stage === "tcp") fail(networkError(err, stage, address));
       else if (stage === "tls") fail(tlsError(err, address, tls.ca !== undefined));
-      else fail(lateError(err, address, protocol));
+      else fail(lateError(err, address, protocol, broker));
     });
     request.on("close", () => {
-      if (!answered && stage === "http") fail(lateError(undefined, address, protocol));
+      if (!answered && stage === "http") {
+        fail(lateError(undefined, address, protocol, broker));
+      }
     });
     request.on("response", (response: IncomingMessage) => {
       if (settled) return;
