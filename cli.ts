@@ -1,7 +1,7 @@
 #!/usr/bin/env -S deno run --allow-read --allow-net --allow-env
 /**
- * The `c8y-mqtt-cert` command line. The work is in `lib/cli/` (`run()`); this entry runs it with
- * `Deno.args` and exits with its code.
+ * The `c8y-mqtt-cert` command line: starts the crypto prewarm (`lib/cli/prewarm.ts`), then runs
+ * `run()` (the work, in `lib/cli/`) with `Deno.args` and exits with its code.
  *
  * ```sh
  * deno run --ignore-env --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 \
@@ -12,6 +12,7 @@
  * @module
  */
 
+import { prewarm } from "./lib/cli/prewarm.ts";
 import { run } from "./lib/cli/run.ts";
 
 export { run } from "./lib/cli/run.ts";
@@ -20,19 +21,10 @@ export { VERSION } from "./lib/cli/version.ts";
 
 /** Runs the command line with `Deno.args` and exits with its code. */
 export async function main(): Promise<never> {
-  const code = await run(Deno.args);
-  Deno.exit(code);
+  Deno.exit(await run(Deno.args));
 }
 
 if (import.meta.main) {
-  // Prewarm, for the commands that make TLS connections: the first TLS handshake of a Deno
-  // process spends about 40 ms initialising its crypto library. A throwaway WebCrypto key
-  // generation, started here and never awaited, runs that initialisation on another thread while
-  // the command line reads its stores (measured with Deno 2.9.6; `deno task bench:cli` compares
-  // it with `tools/cli_without_prewarm.ts`). `inspect` makes no connection and skips it.
-  if (["token", "check", "fleet", "emulate"].includes(Deno.args[0] ?? "")) {
-    crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"])
-      .catch(() => {});
-  }
+  prewarm(Deno.args); // not awaited: it runs while the command reads its stores
   await main();
 }

@@ -35,6 +35,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `TRUSTSTORE_EMPTY`, `DEPENDENCY_LOAD` | `StoreError` | A truststore without certificates; a library the format needs did not load. |
  * | `STORE_CHANGED` | `StoreError` | A fleet device's keystore changed, or it left the device list, between the offline pass and its connection. |
  * | `CLIENT_ID_DUPLICATE` | `CertificateError` | Several devices of a fleet have one client id (the platform admits one connection per client id). |
+ * | `REPORT_WRITE` | `UsageError` | The fleet's `--junit` report could not be written at the end of the run (its summary is printed first). |
  * | {@linkcode ProblemCode} of severity `error` (`CERT_EXPIRED`, `CLIENT_ID_MISMATCH`, `CN_COLON`, `CHAIN_EMPTY`, ...) | `CertificateError` | An offline check found an error; the table of `diagnose()` explains each. |
  * | `DNS_NOT_FOUND`, `DNS_FAILED` | `NetworkError` | The broker's host name does not resolve. |
  * | `NETWORK_REFUSED`, `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED` | `NetworkError` | TCP to the broker failed or timed out. |
@@ -43,6 +44,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH` | `TlsError` | The server's certificate is not trusted, not valid now, or not for this host. |
  * | `TLS_CLIENT_CERT_REQUIRED`, `TLS_CLIENT_CERT_REFUSED` | `TlsError` | The server wanted a device certificate, or refused it (TLS alert or a close right after a TLS 1.3 handshake). |
  * | `TLS_CLOSED_AFTER_HANDSHAKE` | `TlsError` | REST token: a close right after a TLS 1.3 handshake at an MQTT port (8883, 1883) or the broker's own address: most likely not the REST endpoint, else a refused device certificate. |
+ * | `TLS_LOCAL_CERT_REJECTED` | `TlsError` | This machine's TLS library (OpenSSL) refused the device's own key or certificate before connecting ("key too small", "ca md too weak"). |
  * | `TLS_NOT_TLS`, `TLS_HANDSHAKE_FAILED`, `TLS_TIMEOUT` | `TlsError` | The peer does not speak TLS, the handshake failed otherwise, or took too long. |
  * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
  * | `MQTT_CONNACK_TIMEOUT`, `MQTT_CONNECTION_CLOSED`, `MQTT_PROTOCOL` | `MqttError` | No CONNACK in time, a close before it, or a packet MQTT 3.1.1 does not allow. |
@@ -119,6 +121,7 @@ export type ErrorCode =
   | "DEPENDENCY_LOAD"
   | "STORE_CHANGED"
   | "CLIENT_ID_DUPLICATE"
+  | "REPORT_WRITE"
   | ProblemCode
   | "DNS_NOT_FOUND"
   | "DNS_FAILED"
@@ -134,6 +137,7 @@ export type ErrorCode =
   | "TLS_CLIENT_CERT_REQUIRED"
   | "TLS_CLIENT_CERT_REFUSED"
   | "TLS_CLOSED_AFTER_HANDSHAKE"
+  | "TLS_LOCAL_CERT_REJECTED"
   | "TLS_NOT_TLS"
   | "TLS_HANDSHAKE_FAILED"
   | "TLS_TIMEOUT"

@@ -137,7 +137,10 @@ Deno.test("fleet: 20 devices against the emulator, permissions from the manifest
       ["store", "1"],
       ["mqtt", "1"],
     ]);
-    assert.match(text.stdout, /hint: The platform admits one connection per client id/);
+    assert.match(
+      text.stdout,
+      /hint \(CLIENT_ID_DUPLICATE\): The platform admits one connection per client id/,
+    );
     assert.match(text.stdout, /exit code 4 \(certificate, the most common failure class\)/);
     assert.match(text.stderr, /fleet: 20 of 20 devices done, 5 failed/);
   } finally {
@@ -282,6 +285,283 @@ Deno.test("fleet on a terminal draws a progress bar on stderr (cli-progress)", a
     assert.match(screen, /fleet \[[█░]+\] 30\/30 devices, 0 failed/);
     assert.match(screen, /fleet: 30 of 30 devices passed, 0 failed/);
     assert.doesNotMatch(screen, /devices done/, "no plain progress lines on a terminal");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The `hint:` line of a text error report. */
+function hintLine(stderr: string): string {
+  return stderr.split("\n").find((l) => l.startsWith("hint: "))!;
+}
+
+/** A manifest of devices of the fixtures, one `keystore,password,key` line each. */
+async function manifestOf(dir: string, lines: [string, string, string?][]): Promise<string> {
+  const manifest = `${dir}/fleet.csv`;
+  const rows = lines.map(([keystore, password, key]) =>
+    `${FIXTURES}${keystore},${password},${key ? FIXTURES + key : ""}`
+  );
+  await Deno.writeTextFile(manifest, ["keystore,password,key", ...rows].join("\n") + "\n");
+  return manifest;
+}
+
+Deno.test("fleet --junit: a missing directory or a directory as FILE is a usage error naming it, before any device", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = await manifestOf(dir, [["devices/ec256.jdk.p12", "changeit"]]);
+    await Deno.mkdir(`${dir}/reports`);
+    const cases: [string, RegExp][] = [
+      [
+        `${dir}/nodir/fleet.xml`,
+        new RegExp(
+          `error: --junit "${dir}/nodir/fleet.xml": the directory "${dir}/nodir" does not exist`,
+        ),
+      ],
+      [`${dir}/reports`, new RegExp(`error: --junit "${dir}/reports" is a directory, not a file`)],
+    ];
+    for (const [junit, message] of cases) {
+      const run = await runCliWriting(
+        ["fleet", "--manifest", manifest, "--offline", "--junit", junit],
+        { read: [dir, FIXTURES], write: [dir], ignoreEnv: false },
+      );
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, message);
+      assert.doesNotMatch(run.stderr, /bug|Unexpected/);
+      assert.doesNotMatch(run.stderr, /devices done/, "no device was read");
+      assert.equal(run.stdout, "");
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "fleet.csv",
+      "reports",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet --junit: a report that cannot be written at the end comes after the summary, as REPORT_WRITE with exit 2", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    // The report's name becomes a directory once the first device connects (after the check
+    // of --junit), so the rename at the end fails.
+    const junit = `${dir}/fleet.xml`;
+    await using emulator = await startFixtureEmulator({
+      log: (e) => {
+        if (e.kind === "connect") Deno.mkdirSync(junit, { recursive: true });
+      },
+    });
+    const manifest = `${dir}/fleet.csv`;
+    await Deno.writeTextFile(
+      manifest,
+      `keystore,password\n${FIXTURES}devices/ec256.jdk.p12,changeit\n` +
+        `${FIXTURES}devices/rsa.jdk.p12,wrong\n`,
+    );
+    const fleet = async (json: boolean): Promise<CliResult> => {
+      await Deno.remove(junit, { recursive: true }).catch(() => {});
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--ignore-env",
+          `--allow-read=${dir},${FIXTURES}`,
+          `--allow-write=${dir}`,
+          `--allow-net=localhost:${emulator.port}`,
+          "cli.ts",
+          "fleet",
+          "--manifest",
+          manifest,
+          "--url",
+          `ssl://localhost:${emulator.port}`,
+          "--truststore",
+          "fixtures/ca/server-ca.pem",
+          "--no-token",
+          "--junit",
+          junit,
+          ...(json ? ["--json"] : []),
+        ],
+        cwd: ROOT,
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const decoder = new TextDecoder();
+      return {
+        code: out.code,
+        stdout: decoder.decode(out.stdout),
+        stderr: decoder.decode(out.stderr),
+      };
+    };
+    const { code, stdout, stderr } = await fleet(false);
+    assert.equal(code, 2, stderr);
+    assert.match(stdout, /fleet: 1 of 2 devices passed, 1 failed/);
+    assert.match(stdout, /store +1 {2}KEYSTORE_PASSWORD 1/);
+    assert.match(stdout, /exit code 3 \(store, the most common failure class\)/);
+    assert.match(
+      stderr,
+      new RegExp(
+        `error: The JUnit report "${junit}" could not be written: .*\\(exit code 2 instead of the devices' 3\\)`,
+      ),
+    );
+    assert.doesNotMatch(stderr, /bug|Unexpected/);
+    // No temporary file is left behind.
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "fleet.csv",
+      "fleet.xml",
+    ]);
+
+    // In JSON, the summary comes last and carries the error.
+    const json = await fleet(true);
+    assert.equal(json.code, 2, json.stderr);
+    const summary = JSON.parse(json.stdout.trim().split("\n").at(-1)!);
+    assert.equal(summary.kind, "summary");
+    assert.deepEqual([summary.devices, summary.failed], [2, 1]);
+    assert.deepEqual([summary.ok, summary.exitCode, summary.devicesExitCode], [false, 2, 3]);
+    assert.equal(summary.error.code, "REPORT_WRITE");
+    assert.equal(summary.error.exitCode, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet --offline lists client ids used twice in its text report, as a warning with the devices", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = await manifestOf(dir, [
+      ["devices/ec256.jdk.p12", "changeit"],
+      ["devices/rsa.jdk.p12", "changeit"],
+      ["devices/ec256.jks", "changeit"],
+    ]);
+    const run = await runCli(["fleet", "--manifest", manifest, "--offline", "-q"], {
+      read: [dir, FIXTURES],
+    });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /fleet: 3 of 3 devices passed, 0 failed/);
+    assert.match(
+      run.stdout,
+      /warning CLIENT_ID_DUPLICATE: 1 client id\(s\) used by more than one device/,
+    );
+    const line = run.stdout.split("\n").find((l) => l.includes("d:device-ec256-001 (2 devices)"));
+    assert.ok(line, run.stdout);
+    assert.ok(line.includes(`${FIXTURES}devices/ec256.jdk.p12 (line 2)`), line);
+    assert.ok(line.includes(`${FIXTURES}devices/ec256.jks (line 4)`), line);
+    assert.ok(!run.stdout.includes("device-rsa-001"), "a client id used once is no warning");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet hints speak the manifest's words, and the table shows each distinct hint of a class", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = await manifestOf(dir, [
+      ["devices/missing.p12", "changeit"],
+      ["devices/rsa.jdk.p12", "wrong"],
+      ["devices/ec256.keypass.jks", "changeit"],
+      ["devices/ec256.chain.pem", "wrong", "devices/ec256.key.enc.pem"],
+    ]);
+    const run = await runCli(["fleet", "--manifest", manifest, "--offline", "-q"], {
+      read: [dir, FIXTURES],
+    });
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stdout, /hint \(STORE_NOT_FOUND\): Check the path/);
+    assert.match(
+      run.stdout,
+      /hint \(KEYSTORE_PASSWORD\): Check the store password \(the manifest's password column\)\./,
+    );
+    // The JKS key entry and the PEM key file: one hint, naming what a manifest cannot give.
+    const keyHints = run.stdout.split("\n").filter((l) => l.includes("hint (KEY_PASSWORD)"));
+    assert.equal(keyHints.length, 1, run.stdout);
+    assert.match(keyHints[0], /Check the manifest's password column: fleet opens the key with it/);
+    assert.match(keyHints[0], /cannot be given in a manifest: .*check --key-password/);
+    assert.doesNotMatch(run.stdout, /keyPassword|`password`/);
+
+    // The same words in the JSON rows and summary.
+    const json = await runCli(["fleet", "--manifest", manifest, "--offline", "--json", "-q"], {
+      read: [dir, FIXTURES],
+    });
+    assert.doesNotMatch(json.stdout, /keyPassword|`password`/);
+    const summary = JSON.parse(json.stdout.trim().split("\n").at(-1)!) as FleetSummary;
+    assert.deepEqual(summary.classes[0].hints.map((h) => [h.code, h.count]).sort(), [
+      ["KEYSTORE_PASSWORD", 1],
+      ["KEY_PASSWORD", 1],
+      ["KEY_PASSWORD", 1],
+      ["STORE_NOT_FOUND", 1],
+    ]);
+
+    // With --keystores, the password is --keystore-password.
+    await Deno.copyFile(`${FIXTURES}devices/rsa.jdk.p12`, `${dir}/a.p12`);
+    const keystores = await runCli(
+      ["fleet", "--keystores", dir, "--keystore-password", "pass:wrong", "--offline", "-q"],
+      { read: [dir] },
+    );
+    assert.equal(keystores.code, 3, keystores.stderr);
+    assert.match(
+      keystores.stdout,
+      /hint \(KEYSTORE_PASSWORD\): Check the store password \(--keystore-password\)\./,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet --junit needs read and write access to the report's directory: help, README and planner agree", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const help = await runCli(["fleet", "--help"]);
+    assert.match(help.stdout, /--allow-read=.*\[,<directory of --junit FILE>\]/);
+    assert.match(help.stdout, /\[--allow-write=<directory of --junit FILE>\]/);
+    const readme = await Deno.readTextFile(`${ROOT}README.md`);
+    const row = readme.split("\n").find((l) => l.startsWith("| `fleet`") && l.includes("allow"));
+    assert.match(row!, /`--junit FILE`: `--allow-read` and `--allow-write` of FILE's directory/);
+
+    const manifest = await manifestOf(dir, [["devices/ec256.jdk.p12", "changeit"]]);
+    await Deno.mkdir(`${dir}/reports`);
+    const junit = `${dir}/reports/fleet.xml`;
+    const run = await runCliWriting(
+      ["fleet", "--manifest", manifest, "--offline", "--junit", junit],
+      { read: [manifest, FIXTURES], write: [`${dir}/reports`], ignoreEnv: false },
+    );
+    assert.equal(run.code, 9, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(`reading "${dir}/reports" needs --allow-read=${dir}/reports`),
+    );
+    const granted = suggestedPermissions(hintLine(run.stderr));
+    assert.ok(granted.read?.includes(`${dir}/reports`));
+    assert.deepEqual(granted.write, [`${dir}/reports`]);
+    const again = await runCliWriting(
+      ["fleet", "--manifest", manifest, "--offline", "--junit", junit, "-q"],
+      granted,
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(await Deno.readTextFile(junit), /<testsuite /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fleet with an unreadable manifest says the next run names the files it lists", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const manifest = await manifestOf(dir, [["devices/ec256.jdk.p12", "changeit"]]);
+    const args = ["fleet", "--manifest", manifest, "--offline"];
+    const first = await runCli(args, {});
+    assert.equal(first.code, 9, first.stderr);
+    assert.match(
+      first.stderr,
+      new RegExp(
+        `hint: The manifest "${manifest}" cannot be read yet, so this line does not name the ` +
+          "keystores, key files and password files \\(or env: variables\\) it lists: once the " +
+          "manifest may be read, the next run names each of them\\. Run: deno run",
+      ),
+    );
+    assert.deepEqual(suggestedPermissions(hintLine(first.stderr)).read, [manifest]);
+    // Granted the manifest, the next line names its keystore (and says nothing more).
+    const second = await runCli(args, { read: [manifest] });
+    assert.equal(second.code, 9, second.stderr);
+    assert.deepEqual(suggestedPermissions(hintLine(second.stderr)).read, [
+      manifest,
+      `${FIXTURES}devices/ec256.jdk.p12`,
+    ]);
+    assert.doesNotMatch(second.stderr, /cannot be read yet/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

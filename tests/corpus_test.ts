@@ -626,6 +626,20 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
       names: [`localhost:${wrongHost.port}`, '"localhost"'],
       stage: "tls",
     },
+    {
+      name: "check --force: OpenSSL refuses the 1024-bit device key before connecting",
+      args: connect("check", good.url, "fixtures/bad/rsa1024.p12", [
+        "--truststore",
+        TRUST,
+        "--force",
+      ]),
+      exit: 6,
+      code: "TLS_LOCAL_CERT_REJECTED",
+      names: ["key too small", good.url],
+      stage: "tls",
+      // Explained from the finding of the same run, not "Check the URL and port".
+      hint: /^Found offline: .*\(RSA_KEY_TOO_SMALL\)\. .*2048/,
+    },
   ];
   for (const c of cases) await t.step(c.name, () => runCase(c));
 });

@@ -6,7 +6,7 @@ import { fleetJUnitReport } from "../lib/fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../lib/fleet/manifest.ts";
 import type { DeviceResult } from "../lib/fleet/result.ts";
 import { loadTrustStore } from "../lib/stores/load.ts";
-import { UsageError } from "../lib/errors.ts";
+import { type ErrorCode, StoreError, UsageError } from "../lib/errors.ts";
 import { makeFleetScenario } from "./fleet_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
 import type { EmulatorEvent } from "../lib/emulator/mod.ts";
@@ -268,4 +268,29 @@ Deno.test("readManifest() waits for a slow reader without piling up listeners on
     process.off("warning", onWarning);
   }
   assert.deepEqual(warnings, []);
+});
+
+Deno.test("checkFleet() keeps each distinct hint of a class with its code and count, most common first", async () => {
+  const failures: Record<string, [ErrorCode, string]> = {
+    "a.p12": ["STORE_NOT_FOUND", "Check the path."],
+    "b.p12": ["KEYSTORE_PASSWORD", "Check the store password."],
+    "c.p12": ["KEYSTORE_PASSWORD", "Check the store password."],
+    "d.p12": ["KEYSTORE_PASSWORD", "Another hint of the same code."],
+  };
+  const summary = await checkFleet(Object.keys(failures).map((keystore) => ({ keystore })), {
+    mode: "offline",
+    readFile: (path) => {
+      const [code, hint] = failures[path];
+      return Promise.reject(new StoreError(`${path} fails`, { code, hint }));
+    },
+  });
+  assert.equal(summary.classes.length, 1);
+  const [store] = summary.classes;
+  assert.deepEqual(store.codes, { STORE_NOT_FOUND: 1, KEYSTORE_PASSWORD: 3 });
+  assert.equal(store.hint, "Check the store password.");
+  assert.deepEqual(store.hints, [
+    { code: "KEYSTORE_PASSWORD", hint: "Check the store password.", count: 2 },
+    { code: "STORE_NOT_FOUND", hint: "Check the path.", count: 1 },
+    { code: "KEYSTORE_PASSWORD", hint: "Another hint of the same code.", count: 1 },
+  ]);
 });

@@ -1,7 +1,7 @@
 /**
- * `cli.ts` without its crypto prewarm, for `deno task bench:cli` (job `token-cold`): the same
- * command line, so that the prewarm's gain is measured side by side in every run and a Deno
- * release that changes it is noticed.
+ * `cli.ts` without its crypto prewarm (`lib/cli/prewarm.ts`), for `deno task bench:cli` (job
+ * `token-cold`): the same command line, so that the prewarm's gain is measured side by side in
+ * every run and a Deno release that changes it is noticed.
  *
  * @module
  */

@@ -133,3 +133,31 @@ export function problemsWithFlags(
     ...(p.hint === undefined ? {} : { hint: withFlags(p.hint, flags) }),
   }));
 }
+
+/**
+ * What `fleet` devices are read with, in the words of their source: the manifest's columns
+ * (`password`, `alias`, `key`, `client_id`), or `--keystores DIR` with `--keystore-password`.
+ * Neither can give a key entry a password of its own: `keyPassword` says so.
+ *
+ * @param source `manifest` or `keystores`.
+ * @returns The table for the devices' errors.
+ */
+export function fleetFlags(source: "manifest" | "keystores"): FlagTable {
+  const column = (name: string): string => `the manifest's ${name} column`;
+  const manifest = source === "manifest";
+  return {
+    password: manifest ? column("password") : "--keystore-password",
+    keyPassword: "check --key-password (fleet cannot give a key a password of its own)",
+    alias: manifest
+      ? column("alias")
+      : "an alias (a manifest's alias column; --keystores has none)",
+    key: manifest ? column("key") : "a NAME.key file beside NAME.chain.pem",
+    clientId: manifest ? column("client_id") : "a client id (a manifest's client_id column)",
+    explicit: manifest ? column("client_id") : "a client id (a manifest's client_id column)",
+    connectTimeoutMs: "--timeout",
+    timeoutMs: "--timeout",
+    trust: "--truststore",
+    loadKeyStore: manifest ? column("keystore") : "--keystores",
+    loadTrustStore: "--truststore",
+  };
+}

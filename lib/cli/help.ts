@@ -190,9 +190,11 @@ const COMMAND_HELP: Record<
       "Exits 0 when every device passed, otherwise with the code of the most common failure\n" +
       "class (a tie goes to the class a device meets first: store, certificate, network, TLS,\n" +
       "MQTT, token).",
-    permissions: "deno run --ignore-env --allow-read=<manifest>,<the files it names> | <DIR> \\\n" +
+    permissions: "deno run --ignore-env \\\n" +
+      "  --allow-read=<manifest>,<the files it names> | <DIR>[,<directory of --junit FILE>] \\\n" +
       "  --allow-net=<host>:<port> [--allow-write=<directory of --junit FILE>] \\\n" +
-      "  cli.ts fleet ...   (--offline: no --ignore-env, no --allow-net)",
+      "  cli.ts fleet ...   (--offline: no --ignore-env, no --allow-net; --junit FILE needs read\n" +
+      "  and write access to FILE's directory: the report is renamed into place)",
     options: {
       "keystore-password": { value: "P", text: "Password SPEC of every keystore of --keystores." },
       timeout: { value: "S", text: "Per attempt (default 20)." },

@@ -8,7 +8,7 @@
 import { C8yError, ExitCode, PermissionError } from "../errors.ts";
 import { checkCommand } from "./commands/check.ts";
 import { emulateCommand } from "./commands/emulate.ts";
-import { fleetCommand, planFleet, validateFleet } from "./commands/fleet.ts";
+import { fleetCommand, planFleet, validateFleet, withManifestNote } from "./commands/fleet.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
 import { type CommandContext, consoleIo, type Io, RunContext } from "./context.ts";
@@ -57,7 +57,8 @@ export async function run(args: string[], io: Io = consoleIo): Promise<number> {
     // A fleet manifest is read first: it names the files the run needs (and a malformed one is a
     // usage error before anything connects).
     const fleetPlan = command === "fleet" ? await planFleet(values) : undefined;
-    await checkPermissions(command, values, args, fleetPlan);
+    await checkPermissions(command, values, args, fleetPlan)
+      .catch((error) => Promise.reject(withManifestNote(error, fleetPlan)));
     const ctx: CommandContext = {
       run: runContext,
       io,

@@ -155,6 +155,42 @@ function clientCertAlert(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * OpenSSL's reasons for refusing the device's own key or certificate when the TLS client is set
+ * up (before a byte is sent): `SSL_CTX_use_certificate` and the chain checks of its security
+ * level. The same words without the `SSL routines` library (`EE_KEY_TOO_SMALL` as a verify code)
+ * are about the server's certificate.
+ */
+const LOCAL_REASON =
+  /^ERR_OSSL_SSL_(EE_KEY_TOO_SMALL|CA_KEY_TOO_SMALL|KEY_TOO_SMALL|CA_MD_TOO_WEAK)$/;
+const LOCAL_MESSAGE = /SSL routines:[^:]*:((?:ee |ca )?key too small|ca md too weak)/i;
+
+/**
+ * `TLS_LOCAL_CERT_REJECTED` when `err` is this machine's TLS library (OpenSSL under Deno's
+ * node:tls) refusing to use the device's own key or certificate ("key too small", "ee key too
+ * small", "ca md too weak"): the server never saw it. `undefined` for any other error.
+ */
+export function localRejection(err: unknown, url: string): TlsError | undefined {
+  const code = errorCode(err) ?? "";
+  const m = LOCAL_MESSAGE.exec(messageOf(err));
+  if (!LOCAL_REASON.test(code) && m === null) return undefined;
+  const reason = m?.[1].toLowerCase() ??
+    code.replace(/^ERR_OSSL_SSL_/, "").replaceAll("_", " ").toLowerCase();
+  return new TlsError(
+    `This machine's TLS library refused the device's own key or certificate before connecting ` +
+      `to ${url} (OpenSSL: ${reason})`,
+    {
+      code: "TLS_LOCAL_CERT_REJECTED",
+      hint: /md too weak/.test(reason)
+        ? "A certificate of the device chain is signed with a digest OpenSSL's security level " +
+          "forbids (MD5 or SHA-1): issue the chain again with SHA-256 or better."
+        : "OpenSSL's default security level needs RSA keys of at least 2048 bits: give the " +
+          "device a new key (RSA 2048+ or EC P-256) and certificate.",
+      cause: err,
+    },
+  );
+}
+
 /** Whether `err` is a TLS alert (by its code or, for rustls, its message). */
 export function isTlsAlert(err: unknown): boolean {
   return /ALERT/.test(errorCode(err) ?? "") || /fatal alert/.test(messageOf(err));
@@ -173,6 +209,8 @@ export function classifyTlsError(
   const code = errorCode(err) ?? "";
   const message = messageOf(err);
   if (err instanceof Deno.errors.NotCapable) return classifyNetworkError(err, "tcp", broker);
+  const local = localRejection(err, broker.url);
+  if (local !== undefined) return local;
   if (
     [
       "UNABLE_TO_VERIFY_LEAF_SIGNATURE",

@@ -14,7 +14,7 @@ import { parseBrokerUrl } from "./broker_url.ts";
 import { clientId as buildClientId } from "./client_id.ts";
 import { checkNumberOption } from "../check_option.ts";
 import { diagnose } from "../diagnose/diagnose.ts";
-import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
+import { EXPLAINED_CODES, explainRefusal } from "../diagnose/refusal.ts";
 import { loadMqtt, type Mqtt } from "../deps.ts";
 import { C8yError, MqttError, PermissionError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
@@ -211,7 +211,7 @@ export async function connect(options: ConnectOptions): Promise<DeviceConnection
   const judged = async (error: unknown): Promise<unknown> => {
     if (!(error instanceof C8yError)) return error;
     const named = await nameUntrustedServer(error, broker, tls);
-    if (!REFUSAL_CODES.includes(named.code) && options.findings === undefined) return named;
+    if (!EXPLAINED_CODES.includes(named.code) && options.findings === undefined) return named;
     const findings = options.findings ??
       diagnose({ identity: options.identity, clientId: options.clientId });
     return explainRefusal(named, findings);

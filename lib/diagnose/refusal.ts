@@ -25,6 +25,16 @@ export const REFUSAL_CODES: readonly ErrorCode[] = [
   "HTTP_FORBIDDEN",
 ];
 
+/**
+ * The error codes that mean "this machine's TLS library refused the device's own key or
+ * certificate" before connecting (OpenSSL's "key too small", "ca md too weak"): explained from the
+ * offline findings about the key, as a refusal is.
+ */
+export const LOCAL_REJECTION_CODES: readonly ErrorCode[] = ["TLS_LOCAL_CERT_REJECTED"];
+
+/** Every error code {@linkcode explainRefusal} explains from the offline findings. */
+export const EXPLAINED_CODES: readonly ErrorCode[] = [...REFUSAL_CODES, ...LOCAL_REJECTION_CODES];
+
 /** What {@linkcode explainRefusal} found. */
 export interface RefusalExplanation {
   /** The findings that explain the refusal, most likely first; empty when none does. */
@@ -61,6 +71,13 @@ const CLIENT_ID_CAUSES: [ProblemCode, string][] = [
   ["CN_MISSING", "the device certificate has no Common Name"],
   ["CN_COLON", "the device certificate's Common Name contains ':'"],
 ];
+/** Findings that explain OpenSSL refusing the device's own key or certificate. */
+const LOCAL_CAUSES: [ProblemCode, string][] = [
+  ["RSA_KEY_TOO_SMALL", "an RSA key of the device chain is too small for OpenSSL"],
+  ["KEY_TYPE_UNSUPPORTED", "the device key is of a type Deno's TLS client cannot present"],
+  ["KEY_MISMATCH", "the private key does not belong to the device certificate"],
+  ["KEY_INVALID", "the private key cannot be read"],
+];
 /** Informational findings that name what the tenant must trust: the cause when nothing is wrong. */
 const TRUST_CAUSES: [ProblemCode, string][] = [
   ["CHAIN_LEAF_ONLY", "the tenant does not trust the device certificate's issuer"],
@@ -77,7 +94,9 @@ const TRUST_CAUSES: [ProblemCode, string][] = [
  * at all, `hint` is `undefined`: the refusal's own hint (which may suggest retrying) stands.
  *
  * @param code The refusal's error code: `TLS_CLIENT_CERT_REFUSED`, `MQTT_NOT_AUTHORIZED`,
- *   `HTTP_UNAUTHORIZED` or `HTTP_FORBIDDEN` (the REST token endpoint sees no client id either).
+ *   `HTTP_UNAUTHORIZED` or `HTTP_FORBIDDEN` (the REST token endpoint sees no client id either);
+ *   or `TLS_LOCAL_CERT_REJECTED` (OpenSSL refused the device's own key: only the key findings
+ *   `RSA_KEY_TOO_SMALL`, `KEY_TYPE_UNSUPPORTED`, `KEY_MISMATCH`, `KEY_INVALID` explain it).
  * @param findings What `diagnose()` found for the identity and client id that were refused.
  * @returns The causes, most likely first, and the hint built from them.
  *
@@ -99,12 +118,24 @@ export function refusalExplanation(
   code: ErrorCode,
   findings: readonly Problem[],
 ): RefusalExplanation {
+  const ranked = (table: [ProblemCode, string][]): Problem[] =>
+    table.flatMap(([c]) => findings.filter((p) => p.code === c && p.severity !== "info"));
+  if (LOCAL_REJECTION_CODES.includes(code)) {
+    // The server never saw the certificate: only findings about the key itself can explain it.
+    const causes = ranked(LOCAL_CAUSES);
+    if (causes.length === 0) return { causes, hint: undefined };
+    const reasons = new Map<string, string>(LOCAL_CAUSES);
+    const [first, ...others] = causes;
+    let hint = `Found offline: ${reasons.get(first.code)} (${first.code}).`;
+    if (first.hint) hint += ` ${first.hint}`;
+    const rest = [...new Set(others.map((p) => p.code))];
+    if (rest.length > 0) hint += ` Also found offline: ${rest.join(", ")}.`;
+    return { causes, hint };
+  }
   const known = code === "MQTT_NOT_AUTHORIZED"
     ? [...CLIENT_ID_CAUSES, ...CHAIN_CAUSES]
     : CHAIN_CAUSES;
   const reasons = new Map<string, string>(known);
-  const ranked = (table: [ProblemCode, string][]): Problem[] =>
-    table.flatMap(([c]) => findings.filter((p) => p.code === c && p.severity !== "info"));
   const causes = [
     ...ranked(known),
     // A finding of severity error this table does not know (a newer check) may explain it too.
@@ -170,7 +201,7 @@ export function refusalExplanation(
  * ```
  */
 export function explainRefusal(error: C8yError, findings: readonly Problem[]): C8yError {
-  const hint = REFUSAL_CODES.includes(error.code)
+  const hint = EXPLAINED_CODES.includes(error.code)
     ? refusalExplanation(error.code, findings).hint
     : undefined;
   const Class = error.constructor as new (

@@ -105,7 +105,15 @@ export interface FailureClassSummary {
   devices: string[];
   /** The hint of the class's most common code. */
   hint: string;
+  /**
+   * Each distinct hint of the class with its code and how many devices got it, most common
+   * first (at most {@linkcode MAX_HINTS_PER_CLASS}: a hint naming a file differs per device).
+   */
+  hints: { code: string; hint: string; count: number }[];
 }
+
+/** The most distinct hints a class keeps (see {@linkcode FailureClassSummary.hints}). */
+export const MAX_HINTS_PER_CLASS = 10;
 
 /** Counters of a run, through which its memory use can be checked. */
 export interface FleetStats {
@@ -210,7 +218,13 @@ export function deviceLabel(result: Pick<DeviceResult, "keystore" | "line">): st
 export class SummaryBuilder {
   #devices = 0;
   #passed = 0;
-  #classes = new Map<FailureClass, FailureClassSummary & { hints: Map<string, string> }>();
+  #classes = new Map<
+    FailureClass,
+    Omit<FailureClassSummary, "hints"> & {
+      firstHint: Map<string, string>;
+      hints: Map<string, { code: string; hint: string; count: number }>;
+    }
+  >();
 
   /** Counts one finished device. */
   add(result: DeviceResult): void {
@@ -222,22 +236,41 @@ export class SummaryBuilder {
     const { error } = result;
     let entry = this.#classes.get(error.class);
     if (entry === undefined) {
-      entry = { class: error.class, count: 0, codes: {}, devices: [], hint: "", hints: new Map() };
+      entry = {
+        class: error.class,
+        count: 0,
+        codes: {},
+        devices: [],
+        hint: "",
+        firstHint: new Map(),
+        hints: new Map(),
+      };
       this.#classes.set(error.class, entry);
     }
     entry.count++;
     entry.codes[error.code] = (entry.codes[error.code] ?? 0) + 1;
     entry.devices.push(deviceLabel(result));
-    if (!entry.hints.has(error.code)) entry.hints.set(error.code, error.hint);
+    if (!entry.firstHint.has(error.code)) entry.firstHint.set(error.code, error.hint);
+    const key = `${error.code}\n${error.hint}`;
+    const seen = entry.hints.get(key);
+    if (seen !== undefined) seen.count++;
+    else if (entry.hints.size < MAX_HINTS_PER_CLASS) {
+      entry.hints.set(key, { code: error.code, hint: error.hint, count: 1 });
+    }
   }
 
   /** The summary so far. */
   build(
     extra: Pick<FleetSummary, "duplicates" | "durationMs" | "offlineMs" | "stats">,
   ): FleetSummary {
-    const classes = [...this.#classes.values()].map(({ hints, ...entry }) => {
+    const classes = [...this.#classes.values()].map(({ firstHint, hints, ...entry }) => {
       const [top] = Object.entries(entry.codes).sort((a, b) => b[1] - a[1]);
-      return { ...entry, hint: hints.get(top[0]) ?? "" };
+      return {
+        ...entry,
+        hint: firstHint.get(top[0]) ?? "",
+        hints: [...hints.values()].filter((h) => h.hint !== "")
+          .sort((a, b) => b.count - a.count).map((h) => ({ ...h })),
+      };
     });
     classes.sort((a, b) =>
       b.count - a.count || FAILURE_CLASSES.indexOf(a.class) - FAILURE_CLASSES.indexOf(b.class)

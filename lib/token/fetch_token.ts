@@ -7,7 +7,7 @@
 import { connect, type StageListener } from "../connect/connection.ts";
 import { checkNumberOption } from "../check_option.ts";
 import { diagnose } from "../diagnose/diagnose.ts";
-import { explainRefusal, REFUSAL_CODES } from "../diagnose/refusal.ts";
+import { EXPLAINED_CODES, explainRefusal } from "../diagnose/refusal.ts";
 import { C8yError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
@@ -123,7 +123,7 @@ export async function fetchToken(
     } catch (error) {
       // A 401/403 is explained from the offline findings, as a refusal over MQTT is.
       if (!(error instanceof C8yError)) throw error;
-      if (!REFUSAL_CODES.includes(error.code) && options.findings === undefined) throw error;
+      if (!EXPLAINED_CODES.includes(error.code) && options.findings === undefined) throw error;
       throw explainRefusal(error, options.findings ?? diagnose({ identity: options.identity }));
     }
   }

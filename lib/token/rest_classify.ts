@@ -19,7 +19,7 @@ import {
   TokenError,
 } from "../errors.ts";
 import { hostPort } from "../connect/broker_url.ts";
-import { errorCode, seconds } from "../connect/classify.ts";
+import { errorCode, localRejection, seconds } from "../connect/classify.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { RestAddress } from "./rest_url.ts";
 
@@ -195,6 +195,9 @@ export function timeoutError(stage: Stage, address: RestAddress, timeoutMs: numb
 export function networkError(err: Error, stage: "dns" | "tcp", address: RestAddress): C8yError {
   const code = errorCode(err);
   const where = `${address.host} port ${address.port}`;
+  // https.request sets up its TLS context (and OpenSSL judges the device key) before connecting.
+  const local = localRejection(err, address.url);
+  if (local !== undefined) return local;
   if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
     return new PermissionError(`Deno is not allowed to connect to ${where}`, {
       code: "PERMISSION_NET",
@@ -289,6 +292,8 @@ function clientCertAlert(err: Error | undefined): string | undefined {
 export function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yError {
   const code = errorCode(err) ?? "";
   if (err instanceof Deno.errors.NotCapable) return networkError(err, "tcp", address);
+  const local = localRejection(err, address.url);
+  if (local !== undefined) return local;
   if (UNTRUSTED_CODES.has(code)) {
     return new TlsError(`The server certificate of ${address.url} is not trusted (${code})`, {
       code: "TLS_SERVER_UNTRUSTED",

@@ -6,7 +6,8 @@ import {
   type DeviceConnection,
 } from "../../lib/connect/connection.ts";
 import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
-import { tlsOptions } from "../../lib/connect/tls_options.ts";
+import { type TlsConnectOptions, tlsOptions } from "../../lib/connect/tls_options.ts";
+import { classifyTlsError } from "../../lib/connect/classify.ts";
 import { C8yError, MqttError, NetworkError, PermissionError, TlsError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
 import type { DeviceIdentity, TrustAnchors } from "../../lib/types.ts";
@@ -578,4 +579,36 @@ try {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("classifyTlsError() tells OpenSSL refusing the device's own key from a server problem", () => {
+  const broker = parseBrokerUrl("mqtts://127.0.0.1:8883");
+  const options = { host: "127.0.0.1", port: 8883 } as TlsConnectOptions;
+  for (
+    const [code, message, reason] of [
+      ["ERR_OSSL_SSL_KEY_TOO_SMALL", "error:0A00018A:SSL routines::key too small", "key too small"],
+      [
+        "ERR_OSSL_SSL_EE_KEY_TOO_SMALL",
+        "error:0A00018F:SSL routines::ee key too small",
+        "ee key too small",
+      ],
+      [
+        "ERR_OSSL_SSL_CA_MD_TOO_WEAK",
+        "error:0A00018E:SSL routines::ca md too weak",
+        "ca md too weak",
+      ],
+    ]
+  ) {
+    const err = Object.assign(new Error(message), { code });
+    const classified = classifyTlsError(err, broker, options);
+    assert.equal(classified.code, "TLS_LOCAL_CERT_REJECTED", message);
+    assert.ok(classified.message.includes(`(OpenSSL: ${reason})`), classified.message);
+    assert.doesNotMatch(classified.hint, /URL and port/);
+    assert.match(classified.hint, reason.includes("md") ? /SHA-256/ : /2048/);
+  }
+  // The same words as a verify code are about the server's certificate, not ours.
+  const server = Object.assign(new Error("EE certificate key too weak"), {
+    code: "EE_KEY_TOO_SMALL",
+  });
+  assert.notEqual(classifyTlsError(server, broker, options).code, "TLS_LOCAL_CERT_REJECTED");
 });

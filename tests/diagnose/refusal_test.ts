@@ -189,3 +189,25 @@ Deno.test({
   );
   assert.match(hint!, /the device may not be registered for certificate authentication\.$/);
 });
+
+Deno.test({
+  name: "a local TLS rejection of the device's own key is explained by RSA_KEY_TOO_SMALL only",
+  permissions,
+}, () => {
+  const findings = diagnose({ identity: identity("bad/rsa1024.key", "bad/rsa1024.chain.pem") });
+  assert.ok(findings.some((p) => p.code === "RSA_KEY_TOO_SMALL"));
+  assert.ok(findings.some((p) => p.code === "CHAIN_ANCHOR"), "an informational trust finding");
+  const local = new TlsError(
+    "This machine's TLS library refused the device's own key or certificate (OpenSSL: key too small)",
+    { code: "TLS_LOCAL_CERT_REJECTED", hint: "generic" },
+  );
+  const explained = explainRefusal(local, findings);
+  assert.equal(explained.code, "TLS_LOCAL_CERT_REJECTED");
+  assert.match(explained.hint, /^Found offline: an RSA key .* too small .*\(RSA_KEY_TOO_SMALL\)\./);
+  // The server never saw the certificate: trust and upload advice would mislead.
+  assert.doesNotMatch(explained.hint, /CHAIN_ANCHOR|tenant|trusted/);
+  // No key finding: the error's own hint stands.
+  const good = diagnose({ identity: identity("devices/rsa.key", "devices/rsa.chain.pem") });
+  assert.equal(explainRefusal(local, good).hint, "generic");
+  assert.deepEqual(refusalExplanation("TLS_LOCAL_CERT_REJECTED", good).causes, []);
+});

@@ -9,14 +9,20 @@
 import { basename, dirname, isAbsolute, join } from "node:path";
 import process from "node:process";
 import { loadCliProgress } from "../../deps.ts";
-import { ExitCode, UsageError } from "../../errors.ts";
+import { ExitCode, PermissionError, UsageError } from "../../errors.ts";
 import { checkFleet, type FleetMode } from "../../fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../../fleet/junit.ts";
 import { type FleetDevice, readManifest } from "../../fleet/manifest.ts";
-import type { DeviceResult, FailureClass, FleetSummary } from "../../fleet/result.ts";
+import type {
+  DeviceFailure,
+  DeviceResult,
+  FailureClass,
+  FleetSummary,
+} from "../../fleet/result.ts";
 import { parsePasswordSpec } from "../../stores/password_spec.ts";
 import type { CommandContext } from "../context.ts";
 import { EXIT_CODES } from "../exit_codes.ts";
+import { fleetFlags, withFlags } from "../flags.ts";
 import { readStoreFile } from "../files.ts";
 import { readTrustStore } from "../load_stores.ts";
 import { required, seconds, storeType, type Values } from "../options.ts";
@@ -41,6 +47,28 @@ export interface FleetPlan {
   env: string[];
   /** Where `--junit` writes (its directory, also read: a temporary file there is renamed). */
   write: string[];
+  /** The manifest, when Deno may not read it yet (so the files it names are not known yet). */
+  unreadManifest?: string;
+}
+
+/**
+ * A missing permission, with what the suggested line cannot name yet: when the manifest itself
+ * is not readable, the keystores, key files, password files and variables it lists are named
+ * once it is (by the next run), which the hint says.
+ *
+ * @param error What the permission check threw.
+ * @param plan The plan of the run.
+ * @returns The error to report.
+ */
+export function withManifestNote(error: unknown, plan: FleetPlan | undefined): unknown {
+  if (!(error instanceof PermissionError) || plan?.unreadManifest === undefined) return error;
+  return new PermissionError(error.message, {
+    code: error.code,
+    hint: `The manifest "${plan.unreadManifest}" cannot be read yet, so this line does not ` +
+      "name the keystores, key files and password files (or env: variables) it lists: once " +
+      `the manifest may be read, the next run names each of them. ${error.hint}`,
+    cause: error.cause,
+  });
 }
 
 /**
@@ -76,6 +104,51 @@ function concurrency(values: Values): number {
     );
   }
   return n;
+}
+
+/**
+ * Checks the `--junit` target before any device is read: its directory must exist and the path
+ * must not be a directory (the report is renamed onto it at the end). A path Deno may not look
+ * at yet is left to the permission check (`lenient`), and checked again before the run.
+ *
+ * @throws {UsageError} `OPTION_INVALID` naming the path.
+ */
+export async function checkJUnitTarget(path: string, lenient = false): Promise<void> {
+  const dir = dirname(path);
+  /** The path's kind, `missing`, or `unknown` when Deno may not look yet (and `lenient`). */
+  const kind = async (p: string): Promise<"directory" | "other" | "missing" | "unknown"> => {
+    // Asked first: a look without the permission would make Deno prompt on a terminal.
+    if (lenient && (await Deno.permissions.query({ name: "read", path: p })).state !== "granted") {
+      return "unknown";
+    }
+    try {
+      return (await Deno.stat(p)).isDirectory ? "directory" : "other";
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return "missing";
+      if (lenient) return "unknown";
+      throw error;
+    }
+  };
+  if (await kind(path) === "directory") {
+    throw new UsageError(`--junit "${path}" is a directory, not a file`, {
+      code: "OPTION_INVALID",
+      hint: `Name the report file, e.g. --junit ${join(path, "fleet.xml")}.`,
+    });
+  }
+  const where = await kind(dir);
+  if (where === "unknown") return;
+  if (where === "missing") {
+    throw new UsageError(`--junit "${path}": the directory "${dir}" does not exist`, {
+      code: "OPTION_INVALID",
+      hint: `Create it first (mkdir -p ${dir}), or name a file in an existing directory.`,
+    });
+  }
+  if (where !== "directory") {
+    throw new UsageError(`--junit "${path}": "${dir}" is not a directory`, {
+      code: "OPTION_INVALID",
+      hint: "Name a file in an existing directory.",
+    });
+  }
 }
 
 /** A path of the manifest, taken relative to the manifest's directory. */
@@ -150,12 +223,15 @@ export async function planFleet(values: Values): Promise<FleetPlan> {
   const plan: FleetPlan = { devices: undefined, read: [], env: [], write: [] };
   // The report is written to a temporary file beside it and renamed: Deno checks read and write
   // access to both names for the rename.
-  if (values.junit !== undefined) plan.write.push(dirname(values.junit));
+  if (values.junit !== undefined) {
+    await checkJUnitTarget(values.junit, true);
+    plan.write.push(dirname(values.junit));
+  }
   const reportDir = plan.write.slice();
   if (values.manifest === undefined) return { ...plan, read: reportDir };
   const { state } = await Deno.permissions.query({ name: "read", path: values.manifest });
   // Without access to the manifest, it is reported missing first (its files come next time).
-  if (state !== "granted") return { ...plan, read: reportDir };
+  if (state !== "granted") return { ...plan, read: reportDir, unreadManifest: values.manifest };
   const paths = new Set<string>();
   const env = new Set<string>();
   let devices = 0;
@@ -241,12 +317,71 @@ async function writeJUnit(path: string, xml: string): Promise<void> {
 
 const SHOWN_DEVICES = 10;
 
-function printSummary(ctx: CommandContext, summary: FleetSummary, results: DeviceResult[]): void {
+/**
+ * A device's failure in the words of its source (see `fleetFlags`): the manifest's columns or
+ * `--keystore-password`, never the library's option names. A key password of its own cannot be
+ * given in a fleet run, and the hint of a key password failure says so.
+ */
+export function inFleetWords(
+  source: "manifest" | "keystores",
+): (
+  failure: { code: string; hint: string; message?: string },
+) => { hint: string; message?: string } {
+  const flags = fleetFlags(source);
+  const list = source === "manifest" ? "a manifest" : "--keystores";
+  return (failure) => {
+    let hint = withFlags(failure.hint, flags);
+    if (failure.hint.includes("`keyPassword`")) {
+      hint = failure.code === "KEY_PASSWORD_REQUIRED"
+        ? `Give the key's passphrase with ${flags.password}: fleet opens the key with it.`
+        : `Check ${flags.password}: fleet opens the key with it too. A key with a password of ` +
+          `its own (keytool -keypass, or a PEM key file with another passphrase) cannot be ` +
+          `given in ${list}: check that device alone with check --key-password.`;
+    }
+    return {
+      hint,
+      ...(failure.message === undefined ? {} : { message: withFlags(failure.message, flags) }),
+    };
+  };
+}
+
+/**
+ * Offline, client ids used by more than one device are a warning (nothing connects); online the
+ * same devices fail as `CLIENT_ID_DUPLICATE` and appear in the table instead.
+ */
+function printDuplicates(ctx: CommandContext, duplicates: FleetSummary["duplicates"]): void {
+  if (duplicates.length === 0) return;
+  ctx.io.out(
+    `warning CLIENT_ID_DUPLICATE: ${duplicates.length} client id(s) used by more than one device ` +
+      "(the platform admits one connection per client id; a run that connects fails these " +
+      "devices before connecting them):",
+  );
+  for (const d of duplicates.slice(0, SHOWN_DEVICES)) {
+    const more = d.devices.length > SHOWN_DEVICES
+      ? `, and ${d.devices.length - SHOWN_DEVICES} more`
+      : "";
+    ctx.io.out(
+      `  ${d.clientId} (${d.devices.length} devices): ` +
+        `${d.devices.slice(0, SHOWN_DEVICES).join(", ")}${more}`,
+    );
+  }
+  if (duplicates.length > SHOWN_DEVICES) {
+    ctx.io.out(`  ... and ${duplicates.length - SHOWN_DEVICES} more client ids (see --json)`);
+  }
+}
+
+function printSummary(
+  ctx: CommandContext,
+  summary: FleetSummary,
+  results: DeviceResult[],
+  offline: boolean,
+): void {
   const seconds = (summary.durationMs / 1000).toFixed(1);
   ctx.io.out(
     `fleet: ${summary.passed} of ${summary.devices} devices passed, ${summary.failed} failed ` +
       `(${seconds} s)`,
   );
+  if (offline) printDuplicates(ctx, summary.duplicates);
   if (summary.classes.length === 0) return;
   ctx.io.out("failure classes (most common first):");
   const width = Math.max(...summary.classes.map((c) => c.class.length));
@@ -258,7 +393,13 @@ function printSummary(ctx: CommandContext, summary: FleetSummary, results: Devic
       ? `, and ${c.devices.length - SHOWN_DEVICES} more`
       : "";
     ctx.io.out(`      devices: ${c.devices.slice(0, SHOWN_DEVICES).join(", ")}${more}`);
-    if (c.hint) ctx.io.out(`      hint: ${c.hint}`);
+    // Each distinct hint once, with its code (a store failure may be a path or a password).
+    const shown = new Set<string>();
+    for (const h of c.hints) {
+      if (shown.has(`${h.code}\n${h.hint}`)) continue;
+      shown.add(`${h.code}\n${h.hint}`);
+      ctx.io.out(`      hint (${h.code}): ${h.hint}`);
+    }
   }
   const failed = results.filter((r) => !r.ok);
   if (failed.length > 0) ctx.io.out("failed devices:");
@@ -277,6 +418,7 @@ function printSummary(ctx: CommandContext, summary: FleetSummary, results: Devic
  */
 export async function fleetCommand(ctx: CommandContext, plan: FleetPlan): Promise<number> {
   const { values } = ctx;
+  if (values.junit !== undefined) await checkJUnitTarget(values.junit);
   const mode: FleetMode = values.offline ? "offline" : values["no-token"] ? "connect" : "token";
   const trust = values.truststore === undefined ? undefined : await readTrustStore(
     ctx.run,
@@ -288,6 +430,7 @@ export async function fleetCommand(ctx: CommandContext, plan: FleetPlan): Promis
       passwordOption: "truststore-password",
     },
   );
+  const words = inFleetWords(values.manifest === undefined ? "keystores" : "manifest");
   const passwords = new Map<string, Promise<string>>();
   const results: DeviceResult[] = [];
   // Every result for the JUnit report; otherwise the failures for the table (not under --json).
@@ -316,6 +459,9 @@ export async function fleetCommand(ctx: CommandContext, plan: FleetPlan): Promis
         return password;
       },
       onResult: (result) => {
+        if (result.error !== undefined) {
+          result.error = { ...result.error, ...words(result.error) } as DeviceFailure;
+        }
         progress.tick(result);
         if (keep(result)) results.push(result);
         if (ctx.json) ctx.io.out(JSON.stringify({ kind: "device", ...result }));
@@ -324,16 +470,61 @@ export async function fleetCommand(ctx: CommandContext, plan: FleetPlan): Promis
   } finally {
     progress.stop();
   }
+  summary.classes = summary.classes.map((c) => ({
+    ...c,
+    hint: words({
+      code: Object.entries(c.codes).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "",
+      hint: c.hint,
+    }).hint,
+    hints: c.hints.map((h) => ({ ...h, hint: words(h).hint })),
+  }));
   const exitCode = summary.classes.length === 0
     ? ExitCode.OK
     : exitCodeOf(summary.classes[0].class);
+  // The summary is printed whatever becomes of the report; a report that cannot be written is
+  // reported after it, and the run exits 2 (the devices' code is named in the error).
+  let reportError: UsageError | undefined;
   if (values.junit !== undefined) {
-    await writeJUnit(values.junit, await fleetJUnitReport(results, summary, { startedAt }));
+    try {
+      await writeJUnit(values.junit, await fleetJUnitReport(results, summary, { startedAt }));
+    } catch (error) {
+      const why = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      reportError = new UsageError(
+        `The JUnit report "${values.junit}" could not be written: ${why}` +
+          ` (exit code ${ExitCode.USAGE} instead of the devices' ${exitCode})`,
+        {
+          code: "REPORT_WRITE",
+          hint: "Check that --junit names a writable file in an existing directory; the devices' " +
+            "results are in the summary above.",
+        },
+      );
+    }
   }
   if (ctx.json) {
-    ctx.io.out(JSON.stringify({ kind: "summary", ok: summary.failed === 0, exitCode, ...summary }));
+    const failure = reportError === undefined ? {} : {
+      error: {
+        code: reportError.code,
+        stage: reportError.stage,
+        message: reportError.message,
+        hint: reportError.hint,
+        exitCode: reportError.exitCode,
+      },
+    };
+    ctx.io.out(JSON.stringify({
+      kind: "summary",
+      ok: summary.failed === 0 && reportError === undefined,
+      exitCode: reportError?.exitCode ?? exitCode,
+      devicesExitCode: exitCode,
+      ...summary,
+      ...failure,
+    }));
   } else {
-    printSummary(ctx, summary, results);
+    printSummary(ctx, summary, results, mode === "offline");
+    if (reportError !== undefined) {
+      ctx.io.err(`error: ${reportError.message}`);
+      ctx.io.err(`hint: ${reportError.hint}`);
+    }
   }
+  if (reportError !== undefined) return reportError.exitCode;
   return exitCode;
 }
