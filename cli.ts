@@ -4,8 +4,9 @@
  * `run()` (the work, in `lib/cli/`) with `Deno.args` and exits with its code.
  *
  * ```sh
- * deno run --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 --allow-env=PW \
- *   cli.ts token --url ssl://example.com:8883 --keystore device.p12 --keystore-password env:PW
+ * deno run --ignore-env --allow-read=device.p12,truststore.jks --allow-net=example.com:8883 \
+ *   --allow-env=PW cli.ts token --url ssl://example.com:8883 --keystore device.p12 \
+ *   --truststore truststore.jks --keystore-password env:PW
  * ```
  *
  * @module

@@ -25,7 +25,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT`, `EMULATOR_LIMIT`, `EMULATOR_TOKEN_ALGORITHM` | `UsageError` | An emulator setting that cannot work. |
  * | `EMULATOR_DEVICE_NOT_CONNECTED`, `EMULATOR_DEVICE_NOT_SUBSCRIBED` | `UsageError` | `sendToDevice()` to a device that is not connected, or not subscribed to `s/ds`. |
  * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
- * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV`, `PERMISSION_SYS` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`; `PERMISSION_SYS`: `node:https` reads the default root CAs only with sys access). |
+ * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_NOT_A_FILE`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, a FIFO/socket/device (refused before it is opened), unreadable or too large. |
  * | `STORE_TOO_MANY_CERTIFICATES` | `StoreError` | A store carries more than 1000 certificates. |
  * | `STORE_FORMAT`, `STORE_CORRUPT`, `STORE_UNSUPPORTED`, `STORE_JCEKS`, `STORE_EMPTY` | `StoreError` | A store of an unknown, damaged or unsupported format, or with nothing in it. |
@@ -43,6 +43,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `EMULATOR_LISTEN` | `NetworkError` | The emulator cannot listen on its address. |
  * | `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`, `TLS_HOSTNAME_MISMATCH` | `TlsError` | The server's certificate is not trusted, not valid now, or not for this host. |
  * | `TLS_CLIENT_CERT_REQUIRED`, `TLS_CLIENT_CERT_REFUSED` | `TlsError` | The server wanted a device certificate, or refused it (TLS alert or a close right after a TLS 1.3 handshake). |
+ * | `TLS_CLOSED_AFTER_HANDSHAKE` | `TlsError` | REST token: a close right after a TLS 1.3 handshake at an MQTT port (8883, 1883) or the broker's own address: most likely not the REST endpoint, else a refused device certificate. |
  * | `TLS_LOCAL_CERT_REJECTED` | `TlsError` | This machine's TLS library (OpenSSL) refused the device's own key or certificate before connecting ("key too small", "ca md too weak"). |
  * | `TLS_NOT_TLS`, `TLS_HANDSHAKE_FAILED`, `TLS_TIMEOUT` | `TlsError` | The peer does not speak TLS, the handshake failed otherwise, or took too long. |
  * | `MQTT_UNACCEPTABLE_PROTOCOL`, `MQTT_IDENTIFIER_REJECTED`, `MQTT_SERVER_UNAVAILABLE`, `MQTT_BAD_CREDENTIALS`, `MQTT_NOT_AUTHORIZED` | `MqttError` | CONNACK 1 to 5; 5 (not authorized) is how the platform refuses a certificate identity. |
@@ -92,7 +93,6 @@ export type ErrorCode =
   | "PERMISSION_MISSING"
   | "PERMISSION_NET"
   | "PERMISSION_ENV"
-  | "PERMISSION_SYS"
   | "STORE_NOT_FOUND"
   | "STORE_IS_DIRECTORY"
   | "STORE_NOT_A_FILE"
@@ -136,6 +136,7 @@ export type ErrorCode =
   | "TLS_HOSTNAME_MISMATCH"
   | "TLS_CLIENT_CERT_REQUIRED"
   | "TLS_CLIENT_CERT_REFUSED"
+  | "TLS_CLOSED_AFTER_HANDSHAKE"
   | "TLS_LOCAL_CERT_REJECTED"
   | "TLS_NOT_TLS"
   | "TLS_HANDSHAKE_FAILED"

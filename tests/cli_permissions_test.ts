@@ -149,3 +149,23 @@ Deno.test("a keystore behind a symbolic link needs read access to its target, an
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli.ts's module doc example grants exactly what the permission planner asks for (--ignore-env included)", async () => {
+  const doc = Deno.readTextFileSync(`${ROOT}/cli.ts`);
+  const block = /```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(block, "cli.ts has a sh example");
+  const line = block.split("\n").map((l) => l.replace(/^\s*\*\s?/, "").replace(/\\$/, "").trim())
+    .join(" ").trim();
+  const words = line.split(/\s+/);
+  const at = words.indexOf("cli.ts");
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"], line);
+  const documented = words.slice(2, at).sort();
+  const args = words.slice(at + 1);
+  // The same command line under no permission: the planner names every flag it needs.
+  const r = await runCli(args, { ignoreEnv: false });
+  assert.equal(r.code, 9, r.stderr);
+  const suggested = /deno run (.*?) cli\.ts /.exec(r.stderr)?.[1]?.split(" ").sort();
+  assert.ok(suggested, r.stderr);
+  assert.deepEqual(documented, suggested);
+  assert.ok(documented.includes("--ignore-env"));
+});

@@ -59,7 +59,7 @@ Deno.test("token --via rest and check --via rest against the emulator, with only
   );
 });
 
-Deno.test("the permission planner names the REST host:port for --via rest (and --allow-sys without a truststore)", async () => {
+Deno.test("the permission planner names the REST host:port for --via rest, and neither --allow-sys nor --ignore-env", async () => {
   const base = [
     "token",
     "--url",
@@ -79,19 +79,161 @@ Deno.test("the permission planner names the REST host:port for --via rest (and -
     "rest.example.com:8443",
   ], {
     read: [KEYSTORE, TRUST],
+    ignoreEnv: false,
   });
   assert.equal(withTrust.code, 9, withTrust.stderr);
   assert.match(
     withTrust.stderr,
     /connecting to rest\.example\.com:8443 needs --allow-net=rest\.example\.com:8443/,
   );
-  assert.doesNotMatch(withTrust.stderr, /--allow-net=mqtt|--allow-sys/);
+  assert.doesNotMatch(withTrust.stderr, /--allow-net=mqtt|--allow-sys|--ignore-env|MQTT\.js/);
 
-  const defaultRoots = await runCli(base, { read: [KEYSTORE] });
+  const defaultRoots = await runCli(base, { read: [KEYSTORE], ignoreEnv: false });
   assert.equal(defaultRoots.code, 9, defaultRoots.stderr);
   // The pass: password moves to env:KEYSTORE_PASSWORD in the suggested line (never repeated).
   assert.match(
     defaultRoots.stderr,
-    /--allow-net=mqtt\.example\.com:443 --allow-env=KEYSTORE_PASSWORD --allow-sys /,
+    /run: deno run --allow-read=fixtures\/devices\/rsa\.jks --allow-net=mqtt\.example\.com:443 --allow-env=KEYSTORE_PASSWORD cli\.ts token /,
+  );
+  assert.doesNotMatch(defaultRoots.stderr, /--allow-sys|--ignore-env/);
+
+  // Over MQTT, --ignore-env is still asked for (MQTT.js loads).
+  const mqtt = await runCli(base.slice(0, -2), {
+    read: [KEYSTORE],
+    net: ["mqtt.example.com:8883"],
+    ignoreEnv: false,
+  });
+  assert.equal(mqtt.code, 9, mqtt.stderr);
+  assert.match(
+    mqtt.stderr,
+    /loading MQTT\.js, whose dependencies look up environment variables, needs --ignore-env/,
+  );
+});
+
+Deno.test("token --via rest needs neither --allow-sys nor --ignore-env: without a truststore the default root CAs apply", async () => {
+  await using emulator = await startFixtureEmulator({ restPort: 0 });
+  const net = [`127.0.0.1:${emulator.restPort}`];
+  const common = ["--keystore", KEYSTORE, "--keystore-password", "pass:changeit", "--via", "rest"];
+  // No truststore: the default root CAs do not hold the fixture server CA, so the TLS stage
+  // names the untrusted server certificate (exit 6); no permission is asked for.
+  const untrusted = await runCli(
+    ["token", ...common, "--rest-url", emulator.restUrl!, "--json"],
+    { read: [KEYSTORE], net, ignoreEnv: false },
+  );
+  assert.equal(untrusted.code, 6, untrusted.stdout + untrusted.stderr);
+  const error = JSON.parse(untrusted.stdout).error;
+  assert.equal(error.code, "TLS_SERVER_UNTRUSTED");
+  assert.match(error.hint, /default root CAs do not trust it/);
+  // With the truststore, and still without --ignore-env, the token comes.
+  const ok = await runCli(
+    ["token", ...common, "--truststore", TRUST, "--rest-url", emulator.restUrl!],
+    { read: [KEYSTORE, TRUST], net, ignoreEnv: false },
+  );
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+});
+
+Deno.test("--via rest takes the REST address from --rest-url alone, or from an https:// --url", async () => {
+  await using emulator = await startFixtureEmulator({ restPort: 0 });
+  const net = [`127.0.0.1:${emulator.restPort}`];
+  const common = [
+    "--keystore",
+    KEYSTORE,
+    "--keystore-password",
+    "pass:changeit",
+    "--truststore",
+    TRUST,
+    "--via",
+    "rest",
+  ];
+  const permissions = { read: [KEYSTORE, TRUST], net, ignoreEnv: false };
+  const restOnly = await runCli(
+    ["check", ...common, "--rest-url", emulator.restUrl!, "--json"],
+    permissions,
+  );
+  assert.equal(restOnly.code, 0, restOnly.stdout + restOnly.stderr);
+  const report = JSON.parse(restOnly.stdout);
+  assert.equal(report.restUrl, emulator.restUrl);
+  assert.equal(report.url, undefined, "no broker without --url");
+
+  const httpsUrl = await runCli(["token", ...common, "--url", emulator.restUrl!], permissions);
+  assert.equal(httpsUrl.code, 0, httpsUrl.stderr);
+  assert.doesNotMatch(httpsUrl.stderr, /MQTT endpoint/);
+
+  const both = await runCli(
+    ["token", ...common, "--url", emulator.restUrl!, "--rest-url", emulator.restUrl!],
+    permissions,
+  );
+  assert.equal(both.code, 2, both.stderr);
+  assert.match(
+    both.stderr,
+    /--rest-url names one too; with --via rest give the HTTPS address once/,
+  );
+
+  const neither = await runCli(["token", ...common], permissions);
+  assert.equal(neither.code, 2, neither.stderr);
+  assert.match(neither.stderr, /The token command with --via rest needs --rest-url \(or --url\)/);
+
+  // Over MQTT an https:// --url is still a web address, not a broker.
+  const mqtt = await runCli(
+    ["token", ...common.slice(0, -2), "--url", emulator.restUrl!],
+    { read: [KEYSTORE, TRUST] },
+  );
+  assert.equal(mqtt.code, 2, mqtt.stderr);
+  assert.match(
+    mqtt.stderr,
+    /MQTT endpoint.*\n.*add --via rest \(the https:\/\/ URL is then the REST address\)/,
+  );
+});
+
+Deno.test("check --via rest at the emulator's MQTT port names the wrong endpoint, not only the certificate", async () => {
+  const events: { kind: string; reason?: string }[] = [];
+  await using emulator = await startFixtureEmulator({
+    restPort: 0,
+    log: (e) => events.push(e as { kind: string; reason?: string }),
+  });
+  const mqttPort = Number(new URL(emulator.url.replace(/^mqtts:/, "https:")).port);
+  const restUrl = `https://127.0.0.1:${mqttPort}`;
+  const args = [
+    "check",
+    "--keystore",
+    KEYSTORE,
+    "--keystore-password",
+    "pass:changeit",
+    "--truststore",
+    TRUST,
+    "--via",
+    "rest",
+    "--rest-url",
+    restUrl,
+    "--json",
+  ];
+  const permissions = { read: [KEYSTORE, TRUST], net: [`127.0.0.1:${mqttPort}`] };
+
+  // The REST URL is the broker's own address (--url): the wrong endpoint comes first.
+  const broker = await runCli([...args, "--url", emulator.url], permissions);
+  assert.equal(broker.code, 6, broker.stdout + broker.stderr);
+  const first = JSON.parse(broker.stdout).error;
+  assert.equal(first.code, "TLS_CLOSED_AFTER_HANDSHAKE");
+  assert.equal(first.stage, "tls");
+  assert.match(
+    first.message,
+    /closed the connection right after the TLS 1\.3 handshake, without answering the token request: most likely this is not the REST endpoint \(it is the MQTT broker's address, which does not speak HTTP\); else the server did not accept the device certificate/,
+  );
+  assert.match(first.hint, /^Give the tenant's HTTPS address as the REST URL/);
+  assert.doesNotMatch(first.hint, /CHAIN_ANCHOR/);
+  // The peer really was the MQTT broker, which took the HTTP request for a broken MQTT packet.
+  assert.ok(events.some((e) => e.kind === "error" && /Invalid protocol/.test(e.reason ?? "")));
+
+  // Without --url the port is not known as MQTT's: the certificate first, the port second.
+  const unknown = await runCli(args, permissions);
+  assert.equal(unknown.code, 6, unknown.stdout + unknown.stderr);
+  const second = JSON.parse(unknown.stdout).error;
+  assert.equal(second.code, "TLS_CLIENT_CERT_REFUSED");
+  assert.match(
+    second.message,
+    new RegExp(
+      `most likely it did not accept the device certificate .*; else port ${mqttPort} is not the REST endpoint \\(an MQTT port such as 8883 closes the connection on an HTTP request\\)`,
+    ),
   );
 });

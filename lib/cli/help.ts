@@ -25,7 +25,7 @@ const OPTION_HELP: Record<string, OptionHelp> = {
     value: "URL",
     text: "ssl://host:port, mqtts://host:port, tls://host:port or host[:port]; the default " +
       "port is 8883. ws://, wss://, tcp://, mqtt:// and https:// are refused (the port goes " +
-      "here: there is no --port).",
+      "here: there is no --port); with --via rest an https:// URL is the REST address.",
   },
   "client-id": {
     value: "ID",
@@ -46,7 +46,8 @@ const OPTION_HELP: Record<string, OptionHelp> = {
   },
   "rest-url": {
     value: "URL",
-    text: "With --via rest: https://host[:port] (default: the --url host on 443).",
+    text: "With --via rest: https://host[:port] (default: the --url host on 443); --url may " +
+      "then be left out.",
   },
   "send-chain": {
     text: "With --via rest: send the device's chain in the X-Ssl-Cert-Chain header.",
@@ -147,9 +148,9 @@ const COMMAND_HELP: Record<
       "TOKEN=$(c8y-mqtt-cert token ...). Progress goes to stderr.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts token --url ... --keystore ...\n" +
-      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without --truststore\n" +
-      "--allow-sys: node:https reads the default root CAs with it; --ignore-env: MQTT.js's\n" +
-      "dependencies look up environment variables when they load)",
+      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load;\n" +
+      "--via rest: only --allow-net=<REST host>:<port>, e.g. <host>:443, and no --ignore-env:\n" +
+      "REST loads no MQTT library)",
   },
   check: {
     usage: "--url URL --keystore PATH [store options] [--truststore PATH] [--json]\n" +
@@ -159,9 +160,9 @@ const COMMAND_HELP: Record<
       "subscribe, token. Stops at the first failure and explains it.",
     permissions: "deno run --ignore-env --allow-read=<keystore>[,<truststore>][,<key>] \\\n" +
       "  --allow-net=<host>:<port> cli.ts check --url ... --keystore ...\n" +
-      "(--via rest: --allow-net=<REST host>:<port>, e.g. <host>:443, and without --truststore\n" +
-      "--allow-sys: node:https reads the default root CAs with it; --ignore-env: MQTT.js's\n" +
-      "dependencies look up environment variables when they load)",
+      "(--ignore-env: MQTT.js's dependencies look up environment variables when they load;\n" +
+      "--via rest: only --allow-net=<REST host>:<port>, e.g. <host>:443, and no --ignore-env:\n" +
+      "REST loads no MQTT library)",
   },
   inspect: {
     usage: "[--keystore PATH [store options]] [--truststore PATH] [--json]",

@@ -13,7 +13,8 @@ import {
   DEFAULT_TOKEN_LIFETIME_SECONDS,
   type EmulatorSettings,
 } from "../emulator/settings.ts";
-import { parseRestUrl } from "../token/rest_url.ts";
+import { parseRestUrl, type RestAddress, restUrlOf } from "../token/rest_url.ts";
+import { type BrokerAddress, parseBrokerUrl } from "../connect/broker_url.ts";
 import type { StoreFormat } from "../types.ts";
 import { closestWord } from "./did_you_mean.ts";
 
@@ -329,6 +330,68 @@ export function tokenRoute(
 }
 
 /**
+ * Where `token` and `check` connect. Over MQTT: the broker of `--url` (required). With `--via
+ * rest` only the HTTPS address is contacted: `--rest-url`, or an `https://` `--url` taken as that
+ * address, or else the `--url` broker's host on port 443; `broker` is then the `--url` broker
+ * when one is given (an `https://` `--url` names no broker).
+ *
+ * @throws {UsageError} `USAGE` for a missing `--url` (over MQTT), a `--via rest` without either
+ * address, or an `https://` `--url` together with `--rest-url`; the URL codes of
+ * `parseBrokerUrl` and `parseRestUrl`.
+ */
+export function tokenTarget(
+  values: Values,
+  command: "token" | "check",
+): { broker: BrokerAddress | undefined; rest: RestAddress | undefined } {
+  const route = tokenRoute(values);
+  if (route.via === "mqtt") {
+    const url = required(values, "url", command);
+    try {
+      return { broker: parseBrokerUrl(url), rest: undefined };
+    } catch (error) {
+      // An https:// address may be meant for the token over REST: say how to ask for that.
+      if (!(error instanceof UsageError) || error.code !== "URL_HTTP") throw error;
+      if (!/^https:\/\//i.test(url.trim())) throw error;
+      throw new UsageError(error.message, {
+        code: error.code,
+        hint:
+          `${error.hint} For the token over HTTPS instead, add --via rest (the https:// URL is then the REST address).`,
+      });
+    }
+  }
+  const url = values.url === "" ? undefined : values.url;
+  if (url !== undefined && /^https?:\/\//i.test(url.trim())) {
+    if (route.restUrl !== undefined) {
+      throw new UsageError(
+        `--url "${
+          shortened(url)
+        }" is a web address and --rest-url names one too; with --via rest give the HTTPS address once`,
+        {
+          code: "USAGE",
+          hint:
+            "Keep --rest-url https://<host>[:port] and leave out --url (or give --url as the MQTT broker, ssl://<host>:8883).",
+        },
+      );
+    }
+    return { broker: undefined, rest: parseRestUrl(url) };
+  }
+  const broker = url === undefined ? undefined : parseBrokerUrl(url);
+  if (route.restUrl !== undefined) return { broker, rest: parseRestUrl(route.restUrl) };
+  if (broker !== undefined) return { broker, rest: restUrlOf(broker) };
+  throw new UsageError(`The ${command} command with --via rest needs --rest-url (or --url)`, {
+    code: "USAGE",
+    hint:
+      "Give the tenant's HTTPS address: --rest-url https://<tenant domain> (port 443 unless the installation serves it elsewhere).",
+  });
+}
+
+/** A value as shown in a message: at most 200 characters, and never with credentials. */
+function shortened(value: string): string {
+  if (value.includes("@")) return "<a URL with credentials>";
+  return value.length > 200 ? `${value.slice(0, 200)}…` : value;
+}
+
+/**
  * The emulator's ports, tenant and token lifetime from the options (checked by the emulator;
  * its defaults are the emulator's, except the MQTT port: 8883, as on the platform).
  */
@@ -350,10 +413,9 @@ export function emulatorSettings(values: Values): EmulatorSettings {
  */
 export function validate(command: Command, values: Values): void {
   if (command === "token" || command === "check") {
-    required(values, "url", command);
+    tokenTarget(values, command);
     required(values, "keystore", command);
     seconds(values.timeout, "--timeout", 20);
-    tokenRoute(values);
   }
   storeType(values["keystore-type"], "--keystore-type");
   storeType(values["truststore-type"], "--truststore-type");

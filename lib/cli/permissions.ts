@@ -8,8 +8,7 @@
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../connect/broker_url.ts";
 import { DEFAULT_HOSTNAME, listenAddress } from "../emulator/settings.ts";
-import { type Command, tokenRoute, type Values } from "./options.ts";
-import { parseRestUrl, restUrlOf } from "../token/rest_url.ts";
+import { type Command, tokenRoute, tokenTarget, type Values } from "./options.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {
@@ -20,15 +19,10 @@ interface Needs {
   /**
    * Whether the command loads an npm library whose dependencies look up environment variables
    * when they load (MQTT.js for `token`, `check` and a connecting `fleet`, aedes for `emulate`):
-   * `--ignore-env` makes those look-ups find nothing instead of asking or failing.
+   * `--ignore-env` makes those look-ups find nothing instead of asking or failing. `token` and
+   * `check` with `--via rest` do not load MQTT.js (nor any npm library that looks variables up).
    */
   ignoreEnv: boolean;
-  /**
-   * Whether the command reads the default root CAs through `node:https` (`--via rest` without a
-   * truststore): Deno 2.9.6 asks for sys access "ca" there, and accepts only a bare `--allow-sys`
-   * for it (`--allow-sys=ca` is refused as an unknown descriptor).
-   */
-  sysCa: boolean;
 }
 
 /** The first variable MQTT.js's dependencies look up when they load (`readable-stream`). */
@@ -40,9 +34,9 @@ function neededPermissions(command: Command, values: Values): Needs {
     net: [],
     env: [],
     write: [],
-    ignoreEnv: command === "token" || command === "check" || command === "emulate" ||
-      (command === "fleet" && !values.offline),
-    sysCa: false,
+    ignoreEnv:
+      ((command === "token" || command === "check") && tokenRoute(values).via === "mqtt") ||
+      command === "emulate" || (command === "fleet" && !values.offline),
   };
   const fileOptions = command === "emulate"
     ? [...(values.trust ?? []), values["server-cert"], values["server-key"]]
@@ -54,19 +48,15 @@ function neededPermissions(command: Command, values: Values): Needs {
     if (spec.kind === "file") needs.read.push(spec.path);
     if (spec.kind === "env") needs.env.push(spec.name);
   }
-  if (
-    (command === "token" || command === "check" || (command === "fleet" && !values.offline)) &&
-    values.url
-  ) {
+  if (command === "token" || command === "check") {
+    // Over REST only the HTTPS address is contacted, not the MQTT broker.
+    const { broker, rest } = tokenTarget(values, command);
+    const contacted = rest ?? broker;
+    if (contacted !== undefined) needs.net.push(hostPort(contacted.host, contacted.port));
+  }
+  if (command === "fleet" && !values.offline && values.url) {
     const broker = parseBrokerUrl(values.url);
-    if (tokenRoute(values).via === "rest") {
-      // Over REST only the HTTPS address is contacted, not the MQTT broker.
-      const rest = values["rest-url"] ? parseRestUrl(values["rest-url"]) : restUrlOf(broker);
-      needs.net.push(hostPort(rest.host, rest.port));
-      needs.sysCa = !values.truststore;
-    } else {
-      needs.net.push(hostPort(broker.host, broker.port));
-    }
+    needs.net.push(hostPort(broker.host, broker.port));
   }
   if (command === "emulate") {
     // The address really listened on (localhost is 127.0.0.1), IPv6 in brackets as Deno's
@@ -150,17 +140,6 @@ export async function checkPermissions(
     const { state } = await Deno.permissions.query({ name: "write", path });
     if (state !== "granted") missing.push(`writing in "${path}" needs --allow-write=${path}`);
   }
-  if (needs.sysCa) {
-    const { state } = await Deno.permissions.query({
-      name: "sys",
-      kind: "ca" as Deno.SysPermissionDescriptor["kind"],
-    });
-    if (state !== "granted") {
-      missing.push(
-        "reading the default root CAs for the REST request needs --allow-sys (or give --truststore)",
-      );
-    }
-  }
   if (needs.ignoreEnv && !envLookupsQuiet()) {
     const library = command === "emulate" ? "the MQTT broker library (aedes)" : "MQTT.js";
     missing.push(
@@ -209,7 +188,6 @@ function denoRunLine(
   if (needs.net.length) flags.push(`--allow-net=${needs.net.join(",")}`);
   if (env.length) flags.push(`--allow-env=${env.join(",")}`);
   if (needs.write.length) flags.push(`--allow-write=${[...new Set(needs.write)].join(",")}`);
-  if (needs.sysCa) flags.push("--allow-sys");
   const main = Deno.mainModule.startsWith("file:")
     ? relativeToCwd(new URL(Deno.mainModule).pathname)
     : Deno.mainModule;

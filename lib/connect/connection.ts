@@ -19,11 +19,8 @@ import { loadMqtt, type Mqtt } from "../deps.ts";
 import { C8yError, MqttError, PermissionError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import { type ReconnectOptions, reconnectTiming } from "./backoff.ts";
-import {
-  Connection,
-  type ConnectionCallbacks,
-  type DeviceConnection,
-} from "./device_connection.ts";
+import type { ConnectionCallbacks, DeviceConnection } from "./device_connection.ts";
+import { Connection } from "./live_connection.ts";
 import { handshake, MAX_TIMER_MS } from "./mqtt_client.ts";
 import { destroyed, openTls, type StageListener } from "./open_tls.ts";
 import { nameUntrustedServer, serverCertificateNames } from "./server_certificate.ts";

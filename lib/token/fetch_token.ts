@@ -8,7 +8,7 @@ import { connect, type StageListener } from "../connect/connection.ts";
 import { checkNumberOption } from "../check_option.ts";
 import { diagnose } from "../diagnose/diagnose.ts";
 import { EXPLAINED_CODES, explainRefusal } from "../diagnose/refusal.ts";
-import { C8yError } from "../errors.ts";
+import { C8yError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import { requestToken } from "./request_token.ts";
@@ -19,8 +19,11 @@ import { parseRestUrl, restUrlOf } from "./rest_url.ts";
 
 /** Options of {@linkcode fetchToken}. */
 export interface FetchTokenOptions {
-  /** The broker URL: `ssl://host:port`, `mqtts://`, `tls://` or `host[:port]`. */
-  url: string;
+  /**
+   * The broker URL: `ssl://host:port`, `mqtts://`, `tls://` or `host[:port]`. Required, except
+   * with `via: "rest"` and `restUrl` (then only the REST address is contacted).
+   */
+  url?: string;
   /** The device's key and chain (from `loadKeyStore`). */
   identity: DeviceIdentity;
   /** The CAs that may sign the server's certificate (from `loadTrustStore`). @default the default root CAs */
@@ -100,18 +103,21 @@ export async function fetchToken(
   checkNumberOption("attempts", options.attempts);
   checkNumberOption("timeoutMs", options.timeoutMs);
   if (options.via === "rest") {
-    const broker = parseBrokerUrl(options.url);
+    const restUrl = options.restUrl === undefined
+      ? restUrlOf(parseBrokerUrl(brokerUrl(options)))
+      : parseRestUrl(options.restUrl);
     const id = options.checkClientId === false && options.clientId !== undefined
       ? options.clientId
       : buildClientId(options.identity, { explicit: options.clientId });
     try {
       const token = await requestRestToken({
-        restUrl: options.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(options.restUrl),
+        restUrl,
         identity: options.identity,
         trust: options.trust,
         sendChain: options.sendChain,
         timeoutMs: options.timeoutMs,
         onStage: options.onStage,
+        brokerUrl: options.url || undefined,
       });
       return { ...token, clientId: id };
     } catch (error) {
@@ -122,7 +128,7 @@ export async function fetchToken(
     }
   }
   const connection = await connect({
-    url: options.url,
+    url: brokerUrl(options),
     identity: options.identity,
     trust: options.trust,
     clientId: options.clientId,
@@ -141,4 +147,18 @@ export async function fetchToken(
   } finally {
     await connection.close();
   }
+}
+
+/** The broker URL `fetchToken` needs (over MQTT, or over REST without `restUrl`). */
+function brokerUrl(options: FetchTokenOptions): string {
+  if (options.url !== undefined && options.url !== "") return options.url;
+  throw new UsageError(
+    options.via === "rest"
+      ? 'fetchToken() with via "rest" needs restUrl or url (the REST host is then url\'s on port 443)'
+      : "fetchToken() needs url, the MQTT broker",
+    {
+      code: "URL_INVALID",
+      hint: "Give the broker as url: ssl://<tenant domain>:8883.",
+    },
+  );
 }

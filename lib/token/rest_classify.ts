@@ -340,15 +340,23 @@ export function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yE
   });
 }
 
+/** Cumulocity's MQTT ports: an HTTP request there is answered with a close. */
+const MQTT_PORTS = new Set([8883, 1883]);
+
 /**
  * An error or close after the client's handshake and before the whole answer: an alert about the
- * device certificate, or a bare close or reset (under TLS 1.3, how a server refuses a client
- * certificate; under TLS 1.2 the server had accepted it, so the HTTP side hung up).
+ * device certificate, or a bare close or reset. Under TLS 1.3 a bare close is how a server
+ * refuses a client certificate, but also what an MQTT broker does with an HTTP request: when the
+ * address is an MQTT port (8883, 1883) or the broker's own (`brokerAddress`), the wrong endpoint
+ * is named first (`TLS_CLOSED_AFTER_HANDSHAKE`); otherwise the certificate is, with the port second
+ * (`TLS_CLIENT_CERT_REFUSED`). Under TLS 1.2 the server had accepted the certificate, so the HTTP
+ * side hung up.
  */
 export function lateError(
   err: Error | undefined,
   address: RestAddress,
   protocol: string | null,
+  brokerAddress?: { host: string; port: number },
 ): C8yError {
   if (/CERTIFICATE_REQUIRED/.test(errorCode(err) ?? "")) {
     return new TlsError(`${address.url} requires a client certificate, but none was sent`, {
@@ -365,10 +373,32 @@ export function lateError(
       cause: err,
     });
   }
+  const isBroker = brokerAddress !== undefined && brokerAddress.port === address.port &&
+    brokerAddress.host.toLowerCase() === address.host;
+  const mqttPort = isBroker || MQTT_PORTS.has(address.port);
+  const closed = `${address.url} closed the connection right after the TLS 1.3 handshake, ` +
+    "without answering the token request";
+  if (protocol === "TLSv1.3" && mqttPort) {
+    const why = isBroker
+      ? "it is the MQTT broker's address, which does not speak HTTP"
+      : `port ${address.port} is Cumulocity's MQTT ${
+        address.port === 1883 ? "" : "over TLS "
+      }port, which does not speak HTTP`;
+    return new TlsError(
+      `${closed}: most likely this is not the REST endpoint (${why}); else the server did not accept the device certificate`,
+      {
+        code: "TLS_CLOSED_AFTER_HANDSHAKE",
+        hint:
+          "Give the tenant's HTTPS address as the REST URL: https://<tenant domain> (port 443), not the MQTT broker's (port 8883).",
+        cause: err,
+      },
+    );
+  }
   if (protocol === "TLSv1.3") {
     return new TlsError(
-      `${address.url} most likely did not accept the device certificate: it closed the connection ` +
-        "right after the TLS 1.3 handshake, before answering the token request",
+      `${closed}: most likely it did not accept the device certificate (how a server refuses one ` +
+        `under TLS 1.3); else port ${address.port} is not the REST endpoint (an MQTT port such as ` +
+        "8883 closes the connection on an HTTP request)",
       { code: "TLS_CLIENT_CERT_REFUSED", hint: REFUSED_HINT, cause: err },
     );
   }
@@ -396,18 +426,7 @@ export function lateError(
   );
 }
 
-/** An error `https.request` throws before connecting: a permission, or anything else. */
+/** An error `https.request` throws before connecting (a permission, or anything else). */
 export function requestRefused(err: unknown, address: RestAddress): C8yError {
-  if (err instanceof Deno.errors.NotCapable && /sys access to "ca"/.test(err.message)) {
-    return new PermissionError(
-      'Deno is not allowed to read the default root CAs for the REST request (sys access "ca")',
-      {
-        code: "PERMISSION_SYS",
-        hint:
-          "Give a truststore with the CA that signed the server's certificate, or allow sys access (Deno 2.9.6 takes only a bare --allow-sys for it).",
-        cause: err,
-      },
-    );
-  }
   return networkError(err instanceof Error ? err : new Error(String(err)), "tcp", address);
 }

@@ -12,14 +12,19 @@
  * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`), so each stage is timed and each failure named, as for MQTT.
  * The request opens its own socket (the lookup is wrapped to time DNS): handed a TLS socket this
  * project opened (`createConnection`), Deno 2.9.6's HTTP client read the TCP bytes underneath it
- * and its parser failed on TLS records. Without trust anchors, `node:https` in Deno 2.9.6 reads
- * the default root CAs only with sys access "ca" (a bare `--allow-sys`; `--allow-sys=ca` is
- * refused), unlike `node:tls` for MQTT: that is `PERMISSION_SYS`.
+ * and its parser failed on TLS records. The TLS connection is opened by a one-request agent
+ * whose `createConnection` is `node:tls`'s `connect` with the request's own options: Deno 2.9.6's
+ * `node:https` agent asks for sys access "ca" (a bare `--allow-sys`) to read the default root CAs
+ * on every connection, even with `ca` given, whereas `node:tls` applies its bundled root CAs
+ * without any permission, as for MQTT. So the REST request needs only `--allow-net`.
  *
  * **The late rejection.** As over MQTT, under TLS 1.3 a server that refuses the device
  * certificate does so after the client considers the handshake done: the alert (or a bare close)
  * arrives instead of the HTTP answer. It is reported as `TLS_CLIENT_CERT_REFUSED`, and the `tls`
- * stage's time only once an HTTP answer proves the certificate was accepted.
+ * stage's time only once an HTTP answer proves the certificate was accepted. A bare close is also
+ * what an MQTT broker does with an HTTP request: at port 8883 or 1883, or at the broker's own
+ * address, it is `TLS_CLOSED_AFTER_HANDSHAKE` (most likely not the REST endpoint), and elsewhere
+ * the message names that possibility second.
  *
  * @module
  */
@@ -27,10 +32,11 @@
 import * as dns from "node:dns";
 import * as https from "node:https";
 import type { IncomingMessage } from "node:http";
-import type { TLSSocket } from "node:tls";
+import { connect as connectTls, type TLSSocket } from "node:tls";
 import type { C8yError, Stage } from "../errors.ts";
 import type { StageListener } from "../connect/connection.ts";
 import { tlsOptions } from "../connect/tls_options.ts";
+import { parseBrokerUrl } from "../connect/broker_url.ts";
 import type { DeviceToken } from "./decode_token.ts";
 import type { DeviceIdentity, TrustAnchors } from "../types.ts";
 import { parseRestUrl, type RestAddress } from "./rest_url.ts";
@@ -45,6 +51,22 @@ import {
   tokenOf,
   tooLarge,
 } from "./rest_classify.ts";
+
+/**
+ * An agent for one request whose TLS connection is `node:tls`'s `connect` with the request's
+ * options (host, port, key, cert, ca, servername, lookup ...). Deno 2.9.6's own `https.Agent`
+ * reads the default root CAs through sys access "ca" for every connection; `tls.connect` applies
+ * them without a permission. No keep-alive: the socket closes with the request.
+ */
+class TlsAgent extends https.Agent {
+  constructor() {
+    super({ keepAlive: false });
+  }
+  // deno-lint-ignore no-explicit-any
+  override createConnection(options: any): TLSSocket {
+    return connectTls(options);
+  }
+}
 
 /** The callback of `dns.lookup`, with one address or, with `all`, the list. */
 type LookupCallback = (
@@ -77,6 +99,12 @@ export interface RestTokenOptions {
   timeoutMs?: number;
   /** Called with each stage's time (`dns`, `tcp`, `tls`, `http`, `token`) once it succeeded. */
   onStage?: StageListener;
+  /**
+   * The device's MQTT broker (`ssl://host:port`), when known: a REST address that is the
+   * broker's and closes without answering is named as the wrong endpoint
+   * (`TLS_CLOSED_AFTER_HANDSHAKE`), as one at port 8883 or 1883 is.
+   */
+  brokerUrl?: string;
 }
 
 /** The longest delay `setTimeout` honours (2^31-1 ms). */
@@ -92,7 +120,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  *   `NETWORK_UNREACHABLE`, `NETWORK_TIMEOUT`, `NETWORK_FAILED`;
  * - `tls` ({@linkcode TlsError}): `TLS_SERVER_UNTRUSTED`, `TLS_SERVER_EXPIRED`,
  *   `TLS_HOSTNAME_MISMATCH`, `TLS_CLIENT_CERT_REFUSED` (an alert about the device certificate,
- *   or a close right after a TLS 1.3 handshake), `TLS_CLIENT_CERT_REQUIRED`, `TLS_NOT_TLS`,
+ *   or a close right after a TLS 1.3 handshake), `TLS_CLOSED_AFTER_HANDSHAKE` (such a close at
+ *   port 8883 or 1883 or the `brokerUrl`: most likely not the REST endpoint),
+ *   `TLS_CLIENT_CERT_REQUIRED`, `TLS_NOT_TLS`,
  *   `TLS_TIMEOUT`, `TLS_HANDSHAKE_FAILED`;
  * - `http` ({@linkcode TokenError}): `HTTP_UNAUTHORIZED` (401) and `HTTP_FORBIDDEN` (403): the
  *   device is not registered for certificate authentication or its CA is not trusted;
@@ -100,9 +130,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * - `token` ({@linkcode TokenError}): `TOKEN_TOO_LARGE` (over 64 KiB), `TOKEN_NOT_JSON`,
  *   `TOKEN_NO_ACCESS_TOKEN`, `TOKEN_MALFORMED`; the message names what came back (its first
  *   bytes, with anything shaped like a JWT left out, or the JSON keys), never a token;
- * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value;
- *   `PERMISSION_SYS` without `trust`: Deno 2.9.6's `node:https` reads the default root CAs only
- *   with sys access (`--allow-sys`; it refuses `--allow-sys=ca`), so give `trust` or allow it.
+ * - `permission` ({@linkcode PermissionError}): `PERMISSION_NET`, naming the `--allow-net` value
+ *   (no sys access is needed, with or without `trust`).
  *
  * @param options The REST address, identity, trust anchors, chain header, timeout, stage listener.
  * @returns The decoded token (signature not checked: see `decodeToken`).
@@ -138,6 +167,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
   const headers: Record<string, string> = { "Accept": "application/json", "Content-Length": "0" };
   if (options.sendChain) headers["X-Ssl-Cert-Chain"] = chainHeader(options.identity);
   const onStage = options.onStage;
+  const broker = options.brokerUrl === undefined ? undefined : parseBrokerUrl(options.brokerUrl);
 
   return new Promise<DeviceToken>((resolve, reject) => {
     let stage: Stage = address.hostIsIp ? "tcp" : "dns";
@@ -170,7 +200,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
         method: "POST",
         path: REST_TOKEN_PATH,
         headers,
-        agent: false,
+        agent: new TlsAgent(),
         key: tls.key,
         cert: tls.cert,
         ca: tls.ca,
@@ -190,7 +220,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
           }),
       });
     } catch (err) {
-      // Thrown at once: Deno's node:https asks for sys access "ca" to read the default root CAs.
+      // Thrown at once: a permission (or anything else the request refuses before connecting).
       clearTimeout(timer);
       settled = true;
       reject(requestRefused(err, address));
@@ -214,10 +244,12 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
       if (answered) return;
       if (stage === "dns" || stage === "tcp") fail(networkError(err, stage, address));
       else if (stage === "tls") fail(tlsError(err, address, tls.ca !== undefined));
-      else fail(lateError(err, address, protocol));
+      else fail(lateError(err, address, protocol, broker));
     });
     request.on("close", () => {
-      if (!answered && stage === "http") fail(lateError(undefined, address, protocol));
+      if (!answered && stage === "http") {
+        fail(lateError(undefined, address, protocol, broker));
+      }
     });
     request.on("response", (response: IncomingMessage) => {
       if (settled) return;

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { requestRestToken } from "../../lib/token/rest_token.ts";
+import { lateError } from "../../lib/token/rest_classify.ts";
 import { fetchToken } from "../../lib/token/fetch_token.ts";
 import { parseRestUrl, restUrlOf } from "../../lib/token/rest_url.ts";
 import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
@@ -291,7 +292,7 @@ Deno.test("requestRestToken() names silence and a hang-up before the answer", as
       requestRestToken({ restUrl: server.url, identity: rsa, trust: serverCa }),
       "TLS_CLIENT_CERT_REFUSED",
       "tls",
-      /most likely did not accept the device certificate/,
+      /most likely it did not accept the device certificate/,
     );
   }
 });
@@ -442,23 +443,41 @@ Deno.test("fetchToken({ via: 'rest' }) takes the token over REST, from restUrl o
 
 Deno.test({
   name:
-    "requestRestToken() without trust under no sys permission is PERMISSION_SYS (node:https reads the default roots with sys access)",
+    "requestRestToken() needs no sys permission: without trust the default root CAs apply (and do not trust the fixture CA); with trust the token comes",
   permissions: { read: true, net: true, env: true, sys: false },
 }, async () => {
+  await using server = await scriptedServer((_req, res) => json(res, 200, { accessToken: TOKEN }));
+  // Without trust: the server's certificate is checked against the default root CAs, which do
+  // not hold the fixture server CA, so the TLS stage fails; no permission is asked for.
   await rejectsWith(
-    requestRestToken({ restUrl: "https://127.0.0.1:9", identity: rsa }),
-    "PERMISSION_SYS",
-    "permission",
-    /default root CAs/,
+    requestRestToken({ restUrl: server.url, identity: rsa }),
+    "TLS_SERVER_UNTRUSTED",
+    "tls",
+    /not trusted/,
   );
-  // With trust, no sys access is needed: the request gets as far as TCP.
-  await rejectsWith(
-    requestRestToken({
-      restUrl: `https://127.0.0.1:${freePort()}`,
-      identity: rsa,
-      trust: serverCa,
-    }),
-    "NETWORK_REFUSED",
-    "tcp",
+  const token = await requestRestToken({ restUrl: server.url, identity: rsa, trust: serverCa });
+  assert.equal(token.token, TOKEN);
+  assert.equal(server.seen.at(-1)?.peerCn, "device-rsa-001");
+});
+
+Deno.test("a bare close after a TLS 1.3 handshake at port 8883 or 1883 names the wrong endpoint first; at 443 the certificate", () => {
+  for (const port of [8883, 1883]) {
+    const err = lateError(undefined, parseRestUrl(`https://tenant.example.com:${port}`), "TLSv1.3");
+    assert.equal(err.code, "TLS_CLOSED_AFTER_HANDSHAKE");
+    assert.equal(err.stage, "tls");
+    assert.match(
+      err.message,
+      new RegExp(`most likely this is not the REST endpoint \\(port ${port} is Cumulocity's MQTT`),
+    );
+    assert.match(err.hint, /not the MQTT broker's \(port 8883\)/);
+  }
+  const at443 = lateError(undefined, parseRestUrl("https://tenant.example.com"), "TLSv1.3", {
+    host: "tenant.example.com",
+    port: 8883,
+  });
+  assert.equal(at443.code, "TLS_CLIENT_CERT_REFUSED");
+  assert.match(
+    at443.message,
+    /most likely it did not accept the device certificate.*else port 443 is not the REST endpoint/,
   );
 });

@@ -29,7 +29,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
         {
           ok: true,
           clientId,
-          url: broker.url,
+          ...(broker === undefined ? {} : { url: broker.url }),
           ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
           stages: log.reports,
           problems,
@@ -42,7 +42,7 @@ export async function checkCommand(ctx: CommandContext): Promise<number> {
     } else {
       ctx.io.out(
         prepared.restUrl === undefined
-          ? `ok: ${clientId} can connect to ${broker.url} and get a token${despite}`
+          ? `ok: ${clientId} can connect to ${broker?.url} and get a token${despite}`
           : `ok: ${clientId} can get a token from ${prepared.restUrl} over REST${despite}`,
       );
     }

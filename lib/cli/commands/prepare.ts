@@ -10,21 +10,23 @@ import { CertificateError, type Stage } from "../../errors.ts";
 import { diagnose } from "../../diagnose/diagnose.ts";
 import { problemsWithFlags } from "../flags.ts";
 import { clientId as deviceClientId } from "../../connect/client_id.ts";
-import { type BrokerAddress, parseBrokerUrl } from "../../connect/broker_url.ts";
-import { parseRestUrl, restUrlOf } from "../../token/rest_url.ts";
+import type { BrokerAddress } from "../../connect/broker_url.ts";
 import type { FetchTokenOptions } from "../../token/fetch_token.ts";
 import type { DeviceToken } from "../../token/decode_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
-import { required, seconds, tokenRoute } from "../options.ts";
+import { seconds, tokenRoute, tokenTarget } from "../options.ts";
 import { describeKey, plural } from "../output.ts";
 import { CONNECTION_STAGES, type StageLog } from "../stages.ts";
 
 /** What {@linkcode prepare} hands to the command: everything needed to connect. */
 export interface Prepared {
-  /** The broker from `--url`. */
-  broker: BrokerAddress;
+  /**
+   * The broker from `--url`; `undefined` with `--via rest` when `--url` is left out or is the
+   * `https://` REST address.
+   */
+  broker: BrokerAddress | undefined;
   /** The stores loaded, with their load times. */
   stores: LoadedStores;
   /** The device's key and chain (the keystore is required for `token` and `check`). */
@@ -43,7 +45,8 @@ export interface Prepared {
 }
 
 /**
- * Prepares `token` or `check`: reads `--url` and `--timeout`, loads the stores (stage `store`),
+ * Prepares `token` or `check`: reads `--url` (or, with `--via rest`, the REST address) and
+ * `--timeout`, loads the stores (stage `store`),
  * runs the offline checks and settles the client id (stage `certificate`).
  *
  * @throws {CertificateError} for the first problem of severity `error`, unless `--force`.
@@ -53,7 +56,7 @@ export async function prepare(
   command: "token" | "check",
   log: StageLog,
 ): Promise<Prepared> {
-  const broker = parseBrokerUrl(required(ctx.values, "url", command));
+  const { broker, rest } = tokenTarget(ctx.values, command);
   const timeoutMs = seconds(ctx.values.timeout, "--timeout", 20) * 1000;
   const stores = await loadStores(ctx.run, ctx.values, command);
   const identity = stores.identity!;
@@ -87,9 +90,7 @@ export async function prepare(
   }
   if (clientId === undefined) throw new Error("no client id, yet no finding says why");
   const route = tokenRoute(ctx.values);
-  const restUrl = route.via !== "rest"
-    ? undefined
-    : (route.restUrl === undefined ? restUrlOf(broker) : parseRestUrl(route.restUrl)).url;
+  const restUrl = rest?.url;
   return {
     broker,
     stores,
@@ -98,7 +99,7 @@ export async function prepare(
     clientId,
     restUrl,
     connection: {
-      url: broker.url,
+      url: broker?.url,
       identity,
       trust: stores.trust,
       clientId,
@@ -106,6 +107,7 @@ export async function prepare(
       findings: problems,
       timeoutMs,
       ...route,
+      restUrl,
     },
   };
 }

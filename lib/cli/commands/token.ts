@@ -35,7 +35,7 @@ export async function tokenCommand(ctx: CommandContext): Promise<number> {
           ok: true,
           token: token.token,
           clientId: prepared.clientId,
-          url: prepared.broker.url,
+          ...(prepared.broker === undefined ? {} : { url: prepared.broker.url }),
           ...(prepared.restUrl === undefined ? {} : { via: "rest", restUrl: prepared.restUrl }),
           tenant: token.tenant,
           issuer: token.issuer,

@@ -27,8 +27,10 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
     import("../../token/keep_token.ts"),
   ]);
   const { connection: options, clientId, broker } = prepared;
+  // --watch is refused with --via rest (`tokenRoute`), so there is always a broker.
+  if (broker === undefined) throw new Error("--watch without an MQTT broker");
   const connection = await connect({
-    url: options.url,
+    url: broker.url,
     identity: options.identity,
     trust: options.trust,
     clientId,
