@@ -55,7 +55,8 @@ const OPTION_HELP: Record<string, OptionHelp> = {
   watch: {
     text: "Stay connected, renew the token once half its lifetime has passed (and after a " +
       "reconnect) and print each new one on its own line (--json: one JSON object per line) " +
-      "until Ctrl-C or SIGTERM (exit 0).",
+      "until Ctrl-C or SIGTERM (exit 0). Lost connections and reconnects go to stderr " +
+      '(--json: as JSON lines, {"event": "connection-lost" | "reconnected" | ..., "time"}).',
   },
   keystore: { value: "PATH", text: "The device's key and certificate chain: JKS, PKCS#12 or PEM." },
   "keystore-type": { value: "T", text: "jks | pkcs12 | pem (default: detected from the content)." },
