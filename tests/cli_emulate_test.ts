@@ -30,6 +30,8 @@ interface Running {
   restUrl: string | undefined;
   stderr: string[];
   stdin: WritableStreamDefaultWriter<Uint8Array>;
+  /** The first line on stdout. */
+  announced: string;
   /** SIGTERM, then its exit code and whole stderr. */
   stop(): Promise<{ code: number; stderr: string }>;
 }
@@ -68,8 +70,8 @@ async function startEmulate(extra: string[], net: string[]): Promise<Running> {
     seen += value;
   }
   reader.releaseLock();
-  const url = /mqtts:\/\/\S+:\d+/.exec(seen)?.[0];
-  const restUrl = /https:\/\/\S+:\d+/.exec(seen)?.[0];
+  const url = /mqtts:\/\/[^\s"]+:\d+/.exec(seen)?.[0];
+  const restUrl = /https:\/\/[^\s"]+:\d+/.exec(seen)?.[0];
   const stdin = child.stdin.getWriter();
   const stop = async (): Promise<{ code: number; stderr: string }> => {
     try {
@@ -87,7 +89,7 @@ async function startEmulate(extra: string[], net: string[]): Promise<Running> {
     const { stderr: text } = await stop();
     assert.fail(`no URL announced: ${seen} ${text}`);
   }
-  return { child, url: url!, restUrl, stderr, stdin, stop };
+  return { child, url: url!, restUrl, stderr, stdin, stop, announced: seen.split("\n")[0]! };
 }
 
 for (
@@ -151,3 +153,63 @@ Deno.test(
     }
   },
 );
+
+Deno.test("emulate refuses a --host that is not loopback, as a usage error naming it", async () => {
+  for (const host of ["0.0.0.0", "::", "192.168.1.10", "example.com", "127.0.0.256"]) {
+    const result = await runCli([...EMULATE, "--host", host], { read: EMU_FILES });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^error: --host ${host.replace(/[.:]/g, "\\$&")} is not a loopback address: ` +
+          "the emulator listens on 127.0.0.1, ::1 or localhost only\nhint: ",
+      ),
+    );
+  }
+  // Another address of 127.0.0.0/8 is loopback: it gets as far as the permission check.
+  const other = await runCli([...EMULATE, "--host", "127.0.0.2"], { read: EMU_FILES });
+  assert.equal(other.code, 9, other.stderr);
+  assert.ok(other.stderr.includes("--allow-net=127.0.0.2"), other.stderr);
+});
+
+Deno.test("emulate's help names every option it takes in its usage line", async () => {
+  const help = await runCli(["emulate", "--help"], {});
+  assert.equal(help.code, 0, help.stderr);
+  const start = help.stdout.indexOf("USAGE\n");
+  const usage = help.stdout.slice(start, help.stdout.indexOf("\n\n", start));
+  for (
+    const option of ["--host", "--port", "--rest-port", "--tenant", "--token-lifetime", "--json"]
+  ) {
+    assert.ok(usage.includes(option), `${option} in:\n${usage}`);
+  }
+});
+
+Deno.test("emulate --json prints one JSON object per line: the listening line and each event", async () => {
+  const running = await startEmulate(["--json", "--rest-port", "0"], ["127.0.0.1"]);
+  let device: Awaited<ReturnType<typeof connectDevice>> | undefined;
+  try {
+    device = await connectDevice(running.url, "devices/rsa", "d:device-rsa-001");
+    assert.equal(device.code, 0);
+    await device.client.publishAsync("s/us", "100,Pump 7,c8y_Pump", { qos: 0 });
+    await running.stdin.write(new TextEncoder().encode("nonsense\n"));
+    for (
+      let i = 0;
+      i < 200 && !running.stderr.some((l) => l.includes('"line":"100,Pump 7,c8y_Pump"'));
+      i++
+    ) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && !running.stderr.some((l) => l.includes("not-sent")); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  } finally {
+    await device?.client.endAsync(true);
+  }
+  const { code, stderr } = await running.stop();
+  assert.equal(code, 0, stderr);
+  const events = stderr.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+  assert.ok(events.every((e) => typeof e.kind === "string" && typeof e.time === "string"));
+  assert.ok(events.some((e) => e.kind === "message" && e.line === "100,Pump 7,c8y_Pump"));
+  assert.ok(events.some((e) => e.kind === "not-sent" && /client id/.test(e.reason)));
+  const listening = JSON.parse(running.announced);
+  assert.deepEqual(listening, { kind: "listening", url: running.url, restUrl: running.restUrl });
+  assert.match(running.url, /^mqtts:\/\/127\.0\.0\.1:\d+$/);
+});

@@ -144,3 +144,33 @@ Deno.test("token --watch --json prints one JSON object per line", async () => {
   child.kill("SIGINT");
   assert.equal((await child.status).code, 0, await stderr);
 });
+
+Deno.test("token --watch --json reports a lost connection and the reconnect as JSON lines on stderr, without the token", async () => {
+  let emulator = await startFixtureEmulator({ tokenLifetimeSeconds: 6 });
+  const port = emulator.port;
+  try {
+    await using watch = startWatch(emulator.url, port, ["--json"]);
+    const { child, lines, stderr } = watch;
+    const first = JSON.parse(await nextLine(lines));
+    await emulator[Symbol.asyncDispose]();
+    await new Promise((r) => setTimeout(r, 500));
+    emulator = await startFixtureEmulator({ port, tokenLifetimeSeconds: 6 });
+    // The renewal after the reconnect comes from the new emulator.
+    const second = JSON.parse(await nextLine(lines));
+    assert.notEqual(second.token, first.token);
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    const err = await stderr;
+    const events = err.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const kinds = events.map((e) => e.event);
+    assert.ok(kinds.includes("connection-lost"), err);
+    assert.ok(kinds.includes("reconnected"), err);
+    assert.equal(kinds.at(-1), "stopping", err);
+    assert.ok(events.every((e) => typeof e.time === "string"), err);
+    assert.equal(events.find((e) => e.event === "reconnected").url, emulator.url);
+    for (const token of [first.token, second.token]) assert.ok(!err.includes(token), err);
+    assert.doesNotMatch(err, /eyJ[\w-]{10,}\./);
+  } finally {
+    await emulator[Symbol.asyncDispose]();
+  }
+});

@@ -623,7 +623,7 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
       ]),
       exit: 6,
       code: "TLS_HOSTNAME_MISMATCH",
-      names: [`localhost:${wrongHost.port}`, '"localhost"'],
+      names: [`localhost:${wrongHost.port}`, '"localhost"', 'valid for "wrong-host.invalid"'],
       stage: "tls",
     },
     {
@@ -687,6 +687,19 @@ mosquittoTest(
         code: "TOKEN_TIMEOUT",
         names: [`127.0.0.1:${broker.port}`, "s/dat", "s/uat"],
         stage: "token",
+      });
+    });
+    // mosquitto's plain MQTT listener (1883-style) hangs up on a ClientHello without a byte.
+    const plain = freePort();
+    await withMosquitto({ extraConfig: [`listener ${plain} 127.0.0.1`] }, async () => {
+      await runCase({
+        name: "check: TLS to mosquitto's plain MQTT listener",
+        args: connect("check", `ssl://127.0.0.1:${plain}`, RSA_JKS, ["--truststore", TRUST]),
+        exit: 6,
+        code: "TLS_NOT_TLS",
+        names: [`127.0.0.1:${plain}`, "plain MQTT (1883-style)"],
+        stage: "tls",
+        hint: /8883/,
       });
     });
     await withMosquitto({ cafile: "ca/unknown-ca.pem" }, async (other) => {

@@ -55,7 +55,8 @@ const OPTION_HELP: Record<string, OptionHelp> = {
   watch: {
     text: "Stay connected, renew the token once half its lifetime has passed (and after a " +
       "reconnect) and print each new one on its own line (--json: one JSON object per line) " +
-      "until Ctrl-C or SIGTERM (exit 0).",
+      "until Ctrl-C or SIGTERM (exit 0). Lost connections and reconnects go to stderr " +
+      '(--json: as JSON lines, {"event": "connection-lost" | "reconnected" | ..., "time"}).',
   },
   keystore: { value: "PATH", text: "The device's key and certificate chain: JKS, PKCS#12 or PEM." },
   "keystore-type": { value: "T", text: "jks | pkcs12 | pem (default: detected from the content)." },
@@ -88,7 +89,8 @@ const OPTION_HELP: Record<string, OptionHelp> = {
   "server-key": { value: "PEM", text: "The emulator's server key." },
   host: {
     value: "HOST",
-    text: "Listen address: 127.0.0.1 (default), ::1, or localhost (= 127.0.0.1).",
+    text: "Listen address: 127.0.0.1 (default), another 127.x.y.z, ::1, or localhost " +
+      "(= 127.0.0.1); loopback only.",
   },
   port: { value: "N", text: "Listen port (default 8883, 0 = any free port)." },
   "rest-port": {
@@ -170,16 +172,24 @@ const COMMAND_HELP: Record<
     permissions: "deno run --allow-read=<keystore>[,<truststore>][,<key>] cli.ts inspect ...",
   },
   emulate: {
-    usage: "--trust PATH --server-cert PEM --server-key PEM [--port N] [--tenant ID]",
+    usage: "--trust PATH --server-cert PEM --server-key PEM [--host HOST] [--port N]\n" +
+      "[--rest-port N] [--tenant ID] [--token-lifetime S] [--json]",
     about: "A local stand-in for Cumulocity's MQTT certificate endpoint (for demos and tests).\n" +
       "Prints a line with mqtts://HOST:PORT on stdout once it accepts connections, one line per\n" +
       "event on stderr (each s/us line a device sends too). A line typed on stdin,\n" +
       "'<client id> <SmartREST line>' (e.g. 'd:device01 510,device01'), is sent to that device\n" +
-      "on s/ds.",
+      'on s/ds. --json: the same as one JSON object per line (the listening line with "url"\n' +
+      'and "restUrl", each event with "kind" and "time"). Listens on loopback only.',
     permissions: "deno run --ignore-env --allow-read=<trust>,<cert>,<key> --allow-net=<host> \\\n" +
       "  cli.ts emulate ...\n" +
       "(--ignore-env: the broker library's dependencies look up environment variables when they\n" +
       "load)",
+    options: {
+      json: {
+        text: 'One JSON object per line: {"kind": "listening", "url", "restUrl"} on stdout, ' +
+          'each event on stderr (errors: {"ok": false, "error": {...}}).',
+      },
+    },
   },
   fleet: {
     usage: "--manifest FILE | --keystores DIR [--url URL] [--truststore PATH]\n" +

@@ -420,7 +420,10 @@ export function validate(command: Command, values: Values): void {
   storeType(values["keystore-type"], "--keystore-type");
   storeType(values["truststore-type"], "--truststore-type");
   storeType(values["trust-type"], "--trust-type");
-  if (command === "emulate") checkEmulatorSettings(emulatorSettings(values));
+  if (command === "emulate") {
+    checkEmulatorSettings(emulatorSettings(values));
+    if (values.host !== undefined) loopbackHost(values.host);
+  }
   const explicitId = values["client-id"];
   const connectionType = explicitId === undefined
     ? undefined
@@ -430,6 +433,30 @@ export function validate(command: Command, values: Values): void {
     throw new UsageError(
       `Client id "${explicitId}" has connection type "${connectionType}", but a device with a certificate connects as "d"`,
       { code: "CLIENT_ID_TYPE", hint: "Use d:<CN>, or leave --client-id out." },
+    );
+  }
+}
+
+/**
+ * Checks `--host` of `emulate`: a loopback address only (127.0.0.0/8, `::1`, `localhost`). The
+ * emulator accepts any certificate its `--trust` CAs signed and hands out tokens signed with a
+ * test key: it is a stand-in for tests and demos, not a server for a network.
+ *
+ * @throws {UsageError} `USAGE` naming the address.
+ */
+export function loopbackHost(host: string): void {
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  const loopback = bare.toLowerCase() === "localhost" || bare === "::1" ||
+    /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(bare) &&
+      bare.split(".").every((part) => Number(part) <= 255);
+  if (!loopback) {
+    throw new UsageError(
+      `--host ${host} is not a loopback address: the emulator listens on 127.0.0.1, ::1 or localhost only`,
+      {
+        code: "USAGE",
+        hint: "The emulator is a test stand-in with test keys: run it on the machine that " +
+          "connects to it, e.g. --host 127.0.0.1.",
+      },
     );
   }
 }

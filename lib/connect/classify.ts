@@ -156,6 +156,68 @@ function clientCertAlert(err: unknown): string | undefined {
 }
 
 /**
+ * `TLS_NOT_TLS` for a peer that closed or reset the connection without answering the TLS
+ * ClientHello with a single byte: what a plain MQTT broker (port 1883) does with the bytes of a
+ * ClientHello it cannot parse as an MQTT packet.
+ */
+export function noTlsAnswer(broker: BrokerAddress, cause: unknown): TlsError {
+  return new TlsError(
+    `${broker.url} closed the connection without answering the TLS handshake (not a byte came ` +
+      "back): the port may be plain MQTT (1883-style), which does not speak TLS",
+    {
+      code: "TLS_NOT_TLS",
+      hint: `Check the port: Cumulocity's MQTT over TLS port is 8883 (1883 is plain MQTT, which ` +
+        `certificates cannot use); a firewall that cuts TLS to port ${broker.port} does the same.`,
+      cause,
+    },
+  );
+}
+
+/** Whether `err` is this machine's TLS library refusing its own setup (see localRejection). */
+export function isLocalTlsError(err: unknown): boolean {
+  return localRejection(err, "") !== undefined;
+}
+
+/**
+ * The names a server certificate is valid for, as node:tls's `ERR_TLS_CERT_ALTNAME_INVALID`
+ * tells them: its `cert.subjectaltname` (`DNS:a, IP Address:1.2.3.4`), else the end of its
+ * reason (`... is not in the cert's altnames: DNS:a`, `... is not cert's CN: a`).
+ */
+export function certificateNames(err: unknown): string[] {
+  const san = (err as { cert?: { subjectaltname?: unknown } } | null)?.cert?.subjectaltname;
+  const text = typeof san === "string"
+    ? san
+    : /(?:altnames|cert's list|cert's CN): (.+)$/.exec(messageOf(err))?.[1] ?? "";
+  return text.split(/,\s*/).map((n) => n.replace(/^(DNS|IP Address|IP):\s*/, "").trim())
+    .filter((n) => n !== "");
+}
+
+/**
+ * `TLS_HOSTNAME_MISMATCH`: the server certificate is not valid for the name connected to; the
+ * message names the names it is valid for, when the error tells them.
+ *
+ * @param err The node:tls error.
+ * @param url The URL connected to.
+ * @param name The host name (or address) the certificate was checked against.
+ */
+export function hostnameMismatch(err: unknown, url: string, name: string): TlsError {
+  const names = certificateNames(err);
+  const validFor = names.length === 0
+    ? ""
+    : ` (it is valid for ${names.slice(0, 5).map((n) => `"${n}"`).join(", ")}${
+      names.length > 5 ? `, and ${names.length - 5} more` : ""
+    })`;
+  return new TlsError(`The server certificate of ${url} is not valid for "${name}"${validFor}`, {
+    code: "TLS_HOSTNAME_MISMATCH",
+    hint: names.length === 0
+      ? "Use the host name the server's certificate names (the tenant domain), not an alias or IP address."
+      : "Connect with a name the server's certificate is valid for (the tenant domain), not an " +
+        "alias or IP address; if that name is right, the server has the wrong certificate.",
+    cause: err,
+  });
+}
+
+/**
  * OpenSSL's reasons for refusing the device's own key or certificate when the TLS client is set
  * up (before a byte is sent): `SSL_CTX_use_certificate` and the chain checks of its security
  * level. The same words without the `SSL routines` library (`EE_KEY_TOO_SMALL` as a verify code)
@@ -252,16 +314,7 @@ export function classifyTlsError(
     );
   }
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID" || /NotValidForName|altnames/.test(message)) {
-    const name = options.servername ?? options.host;
-    return new TlsError(
-      `The server certificate of ${broker.url} is not valid for "${name}"`,
-      {
-        code: "TLS_HOSTNAME_MISMATCH",
-        hint:
-          "Use the host name the server's certificate names (the tenant domain), not an alias or IP address.",
-        cause: err,
-      },
-    );
+    return hostnameMismatch(err, broker.url, options.servername ?? options.host);
   }
   if (/CERTIFICATE_REQUIRED/.test(code) || /CertificateRequired/.test(message)) {
     return new TlsError(`${broker.url} requires a client certificate, but none was sent`, {

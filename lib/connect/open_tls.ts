@@ -17,7 +17,13 @@ import * as tls from "node:tls";
 import type { BrokerAddress } from "./broker_url.ts";
 import { TlsError } from "../errors.ts";
 import type { C8yError, Stage } from "../errors.ts";
-import { classifyNetworkError, classifyTlsError, timeoutError } from "./classify.ts";
+import {
+  classifyNetworkError,
+  classifyTlsError,
+  isLocalTlsError,
+  noTlsAnswer,
+  timeoutError,
+} from "./classify.ts";
 import type { TlsConnectOptions } from "./tls_options.ts";
 
 /**
@@ -117,14 +123,24 @@ export function openTls(
         fail(classifyTlsError(cause, broker, tlsOptions));
         return;
       }
-      const onError = (err: Error): void => fail(classifyTlsError(err, broker, tlsOptions));
+      // A peer that hangs up before answering the ClientHello with a single byte is not a TLS
+      // server (a TLS server that refuses says so with an alert, after its ServerHello).
+      const silent = (): boolean => raw!.bytesRead === 0;
+      const onError = (err: Error): void =>
+        fail(
+          silent() && !isLocalTlsError(err)
+            ? noTlsAnswer(broker, err)
+            : classifyTlsError(err, broker, tlsOptions),
+        );
       const onClose = (): void =>
         fail(
-          new TlsError(`${broker.url} closed the connection during the TLS handshake`, {
-            code: "TLS_HANDSHAKE_FAILED",
-            hint:
-              "Check that the URL names the broker's MQTT over TLS port (8883); the server may also have refused the device certificate.",
-          }),
+          silent()
+            ? noTlsAnswer(broker, undefined)
+            : new TlsError(`${broker.url} closed the connection during the TLS handshake`, {
+              code: "TLS_HANDSHAKE_FAILED",
+              hint:
+                "Check that the URL names the broker's MQTT over TLS port (8883); the server may also have refused the device certificate.",
+            }),
         );
       secure.on("error", onError);
       secure.on("close", onClose);

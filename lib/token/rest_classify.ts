@@ -19,7 +19,7 @@ import {
   TokenError,
 } from "../errors.ts";
 import { hostPort } from "../connect/broker_url.ts";
-import { errorCode, localRejection, seconds } from "../connect/classify.ts";
+import { errorCode, hostnameMismatch, localRejection, seconds } from "../connect/classify.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { RestAddress } from "./rest_url.ts";
 
@@ -317,12 +317,7 @@ export function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yE
     );
   }
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return new TlsError(`The server certificate of ${address.url} is not valid for its host`, {
-      code: "TLS_HOSTNAME_MISMATCH",
-      hint:
-        "Use the host name the server's certificate names (the tenant domain), not an alias or IP address.",
-      cause: err,
-    });
+    return hostnameMismatch(err, address.url, address.host);
   }
   if (code === "ERR_SSL_WRONG_VERSION_NUMBER" || /wrong version number/.test(err.message)) {
     return new TlsError(`${address.url} does not speak TLS`, {

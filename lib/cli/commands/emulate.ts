@@ -43,7 +43,8 @@ export async function emulateCommand(ctx: CommandContext): Promise<number> {
     trustedCaPems,
     hostname: ctx.values.host,
     log: (event) => {
-      if (!ctx.quiet) ctx.io.err(`emulator: ${formatEvent(event)}`);
+      if (ctx.quiet) return;
+      ctx.io.err(ctx.json ? JSON.stringify(event) : `emulator: ${formatEvent(event)}`);
     },
   });
   // Standard input carries operations, unless a password was read from it.
@@ -53,8 +54,16 @@ export async function emulateCommand(ctx: CommandContext): Promise<number> {
   const stop = (): void => stopped.resolve();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
-  const rest = emulator.restUrl ? `, REST on ${emulator.restUrl}` : "";
-  ctx.io.out(`c8y-mqtt-cert emulator listening on ${emulator.url}${rest} (Ctrl-C stops it)`);
+  if (ctx.json) {
+    ctx.io.out(JSON.stringify({
+      kind: "listening",
+      url: emulator.url,
+      ...(emulator.restUrl ? { restUrl: emulator.restUrl } : {}),
+    }));
+  } else {
+    const rest = emulator.restUrl ? `, REST on ${emulator.restUrl}` : "";
+    ctx.io.out(`c8y-mqtt-cert emulator listening on ${emulator.url}${rest} (Ctrl-C stops it)`);
+  }
   await stopped.promise;
   await operations?.stop();
   Deno.removeSignalListener("SIGINT", stop);
@@ -86,13 +95,11 @@ function sendTypedLines(emulator: Emulator, ctx: CommandContext): { stop(): Prom
         if (line.trim() === "") continue;
         const match = OPERATION_LINE.exec(line);
         if (!match) {
-          ctx.io.err(
-            "emulator: not sent: type <client id> <SmartREST line>, e.g. d:device01 510,device01",
-          );
+          notSent(ctx, "type <client id> <SmartREST line>, e.g. d:device01 510,device01");
           continue;
         }
         await emulator.sendToDevice(match[1], match[2]).catch((err: Error) =>
-          ctx.io.err(`emulator: not sent: ${err.message}`)
+          notSent(ctx, err.message)
         );
       }
     }
@@ -103,4 +110,13 @@ function sendTypedLines(emulator: Emulator, ctx: CommandContext): { stop(): Prom
       await done;
     },
   };
+}
+
+/** A typed line that was not sent, and why: a text line, or with --json a JSON one. */
+function notSent(ctx: CommandContext, reason: string): void {
+  ctx.io.err(
+    ctx.json
+      ? JSON.stringify({ kind: "not-sent", time: new Date().toISOString(), reason })
+      : `emulator: not sent: ${reason}`,
+  );
 }

@@ -39,11 +39,23 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
     connectTimeoutMs: options.timeoutMs,
     reconnect: true,
     callbacks: {
-      connectionLost: (cause) => progress(ctx, `! ${errorMessage(cause)}; reconnecting`),
+      connectionLost: (cause) =>
+        status(ctx, `! ${errorMessage(cause)}; reconnecting`, {
+          event: "connection-lost",
+          ...codeOf(cause),
+          message: errorMessage(cause),
+        }),
       // A failed reconnect attempt (it is tried again with backoff).
-      error: (err) => progress(ctx, `! ${err.code}: ${errorMessage(err)}`),
+      error: (err) =>
+        status(ctx, `! ${err.code}: ${errorMessage(err)}`, {
+          event: "reconnect-failed",
+          code: err.code,
+          message: errorMessage(err),
+        }),
       connectComplete: (reconnect) => {
-        if (reconnect) progress(ctx, `✓ reconnected to ${broker.url}`);
+        if (reconnect) {
+          status(ctx, `✓ reconnected to ${broker.url}`, { event: "reconnected", url: broker.url });
+        }
       },
     },
   });
@@ -72,9 +84,12 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
       tokenRenewed: print,
       // A failed renewal is retried and the watch goes on (also under --json, on stderr). No
       // token is ever part of the message.
-      error: (err) => {
-        if (!ctx.quiet) ctx.io.err(`! token renewal failed: ${err.message}; retrying`);
-      },
+      error: (err) =>
+        status(ctx, `! token renewal failed: ${err.message}; retrying`, {
+          event: "renewal-failed",
+          code: err.code,
+          message: errorMessage(err),
+        }),
       request: { attemptTimeoutMs: options.timeoutMs },
     });
     // A stop signal before the first token ends the watch as well.
@@ -85,10 +100,26 @@ export async function watchTokens(ctx: CommandContext, prepared: Prepared): Prom
       await stop;
       keeper.stop();
     }
-    progress(ctx, "✓ stopping: disconnecting");
+    status(ctx, "✓ stopping: disconnecting", { event: "stopping" });
   } finally {
     for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, stopped);
     await connection.close();
   }
   return ExitCode.OK;
+}
+
+/**
+ * A change of the watch's connection on stderr (unless --quiet): the text line, or with --json
+ * one compact JSON object (`event`, `time` and the details) so that stderr stays parseable. Built
+ * from error codes and messages only: never a token.
+ */
+function status(ctx: CommandContext, line: string, json: Record<string, unknown>): void {
+  if (ctx.quiet) return;
+  ctx.io.err(ctx.json ? JSON.stringify({ ...json, time: new Date().toISOString() }) : line);
+}
+
+/** `{ code }` of a C8yError (or a Node error with a string code), else nothing. */
+function codeOf(error: unknown): { code?: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? { code } : {};
 }
