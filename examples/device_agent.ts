@@ -50,40 +50,94 @@ const keystore = values.keystore;
 const intervalMs = Number(values.interval) * 1000;
 const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
 
+/**
+ * The library's hints name its options in backticks (`` `password` ``, `` `trust` ``); this
+ * program's user gives environment variables and flags instead. Each table turns the options of
+ * one call into this program's inputs.
+ */
+type Words = Record<string, string>;
+const KEYSTORE_WORDS: Words = {
+  password: "KEYSTORE_PASSWORD",
+  keyPassword: "a separate key password (this example takes none)",
+  alias: "an alias (this example uses the keystore's only key entry)",
+  type: "a keystore type (this example detects it from the file)",
+  loadKeyStore: "--keystore",
+  loadTrustStore: "--truststore",
+};
+const TRUSTSTORE_WORDS: Words = {
+  password: "TRUSTSTORE_PASSWORD",
+  type: "a truststore type (this example detects it from the file)",
+  loadKeyStore: "--keystore",
+  loadTrustStore: "--truststore",
+};
+const CONNECT_WORDS: Words = {
+  trust: "--truststore",
+  connectTimeoutMs: "a longer connect timeout (this example uses the default 10 s)",
+  timeoutMs: "a longer timeout (this example uses the default)",
+  clientId: "a client id (this example connects as d:<certificate CN>)",
+  keyPassword: "a separate key password (this example takes none)",
+};
+
+/** The text with the options it names in backticks in this program's words. */
+function ownWords(text: string, words: Words): string {
+  return text.replace(
+    /`([A-Za-z][A-Za-z0-9]*)(?:: "[^"`]*")?`/g,
+    (whole, name: string) => Object.hasOwn(words, name) ? words[name] : whole,
+  );
+}
+
+/** Runs a library call; its error's hint comes back in this program's words. */
+async function inOwnWords<T>(words: Words, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const failure = err as { hint?: unknown };
+    if (typeof failure.hint === "string") failure.hint = ownWords(failure.hint, words);
+    throw err;
+  }
+}
+
 /** Runs the device until SIGINT or SIGTERM. */
 async function main(): Promise<void> {
-  const identity = await loadKeyStore(await Deno.readFile(keystore), {
-    password: Deno.env.get("KEYSTORE_PASSWORD"),
-    name: keystore,
-  });
-  const trust = values.truststore === undefined
+  const identity = await inOwnWords(
+    KEYSTORE_WORDS,
+    async () =>
+      loadKeyStore(await Deno.readFile(keystore), {
+        password: Deno.env.get("KEYSTORE_PASSWORD"),
+        name: keystore,
+      }),
+  );
+  const truststore = values.truststore;
+  const trust = truststore === undefined
     ? undefined
-    : await loadTrustStore(await Deno.readFile(values.truststore), {
-      password: Deno.env.get("TRUSTSTORE_PASSWORD"),
-      name: values.truststore,
-    });
+    : await inOwnWords(TRUSTSTORE_WORDS, async () =>
+      loadTrustStore(await Deno.readFile(truststore), {
+        password: Deno.env.get("TRUSTSTORE_PASSWORD"),
+        name: truststore,
+      }));
   const serial = identity.chain[0].summary.commonName!;
   const register = `100,${values.name ?? serial},c8y_MQTTDevice`;
 
-  const connection = await connect({
-    url,
-    identity,
-    trust,
-    reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 },
-    callbacks: {
-      connectComplete(reconnect, url): void {
-        log(`${reconnect ? "reconnected to" : "connected to"} ${url}`);
-        // The platform ignores a second 100 for a known device; a new server (or a restarted
-        // emulator) learns the device again.
-        if (reconnect) publish(register, "registered again");
+  const connection = await inOwnWords(CONNECT_WORDS, () =>
+    connect({
+      url,
+      identity,
+      trust,
+      reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 },
+      callbacks: {
+        connectComplete(reconnect, url): void {
+          log(`${reconnect ? "reconnected to" : "connected to"} ${url}`);
+          // The platform ignores a second 100 for a known device; a new server (or a restarted
+          // emulator) learns the device again.
+          if (reconnect) publish(register, "registered again");
+        },
+        connectionLost: (cause) => log(`connection lost: ${cause.message}`),
+        error: (err: C8yError) => log(`error ${err.code}: ${err.message}`),
+        messageArrived(topic, payload): void {
+          if (topic === "s/ds") operation(new TextDecoder().decode(payload));
+        },
       },
-      connectionLost: (cause) => log(`connection lost: ${cause.message}`),
-      error: (err: C8yError) => log(`error ${err.code}: ${err.message}`),
-      messageArrived(topic, payload): void {
-        if (topic === "s/ds") operation(new TextDecoder().decode(payload));
-      },
-    },
-  });
+    }));
 
   /** Publishes one SmartREST line on `s/us` (QoS 1: queued while offline, sent on reconnect). */
   function publish(line: string, what: string): void {

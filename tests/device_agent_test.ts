@@ -168,3 +168,31 @@ Deno.test("examples/device_agent.ts registers, measures, renews its token, answe
     await emulator[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("examples/device_agent.ts with a wrong password names its own input KEYSTORE_PASSWORD, not the library's option", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--ignore-env",
+      "--no-prompt",
+      "--allow-env=KEYSTORE_PASSWORD",
+      `--allow-read=${KEYSTORE}`,
+      "examples/device_agent.ts",
+      "--url",
+      "mqtts://127.0.0.1:8883",
+      "--keystore",
+      KEYSTORE,
+    ],
+    cwd: ROOT,
+    env: { KEYSTORE_PASSWORD: "wrong-password", NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  assert.equal(code, 1, err);
+  assert.equal(new TextDecoder().decode(stdout), "");
+  assert.match(
+    err,
+    /^error: .*rsa\.jks.*\nhint: Check the store password \(KEYSTORE_PASSWORD\)\.\n$/,
+  );
+  assert.doesNotMatch(err, /`password`|wrong-password/);
+});

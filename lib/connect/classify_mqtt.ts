@@ -1,7 +1,8 @@
 /**
  * Turns what goes wrong in the MQTT session into a {@linkcode C8yError}: CONNACK return codes, a
- * broker that speaks no MQTT, waits for an acknowledgement that ran out, a connection lost or not
- * there. (What goes wrong before, on the way to the TLS session, is `classify.ts`.)
+ * broker that speaks no MQTT, waits for an acknowledgement that ran out, a refused subscription,
+ * an error on the live connection, a connection lost or not there. (What goes wrong before, on
+ * the way to the TLS session, is `classify.ts`.)
  *
  * Pure: every function takes what happened and returns an error object.
  *
@@ -9,7 +10,7 @@
  */
 
 import type { BrokerAddress } from "./broker_url.ts";
-import { type ErrorCode, MqttError, NetworkError, type Stage } from "../errors.ts";
+import { C8yError, type ErrorCode, MqttError, NetworkError, type Stage } from "../errors.ts";
 import { messageOf, seconds } from "./classify.ts";
 
 const CONNACK: Record<number, { code: ErrorCode; meaning: string; hint: string }> = {
@@ -179,5 +180,51 @@ export function notConnected(broker: BrokerAddress, what: "publish" | "subscribe
     code: "MQTT_NOT_CONNECTED",
     stage: what === "subscribe" ? "subscribe" : "mqtt",
     hint: "Connect again.",
+  });
+}
+
+/** The broker refused a subscription (SUBACK 0x80). */
+export function subscribeRefused(
+  broker: BrokerAddress,
+  topic: string,
+  cause: Error | undefined,
+): MqttError {
+  return new MqttError(`${broker.url} refused the subscription to "${topic}"`, {
+    code: "MQTT_SUBSCRIBE_REFUSED",
+    stage: "subscribe",
+    hint: "The broker does not allow this device to subscribe to the topic.",
+    cause,
+  });
+}
+
+/** An error MQTT.js reported on a live connection, as a {@linkcode C8yError}. */
+export function liveError(broker: BrokerAddress, err: unknown): C8yError {
+  if (err instanceof C8yError) return err;
+  const message = messageOf(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (message === "Keepalive timeout") {
+    return new NetworkError(
+      `${broker.url} did not answer PINGREQ within the keepalive interval; the connection is closed`,
+      {
+        code: "CONNECTION_LOST",
+        stage: "mqtt",
+        hint: "The network or the broker stopped answering; the connection is closed.",
+        cause: err,
+      },
+    );
+  }
+  if (typeof code === "string") {
+    return new NetworkError(`The connection to ${broker.url} failed: ${message}`, {
+      code: "CONNECTION_LOST",
+      stage: "mqtt",
+      hint: "The broker or the network closed the connection.",
+      cause: err,
+    });
+  }
+  return new MqttError(`${broker.url} broke the MQTT protocol: ${message}`, {
+    code: "MQTT_PROTOCOL",
+    stage: "mqtt" satisfies Stage,
+    hint: "Check that the URL names Cumulocity's MQTT over TLS port (8883).",
+    cause: err,
   });
 }

@@ -19,11 +19,8 @@ import { loadMqtt, type Mqtt } from "../deps.ts";
 import { C8yError, MqttError, PermissionError, UsageError } from "../errors.ts";
 import type { DeviceIdentity, Problem, TrustAnchors } from "../types.ts";
 import { type ReconnectOptions, reconnectTiming } from "./backoff.ts";
-import {
-  Connection,
-  type ConnectionCallbacks,
-  type DeviceConnection,
-} from "./device_connection.ts";
+import type { ConnectionCallbacks, DeviceConnection } from "./device_connection.ts";
+import { Connection } from "./live_connection.ts";
 import { handshake, MAX_TIMER_MS } from "./mqtt_client.ts";
 import { destroyed, openTls, type StageListener } from "./open_tls.ts";
 import { nameUntrustedServer, serverCertificateNames } from "./server_certificate.ts";
@@ -175,7 +172,11 @@ export interface ConnectOptions {
  *     connectComplete: (reconnect, url) => console.log(reconnect ? "reconnected to" : "connected to", url),
  *     connectionLost: (cause) => console.warn("connection lost:", cause.message),
  *     error: (err) => console.warn(`${err.code}: ${err.message}`), // e.g. MQTT_NOT_AUTHORIZED
- *     messageArrived: (topic, payload) => console.log(topic, new TextDecoder().decode(payload)),
+ *     // Every message arrives here, also `71,<JWT>` on s/dat when a token is requested (as
+ *     // `keepToken` does): log the operations on s/ds, never the token.
+ *     messageArrived: (topic, payload) => {
+ *       if (topic === "s/ds") console.log(topic, new TextDecoder().decode(payload));
+ *     },
  *   },
  * });
  * await device.subscribe("s/ds", { qos: 1 }); // renewed after every reconnect

@@ -25,7 +25,8 @@ import { equalBytes, utf16be } from "../encoding/bytes.ts";
 import { type JksJs, loadJks } from "../deps.ts";
 import { StoreError } from "../errors.ts";
 import { pkcs8Info } from "../x509/key_info.ts";
-import { children, DerError, readDer, readOctets, readOid } from "../encoding/der.ts";
+import { children, DerError, readDer } from "../encoding/der.ts";
+import { readOctets, readOid } from "../encoding/der_values.ts";
 import type { RawEntry, RawStore } from "../types.ts";
 
 /** Options of {@linkcode readJks}. */

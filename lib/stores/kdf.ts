@@ -15,14 +15,8 @@
 
 import { createHash, pbkdf2 as nodePbkdf2, scrypt as nodeScrypt } from "node:crypto";
 import { concat, own, utf16be } from "../encoding/bytes.ts";
-import {
-  children,
-  DerError,
-  expectTag,
-  readOctets,
-  readSmallInt,
-  type Tlv,
-} from "../encoding/der.ts";
+import { children, DerError, expectTag, type Tlv } from "../encoding/der.ts";
+import { readOctets, readSmallInt } from "../encoding/der_values.ts";
 import { loadNobleHashes, type NobleHashes } from "../deps.ts";
 import { StoreError } from "../errors.ts";
 

@@ -18,15 +18,8 @@
 
 import { createDecipheriv } from "node:crypto";
 import { binaryString, concat, fromBinaryString, own } from "../encoding/bytes.ts";
-import {
-  children,
-  DerError,
-  expectTag,
-  readOctets,
-  readOid,
-  readSmallInt,
-  type Tlv,
-} from "../encoding/der.ts";
+import { children, DerError, expectTag, type Tlv } from "../encoding/der.ts";
+import { readOctets, readOid, readSmallInt } from "../encoding/der_values.ts";
 import { loadForge } from "../deps.ts";
 import { StoreError } from "../errors.ts";
 import {

@@ -15,7 +15,9 @@
 
 import { createDecipheriv, createHash } from "node:crypto";
 import { concat } from "../encoding/bytes.ts";
-import { children, DerError, encodeDer, expectTag, readDer, readOctets } from "../encoding/der.ts";
+import { children, DerError, expectTag, readDer } from "../encoding/der.ts";
+import { encodeDer } from "../encoding/der_encode.ts";
+import { readOctets } from "../encoding/der_values.ts";
 import { StoreError } from "../errors.ts";
 import { pkcs8Info } from "../x509/key_info.ts";
 import { pbeDecrypt } from "./pbe.ts";

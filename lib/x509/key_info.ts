@@ -7,7 +7,8 @@
  * @module
  */
 
-import { children, expectTag, readDer, readOid, type Tlv } from "../encoding/der.ts";
+import { children, expectTag, readDer, type Tlv } from "../encoding/der.ts";
+import { readOid } from "../encoding/der_values.ts";
 import type { KeyType } from "../types.ts";
 
 /** The kind of a key: algorithm, named curve and size. */

@@ -11,7 +11,8 @@
  */
 
 import { hex } from "../encoding/bytes.ts";
-import { children, expectTag, readOid, readString, type Tlv } from "../encoding/der.ts";
+import { children, expectTag, type Tlv } from "../encoding/der.ts";
+import { readOid, readString } from "../encoding/der_values.ts";
 
 /** Short names of attribute types, as OpenSSL and node:crypto print them. */
 const ATTRIBUTE_NAMES: Record<string, string> = {

@@ -11,17 +11,8 @@
 import { Buffer } from "node:buffer";
 import { createPublicKey, verify } from "node:crypto";
 import { hex } from "../encoding/bytes.ts";
-import {
-  children,
-  DerError,
-  expectTag,
-  explicit,
-  readDer,
-  readOid,
-  readSmallInt,
-  readString,
-  type Tlv,
-} from "../encoding/der.ts";
+import { children, DerError, expectTag, explicit, readDer, type Tlv } from "../encoding/der.ts";
+import { readOid, readSmallInt, readString } from "../encoding/der_values.ts";
 
 /** A serial number as upper-case hex without leading zeros (as node:crypto and keytool show it). */
 export function serialHex(serial: Tlv): string {

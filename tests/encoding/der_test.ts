@@ -8,11 +8,8 @@ import {
   explicit,
   MAX_DER_DEPTH,
   readDer,
-  readOctets,
-  readOid,
-  readSmallInt,
-  readString,
 } from "../../lib/encoding/der.ts";
+import { readOctets, readOid, readSmallInt, readString } from "../../lib/encoding/der_values.ts";
 
 const fixtures = new URL("../../fixtures/", import.meta.url);
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeDer } from "../../lib/encoding/der.ts";
+import { encodeDer } from "../../lib/encoding/der_encode.ts";
 import { loadKeyStore, loadTrustStore } from "../../lib/stores/load.ts";
 import { MAX_STORE_WORK, WorkBudget } from "../../lib/stores/kdf.ts";
 import { pemBlocks, toPem } from "../../lib/encoding/pem.ts";

@@ -265,7 +265,8 @@ Deno.test({
     // The MAC-less, unencrypted store: its AuthenticatedSafe OCTET STRING gets two more bytes
     // (05 00) inside, and every enclosing length grows by two.
     const original = bytes("devices/rsa.nomac.p12");
-    const { readDer, children, encodeDer } = await import("../../lib/encoding/der.ts");
+    const { readDer, children } = await import("../../lib/encoding/der.ts");
+    const { encodeDer } = await import("../../lib/encoding/der_encode.ts");
     const pfx = children(readDer(original));
     const contentInfo = children(pfx[1]);
     const octets = children(contentInfo[1])[0];

@@ -6,17 +6,8 @@
  * @module
  */
 
-import {
-  children,
-  DerError,
-  expectTag,
-  explicit,
-  readDer,
-  readOctets,
-  readOid,
-  readString,
-  type Tlv,
-} from "../../encoding/der.ts";
+import { children, DerError, expectTag, explicit, readDer, type Tlv } from "../../encoding/der.ts";
+import { readOctets, readOid, readString } from "../../encoding/der_values.ts";
 import { hex } from "../../encoding/bytes.ts";
 
 /** Deepest nesting of SafeContents bags inside each other. */

@@ -6,15 +6,8 @@
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import {
-  children,
-  DerError,
-  expectTag,
-  readOctets,
-  readOid,
-  readSmallInt as readInt,
-  type Tlv,
-} from "../../encoding/der.ts";
+import { children, DerError, expectTag, type Tlv } from "../../encoding/der.ts";
+import { readOctets, readOid, readSmallInt as readInt } from "../../encoding/der_values.ts";
 import { StoreError } from "../../errors.ts";
 import { pbeDecrypt, unsupported as unsupportedAlgorithm } from "../pbe.ts";
 import { DIGESTS, pkcs12MacKey, WorkBudget } from "../kdf.ts";

@@ -14,17 +14,8 @@
  * @module
  */
 
-import {
-  children,
-  DerError,
-  expectTag,
-  explicit,
-  readDer,
-  readOctets,
-  readOid,
-  readSmallInt as readInt,
-  type Tlv,
-} from "../../encoding/der.ts";
+import { children, DerError, expectTag, explicit, readDer, type Tlv } from "../../encoding/der.ts";
+import { readOctets, readOid, readSmallInt as readInt } from "../../encoding/der_values.ts";
 import { MAX_STORE_CERTIFICATES, tooManyCertificates } from "../../x509/certificate.ts";
 import { unsupported as unsupportedAlgorithm } from "../pbe.ts";
 import { WorkBudget } from "../kdf.ts";
