@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./cli_helpers.ts";
+import { ROOT, runCli } from "./cli_helpers.ts";
 import { startFixtureEmulator } from "./test_helpers.ts";
 
 const TRUST = "fixtures/server/server-truststore.jks";
@@ -236,4 +236,51 @@ Deno.test("check --via rest at the emulator's MQTT port names the wrong endpoint
       `most likely it did not accept the device certificate .*; else port ${mqttPort} is not the REST endpoint \\(an MQTT port such as 8883 closes the connection on an HTTP request\\)`,
     ),
   );
+});
+
+Deno.test("the README's install line (and deno task compile's flags) take the token over REST without a truststore or --allow-sys", async () => {
+  const readme = Deno.readTextFileSync(`${ROOT}/README.md`);
+  const install = /^deno install --global --name c8y-mqtt-cert (.*) cli\.ts$/m.exec(readme)?.[1];
+  assert.ok(install, "README has the install line");
+  const flags = install.split(" ");
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`));
+  const compile = /^deno compile (.*) --output \S+ cli\.ts$/.exec(config.tasks.compile)?.[1];
+  assert.deepEqual(compile?.split(" ").sort(), [...flags].sort(), "install and compile agree");
+  assert.ok(!flags.includes("--allow-sys"));
+
+  await using emulator = await startFixtureEmulator({ restPort: 0 });
+  const run = async (extra: string[]): Promise<{ code: number; stdout: string }> => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        ...flags,
+        "cli.ts",
+        "token",
+        "--via",
+        "rest",
+        "--rest-url",
+        emulator.restUrl!,
+        "--keystore",
+        KEYSTORE,
+        "--keystore-password",
+        "pass:changeit",
+        "--json",
+        ...extra,
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
+  };
+  // No truststore: the default root CAs are read without sys access; they do not hold the fixture
+  // server CA, so the TLS stage says so (exit 6), not a permission (exit 9).
+  const roots = await run([]);
+  assert.equal(roots.code, 6, roots.stdout);
+  assert.equal(JSON.parse(roots.stdout).error.code, "TLS_SERVER_UNTRUSTED");
+  const trusted = await run(["--truststore", TRUST]);
+  assert.equal(trusted.code, 0, trusted.stdout);
+  assert.equal(JSON.parse(trusted.stdout).ok, true);
 });
