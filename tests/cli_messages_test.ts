@@ -256,3 +256,22 @@ Deno.test("--keystore-password stdin on a terminal asks without echoing what is 
   assert.ok(!r.stdout.includes("changeit"), `the typed password is not echoed:\n${r.stdout}`);
   assert.match(r.stdout, /^client id: d:device-rsa-001\r?$/m);
 });
+
+Deno.test("check with a --client-id that does not name the CN says which client id on the certificate line", async () => {
+  const keystore = "fixtures/devices/rsa.jks";
+  const result = await runCli([
+    "check",
+    "--url",
+    "ssl://127.0.0.1:1",
+    "--keystore",
+    keystore,
+    "--keystore-password",
+    "pass:changeit",
+    "--client-id",
+    "d:other-device",
+  ], { read: [keystore], net: ["127.0.0.1:1"] });
+  assert.equal(result.code, 4, result.stderr);
+  const line = result.stdout.split("\n").find((l) => l.startsWith("✗ certificate"));
+  assert.match(line ?? "", /^✗ certificate +\d+ ms {2}--client-id d:other-device; 1 error$/);
+  assert.match(result.stderr, /^error: The client id "d:other-device" names device "other-device"/);
+});

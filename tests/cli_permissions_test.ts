@@ -169,3 +169,19 @@ Deno.test("cli.ts's module doc example grants exactly what the permission planne
   assert.deepEqual(documented, suggested);
   assert.ok(documented.includes("--ignore-env"));
 });
+
+Deno.test("--keystore /dev/stdin under --allow-read=/dev/stdin names the flag Deno wants (--allow-all)", async () => {
+  const result = await runCli(
+    ["inspect", "--keystore", "/dev/stdin", "--keystore-password", "pass:changeit"],
+    { read: ["/dev/stdin"] },
+    { stdin: "not read" },
+  );
+  assert.equal(result.code, 9, result.stderr);
+  assert.equal(
+    result.stderr,
+    'error: Deno allows access to "/dev/stdin" only with --allow-all (it is not a regular file)\n' +
+      "hint: Run deno with --allow-all, or save the content to a regular file and give that " +
+      "file's path (read with --allow-read=<that file>).\n",
+  );
+  assert.doesNotMatch(result.stderr, /the flag Deno names|changeit/);
+});

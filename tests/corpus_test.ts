@@ -591,6 +591,7 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
     trustedCaPems,
     // The name, not 127.0.0.1: server and client then resolve it alike (::1 or 127.0.0.1).
     hostname: "localhost",
+    restPort: 0,
   });
   const deviceCa = "fixtures/devices/truststore.jks";
   const cases: Case[] = [
@@ -624,6 +625,27 @@ Deno.test("corpus (emulator): an untrusted server and a hostname mismatch are TL
       exit: 6,
       code: "TLS_HOSTNAME_MISMATCH",
       names: [`localhost:${wrongHost.port}`, '"localhost"', 'valid for "wrong-host.invalid"'],
+      stage: "tls",
+    },
+    {
+      // An IP address: node:https looks a host name up under a wider net permission than
+      // the one the CLI asks for (a separate finding).
+      name: "check --via rest: a REST server certificate for another host name",
+      args: connect("check", `ssl://localhost:${wrongHost.port}`, RSA_JKS, [
+        "--truststore",
+        TRUST,
+        "--via",
+        "rest",
+        "--rest-url",
+        `https://127.0.0.1:${wrongHost.restPort}`,
+      ]),
+      perms: {
+        read: [RSA_JKS, TRUST],
+        net: [`localhost:${wrongHost.port}`, `127.0.0.1:${wrongHost.restPort}`],
+      },
+      exit: 6,
+      code: "TLS_HOSTNAME_MISMATCH",
+      names: [`127.0.0.1:${wrongHost.restPort}`, 'valid for "wrong-host.invalid"'],
       stage: "tls",
     },
     {

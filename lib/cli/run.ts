@@ -91,12 +91,29 @@ function asC8yError(error: unknown): C8yError {
     const message = error.message.replace(/, run again with.*$/, "");
     // e.g. `Requires read access to "/etc/ssl/x"` or `Requires env access to "READABLE_STREAM"`.
     const wanted = message.match(/Requires (read|net|env|sys|run|write) access to "([^"]+)"/);
-    const flag = wanted ? `--allow-${wanted[1]}=${wanted[2]}` : undefined;
+    // Deno grants some paths (devices such as /dev/stdin) only with --allow-all, and then says
+    // "Requires all access to ...".
+    const all = message.match(/Requires all access to "([^"]+)"/);
+    const named = error.message.match(/run again with the (--[a-z-]+(?:=\S+)?) flag/)?.[1];
+    const flag = wanted ? `--allow-${wanted[1]}=${wanted[2]}` : all ? "--allow-all" : named;
+    if (all) {
+      return new PermissionError(
+        `Deno allows access to "${all[1]}" only with --allow-all (it is not a regular file)`,
+        {
+          code: "PERMISSION_MISSING",
+          hint: "Run deno with --allow-all, or save the content to a regular file and give " +
+            "that file's path (read with --allow-read=<that file>).",
+          cause: error,
+        },
+      );
+    }
     return new PermissionError(flag ? `${message}: add ${flag}` : message, {
       code: "PERMISSION_MISSING",
       hint: wanted?.[1] === "env"
         ? "Run deno with --ignore-env: it silences the look-ups of the MQTT libraries' dependencies."
-        : `Run deno with ${flag ?? "the flag Deno names"} as well.`,
+        : flag
+        ? `Run deno with ${flag} as well.`
+        : "Run deno with the permission flag Deno's message names (see --verbose).",
       cause: error,
     });
   }

@@ -108,12 +108,13 @@ export class StageLog {
    *
    * @param problems What `diagnose()` found.
    * @param clientId The client id the run connects with (`undefined` when none can be built).
-   * @param options `force`: the run goes on despite errors; `info`: list informational findings.
+   * @param options `force`: the run goes on despite errors; `info`: list informational findings;
+   *   `given`: the `--client-id` given, named when no client id can be connected with.
    */
   certificate(
     problems: readonly Problem[],
     clientId: string | undefined,
-    options: { force: boolean; info: boolean },
+    options: { force: boolean; info: boolean; given?: string },
   ): void {
     const count = (severity: string): number =>
       problems.filter((p) => p.severity === severity).length;
@@ -125,11 +126,17 @@ export class StageLog {
     ].filter(Boolean).join(", ");
     const state: StageState = errors ? "error" : warnings ? "warning" : "ok";
     const going = errors && options.force ? " (--force: connecting anyway)" : "";
+    // No client id to connect with: name the one given, which the findings object to.
+    const label = clientId
+      ? `${clientId}; `
+      : options.given !== undefined
+      ? `--client-id ${options.given}; `
+      : "";
     this.end(
       "certificate",
       state,
       this.elapsed(),
-      `${clientId ? `${clientId}; ` : ""}${counts || "no errors or warnings"}${going}`,
+      `${label}${counts || "no errors or warnings"}${going}`,
     );
     for (const p of problems) {
       if (p.severity !== "info" || options.info) {

@@ -81,7 +81,7 @@ export async function prepare(
     diagnose({ identity, trust: stores.trust, clientId: explicit }),
   );
   const clientId = connectClientId(identity, explicit, force);
-  log.certificate(problems, clientId, { force, info: command === "check" });
+  log.certificate(problems, clientId, { force, info: command === "check", given: explicit });
   const blocking = problems.find((p) => p.severity === "error");
   // --force needs a client id to connect with: one given, or the certificate's CN.
   const canForce = explicit !== undefined || Boolean(identity.chain[0]?.summary.commonName);
