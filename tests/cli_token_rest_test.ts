@@ -284,3 +284,30 @@ Deno.test("the README's install line (and deno task compile's flags) take the to
   assert.equal(trusted.code, 0, trusted.stdout);
   assert.equal(JSON.parse(trusted.stdout).ok, true);
 });
+
+Deno.test("check --via rest to a host name works under --allow-net=<host>:<port> alone and times its dns stage", async () => {
+  await using emulator = await startFixtureEmulator({ restPort: 0 });
+  // The fixture server certificate names "localhost": only the address form changes.
+  const restUrl = `https://localhost:${emulator.restPort}`;
+  const check = await runCli([
+    "check",
+    "--keystore",
+    KEYSTORE,
+    "--keystore-password",
+    "pass:changeit",
+    "--truststore",
+    TRUST,
+    "--via",
+    "rest",
+    "--rest-url",
+    restUrl,
+    "--json",
+  ], { read: [KEYSTORE, TRUST], net: [`localhost:${emulator.restPort}`], ignoreEnv: false });
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  const stages = JSON.parse(check.stdout).stages as { stage: string; detail?: string }[];
+  assert.deepEqual(stages.map((s) => s.stage).slice(-5), ["dns", "tcp", "tls", "http", "token"]);
+  assert.match(
+    stages.find((s) => s.stage === "dns")?.detail ?? "",
+    /^localhost -> (127\.0\.0\.1|::1)$/,
+  );
+});

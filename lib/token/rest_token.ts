@@ -10,7 +10,7 @@
  * `node:https` request's socket emits `lookup`, `connect` and `secureConnect`, and its errors
  * carry OpenSSL's codes (`ECONNREFUSED`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`,
  * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`), so each stage is timed and each failure named, as for MQTT.
- * The request opens its own socket (the lookup is wrapped to time DNS): handed a TLS socket this
+ * The request opens its own socket (its `lookup` event times DNS): handed a TLS socket this
  * project opened (`createConnection`), Deno 2.9.6's HTTP client read the TCP bytes underneath it
  * and its parser failed on TLS records. The TLS connection is opened by a one-request agent
  * whose `createConnection` is `node:tls`'s `connect` with the request's own options: Deno 2.9.6's
@@ -29,7 +29,6 @@
  * @module
  */
 
-import * as dns from "node:dns";
 import * as https from "node:https";
 import type { IncomingMessage } from "node:http";
 import { connect as connectTls, type TLSSocket } from "node:tls";
@@ -59,21 +58,17 @@ import {
  * them without a permission. No keep-alive: the socket closes with the request.
  */
 class TlsAgent extends https.Agent {
-  constructor() {
+  /** @param opened Called with the new socket before any of its events can fire. */
+  constructor(private readonly opened: (socket: TLSSocket) => void) {
     super({ keepAlive: false });
   }
   // deno-lint-ignore no-explicit-any
   override createConnection(options: any): TLSSocket {
-    return connectTls(options);
+    const socket = connectTls(options);
+    this.opened(socket);
+    return socket;
   }
 }
-
-/** The callback of `dns.lookup`, with one address or, with `all`, the list. */
-type LookupCallback = (
-  err: NodeJS.ErrnoException | null,
-  address: string | dns.LookupAddress[],
-  family?: number,
-) => void;
 
 /** The path of the platform's REST token call. */
 export const REST_TOKEN_PATH = "/devicecontrol/deviceAccessToken";
@@ -200,24 +195,23 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
         method: "POST",
         path: REST_TOKEN_PATH,
         headers,
-        agent: new TlsAgent(),
+        // The socket's own `lookup` event times DNS; it is watched from the moment the agent
+        // creates the socket. A lookup function of our own would not do: under Deno 2.9.6 an
+        // explicit `dns.lookup()` needs `--allow-net=<host>` without a port and fails with EPERM
+        // under the `--allow-net=<host>:<port>` this command asks for.
+        agent: new TlsAgent((socket) => {
+          socket.on("lookup", (err: Error | null, ip: string) => {
+            if (err || settled || stage !== "dns") return; // the error event follows
+            onStage?.("dns", lap(), `${address.host} -> ${ip}`);
+            stage = "tcp";
+          });
+        }),
         key: tls.key,
         cert: tls.cert,
         ca: tls.ca,
         servername: tls.servername,
         minVersion: tls.minVersion,
         rejectUnauthorized: true,
-        // The lookup is wrapped so that its end is seen for certain (the socket's own `lookup`
-        // event can pass before the request hands the socket out).
-        lookup: (host: string, opts: dns.LookupOptions, done: LookupCallback) =>
-          dns.lookup(host, opts, (err, ip, family) => {
-            if (!err && !settled && stage === "dns") {
-              const shown = Array.isArray(ip) ? ip.map((a) => a.address).join(", ") : ip;
-              onStage?.("dns", lap(), `${address.host} -> ${shown}`);
-              stage = "tcp";
-            }
-            (done as (...args: unknown[]) => void)(err, ip, family);
-          }),
       });
     } catch (err) {
       // Thrown at once: a permission (or anything else the request refuses before connecting).
