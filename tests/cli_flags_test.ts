@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { C8yError, loadKeyStore, loadTrustStore, StoreError } from "../mod.ts";
 import { errorWithFlags, KEYSTORE_FLAGS, truststoreFlags, withFlags } from "../lib/cli/flags.ts";
-import { runCli } from "./cli_helpers.ts";
+import { runCli } from "./support/cli.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const read = { read: [fixtures] };

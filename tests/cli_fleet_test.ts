@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
 import type { EmulatorEvent } from "../lib/emulator/mod.ts";
 import type { DeviceResult, FleetSummary } from "../lib/fleet/result.ts";
-import { type CliResult, denoFlags, ROOT, runCli } from "./cli_helpers.ts";
-import { makeFleetScenario } from "./fleet_helpers.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { type CliResult, denoFlags, ROOT, runCli } from "./support/cli.ts";
+import { makeFleetScenario } from "./support/fleet.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 

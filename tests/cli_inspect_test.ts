@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type CliResult, runCli } from "./cli_helpers.ts";
+import { type CliResult, runCli } from "./support/cli.ts";
 import { jdkCacertsOrWarn } from "./support/stores.ts";
 
 const PASSWORD = "changeit";

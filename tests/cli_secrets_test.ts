@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./cli_helpers.ts";
+import { runCli } from "./support/cli.ts";
 
 /** A password that appears in no message: the reference run. */
 const REFERENCE = "Zq9-Xy7";

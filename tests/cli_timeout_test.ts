@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./cli_helpers.ts";
+import { runCli } from "./support/cli.ts";
 
 const fixture = (path: string): string =>
   Deno.readTextFileSync(new URL(`../fixtures/${path}`, import.meta.url));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Emulator, EmulatorOptions } from "../lib/emulator/mod.ts";
-import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { type CliPermissions, type CliResult, runCli } from "./support/cli.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const text = (p: string) => Deno.readTextFileSync(new URL(p, fixtures));

@@ -1,6 +1,6 @@
 /**
  * The bad-input corpus: failing peers and bad inputs for `token`, `check` and `inspect`, each run
- * as a subprocess under exactly the permission flags it needs (see `cli_helpers.ts`). Together
+ * as a subprocess under exactly the permission flags it needs (see `support/cli.ts`). Together
  * with the table in `cli_inspect_test.ts` (store files and passwords), it covers the issue's list.
  *
  * Every case runs twice, in human mode and with `--json`, and asserts:
@@ -19,15 +19,15 @@
  */
 
 import assert from "node:assert/strict";
-import { type CliPermissions, type CliResult, runCli } from "./cli_helpers.ts";
+import { type CliPermissions, type CliResult, runCli } from "./support/cli.ts";
 import {
   freePort,
   type Mosquitto,
   type MosquittoOptions,
   mosquittoTest,
   startMosquitto,
-} from "./mosquitto.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+} from "./support/mosquitto.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 const text = (p: string): string => Deno.readTextFileSync(new URL(p, FIXTURES));

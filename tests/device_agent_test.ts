@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import type { EmulatorEvent } from "../lib/emulator/mod.ts";
-import { ROOT } from "./cli_helpers.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { ROOT } from "./support/cli.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 
 const KEYSTORE = "fixtures/devices/rsa.jks";
 const TRUST = "fixtures/server/server-truststore.jks";

@@ -7,8 +7,8 @@ import { type FleetDevice, readManifest } from "../lib/fleet/manifest.ts";
 import type { DeviceResult } from "../lib/fleet/result.ts";
 import { loadTrustStore } from "../lib/stores/load.ts";
 import { type ErrorCode, StoreError, UsageError } from "../lib/errors.ts";
-import { makeFleetScenario } from "./fleet_helpers.ts";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { makeFleetScenario } from "./support/fleet.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 import type { EmulatorEvent } from "../lib/emulator/mod.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;

@@ -12,8 +12,8 @@ import tls from "node:tls";
 import { clientId } from "../lib/connect/client_id.ts";
 import { diagnose } from "../lib/diagnose/diagnose.ts";
 import { loadKeyStore } from "../lib/stores/load.ts";
-import { runCli } from "./cli_helpers.ts";
-import { fixtureText, mosquittoTest, startMosquitto } from "./mosquitto.ts";
+import { runCli } from "./support/cli.ts";
+import { fixtureText, mosquittoTest, startMosquitto } from "./support/mosquitto.ts";
 
 const fixtures = new URL("../fixtures/", import.meta.url);
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));

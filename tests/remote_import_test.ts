@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { startFixtureEmulator } from "./test_helpers.ts";
+import { startFixtureEmulator } from "./support/emulator.ts";
 
 const root = new URL("../", import.meta.url);
 const fixtures = new URL("fixtures/", root);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { clientId, parseClientId } from "../../lib/connect/client_id.ts";
 import { CertificateError, UsageError } from "../../lib/errors.ts";
 import type { DeviceIdentity } from "../../lib/types.ts";
-import { fixtureIdentity } from "../mosquitto.ts";
+import { fixtureIdentity } from "../support/mosquitto.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");

@@ -18,7 +18,7 @@ import {
   freePort,
   mosquittoTest,
   startMosquitto,
-} from "../mosquitto.ts";
+} from "../support/mosquitto.ts";
 
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 const rsa = await fixtureIdentity("devices/rsa");

@@ -7,7 +7,12 @@
 
 import assert from "node:assert/strict";
 import { connect, type DeviceConnection } from "../../lib/connect/connection.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
+import {
+  fixtureIdentity,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "../support/mosquitto.ts";
 
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 const rsa = await fixtureIdentity("devices/rsa");

@@ -25,7 +25,7 @@ import {
   fixtureTrust,
   mosquittoTest,
   startMosquitto,
-} from "../mosquitto.ts";
+} from "../support/mosquitto.ts";
 
 const serverCa = await fixtureTrust("ca/server-ca.pem");
 const rsa = await fixtureIdentity("devices/rsa");

@@ -16,7 +16,7 @@ import {
   reconnectDelayMs,
 } from "../../mod.ts";
 import type { Emulator } from "../../lib/emulator/mod.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const fixture = (path: string): URL => new URL(`../../fixtures/${path}`, import.meta.url);
 

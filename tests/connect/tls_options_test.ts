@@ -3,7 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { tlsOptions } from "../../lib/connect/tls_options.ts";
 import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
 import { CertificateError, StoreError, UsageError } from "../../lib/errors.ts";
-import { fixtureIdentity, fixtureText, fixtureTrust } from "../mosquitto.ts";
+import { fixtureIdentity, fixtureText, fixtureTrust } from "../support/mosquitto.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const serverCa = await fixtureTrust("ca/server-ca.pem");

@@ -14,7 +14,7 @@ import {
   ROOT,
   verifyToken,
 } from "./support.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 emulatorTest(
   "startEmulator() accepts a device chain, answers s/uat with a signed 71 token on s/dat",

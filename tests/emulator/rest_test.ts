@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import https from "node:https";
 import { requestRestToken } from "../../lib/token/rest_token.ts";
 import type { C8yError } from "../../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust } from "../mosquitto.ts";
+import { fixtureIdentity, fixtureTrust } from "../support/mosquitto.ts";
 import { emulatorTest, read, ROOT, verifyToken } from "./support.ts";
 
 interface Answer {

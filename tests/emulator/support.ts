@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Emulator, EmulatorEvent, EmulatorOptions } from "../../lib/emulator/mod.ts";
 import { loadJose } from "../../lib/deps.ts";
 import { pemBlocks } from "../../lib/encoding/pem.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 /** MQTT.js: an independent, widely used client to test the emulator with. */
 export function loadMqtt(): Promise<typeof import("npm:mqtt@5.16.0")> {

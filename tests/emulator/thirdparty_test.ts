@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import type { Emulator } from "../../lib/emulator/mod.ts";
 import { loadJose } from "../../lib/deps.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const fixtures = new URL("../../fixtures/", import.meta.url);
 const path = (p: string): string => new URL(p, fixtures).pathname;

@@ -12,7 +12,7 @@ import { MAX_STORE_WORK, WorkBudget } from "../../lib/stores/kdf.ts";
 import { pemBlocks, toPem } from "../../lib/encoding/pem.ts";
 import { readPkcs12 } from "../../lib/stores/pkcs12/read.ts";
 import { MAX_STORE_CERTIFICATES } from "../../lib/x509/certificate.ts";
-import { runCli } from "../cli_helpers.ts";
+import { runCli } from "../support/cli.ts";
 import { assertStoreError } from "../support/stores.ts";
 
 const fixtures = new URL("../../fixtures/", import.meta.url);

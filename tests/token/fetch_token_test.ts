@@ -4,8 +4,13 @@ import { connect, type DeviceConnection } from "../../lib/connect/connection.ts"
 import { loadJose } from "../../lib/deps.ts";
 import { CertificateError, MqttError, TlsError, TokenError, UsageError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import {
+  fixtureIdentity,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "../support/mosquitto.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");

@@ -11,8 +11,13 @@ import { loadJose } from "../../lib/deps.ts";
 import type { C8yError } from "../../lib/errors.ts";
 import type { DeviceToken } from "../../lib/token/decode_token.ts";
 import type { DeviceIdentity } from "../../lib/types.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import {
+  fixtureIdentity,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "../support/mosquitto.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");

@@ -10,7 +10,12 @@ import type { TokenConnection } from "../../lib/token/request_token.ts";
 import { loadJose } from "../../lib/deps.ts";
 import { NetworkError, TokenError, UsageError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust, mosquittoTest, startMosquitto } from "../mosquitto.ts";
+import {
+  fixtureIdentity,
+  fixtureTrust,
+  mosquittoTest,
+  startMosquitto,
+} from "../support/mosquitto.ts";
 
 const jose = await loadJose();
 const { privateKey } = await jose.generateKeyPair("RS256");

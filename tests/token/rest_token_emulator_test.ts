@@ -9,8 +9,8 @@ import { fetchToken } from "../../lib/token/fetch_token.ts";
 import { loadJose } from "../../lib/deps.ts";
 import type { C8yError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
-import { fixtureIdentity, fixtureTrust } from "../mosquitto.ts";
-import { startFixtureEmulator } from "../test_helpers.ts";
+import { fixtureIdentity, fixtureTrust } from "../support/mosquitto.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const unknownCa = await fixtureIdentity("bad/unknown-ca");

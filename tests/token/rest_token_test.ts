@@ -17,7 +17,13 @@ import { parseRestUrl, restUrlOf } from "../../lib/token/rest_url.ts";
 import { parseBrokerUrl } from "../../lib/connect/broker_url.ts";
 import { C8yError } from "../../lib/errors.ts";
 import type { Stage } from "../../lib/errors.ts";
-import { fixtureIdentity, FIXTURES, fixtureText, fixtureTrust, freePort } from "../mosquitto.ts";
+import {
+  fixtureIdentity,
+  FIXTURES,
+  fixtureText,
+  fixtureTrust,
+  freePort,
+} from "../support/mosquitto.ts";
 
 const rsa = await fixtureIdentity("devices/rsa");
 const ec256 = await fixtureIdentity("devices/ec256");

@@ -6,7 +6,7 @@
  */
 
 /** The project root (the working directory of every CLI run). */
-export const ROOT = new URL("../", import.meta.url).pathname;
+export const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Permissions for one CLI run. */
 export interface CliPermissions {

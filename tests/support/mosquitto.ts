@@ -10,11 +10,11 @@
  * @module
  */
 
-import { certificatesFromPem } from "../lib/x509/certificate.ts";
-import type { DeviceIdentity, TrustAnchors } from "../lib/types.ts";
+import { certificatesFromPem } from "../../lib/x509/certificate.ts";
+import type { DeviceIdentity, TrustAnchors } from "../../lib/types.ts";
 
 /** The fixtures directory. */
-export const FIXTURES: URL = new URL("../fixtures/", import.meta.url);
+export const FIXTURES: URL = new URL("../../fixtures/", import.meta.url);
 
 const CANDIDATES = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"];
 

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { makeFleetDevices } from "../tools/fleet_devices.ts";
-import type { FailureClass } from "../lib/fleet/result.ts";
+import { makeFleetDevices } from "../../tools/fleet_devices.ts";
+import type { FailureClass } from "../../lib/fleet/result.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
 
 /** What one manifest line must come to. */
 export interface ExpectedRow {

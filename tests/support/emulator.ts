@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emulator/mod.ts";
+import { type Emulator, type EmulatorOptions, startEmulator } from "../../lib/emulator/mod.ts";
 
 /**
  * Starts the emulator with the fixture server certificate and key, trusting the fixture device
@@ -12,7 +12,7 @@ import { type Emulator, type EmulatorOptions, startEmulator } from "../lib/emula
  */
 export function startFixtureEmulator(options: Partial<EmulatorOptions> = {}): Promise<Emulator> {
   const fixture = (path: string): string =>
-    Deno.readTextFileSync(new URL(`../fixtures/${path}`, import.meta.url));
+    Deno.readTextFileSync(new URL(`../../fixtures/${path}`, import.meta.url));
   return startEmulator({
     serverCertPem: fixture("server/server.pem"),
     serverKeyPem: fixture("server/server.key"),
