@@ -3,8 +3,8 @@
  * itself, with its REST endpoint, its one-line-per-event log, and operations typed on stdin.
  */
 import assert from "node:assert/strict";
-import { denoFlags, ROOT, runCli } from "./support/cli.ts";
-import { connectDevice } from "./emulator/support.ts";
+import { denoFlags, ROOT, runCli } from "../support/cli.ts";
+import { connectDevice } from "../emulator/support.ts";
 
 const EMU_FILES = [
   "fixtures/ca/device-root-ca.pem",

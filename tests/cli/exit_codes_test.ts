@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { EXIT_CODES, EXIT_TABLE } from "../lib/cli/exit_codes.ts";
-import { HELP } from "../lib/cli/help.ts";
-import { ExitCode } from "../lib/errors.ts";
+import { EXIT_CODES, EXIT_TABLE } from "../../lib/cli/exit_codes.ts";
+import { HELP } from "../../lib/cli/help.ts";
+import { ExitCode } from "../../lib/errors.ts";
 
-const readme = new URL("../README.md", import.meta.url);
+const readme = new URL("../../README.md", import.meta.url);
 
 /** The rows of the README's "Exit codes" table: `[code, class]`. */
 async function readmeExitCodes(): Promise<[number, string][]> {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import type { Emulator, EmulatorOptions } from "../lib/emulator/mod.ts";
-import { type CliPermissions, type CliResult, runCli } from "./support/cli.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+import type { Emulator, EmulatorOptions } from "../../lib/emulator/mod.ts";
+import { type CliPermissions, type CliResult, runCli } from "../support/cli.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const text = (p: string) => Deno.readTextFileSync(new URL(p, fixtures));
 const PASSWORD = "changeit";
 
@@ -240,7 +240,7 @@ Deno.test("check stops at the certificate stage for an expired device; --force g
 Deno.test("check marks a certificate stage with warnings '!' and still connects", async () => {
   await using emulator = await startFixtureEmulator(CLI_EMULATOR);
   // Leaf and root without the intermediate: a gap the emulator fills from its trusted CAs.
-  const root = new URL("../", import.meta.url).pathname;
+  const root = new URL("../../", import.meta.url).pathname;
   const dir = await Deno.makeTempDir({ dir: root, prefix: ".tmp-leaf-root-" });
   try {
     const chain = `${dir}/leaf-and-root.pem`;

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./support/cli.ts";
+import { runCli } from "../support/cli.ts";
 
 /** A password that appears in no message: the reference run. */
 const REFERENCE = "Zq9-Xy7";
@@ -56,7 +56,7 @@ Deno.test("a file whose name contains the password is named in full", async () =
   const dir = await Deno.makeTempDir({ prefix: "c8y-secrets-" });
   try {
     const path = `${dir}/store-password-key.p12`;
-    await Deno.copyFile(new URL("../fixtures/devices/rsa.openssl3.p12", import.meta.url), path);
+    await Deno.copyFile(new URL("../../fixtures/devices/rsa.openssl3.p12", import.meta.url), path);
     for (const password of ["store", "password", "key", REFERENCE]) {
       const r = await runCli(
         ["inspect", "--keystore", path, "--keystore-password", `pass:${password}`],

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ROOT } from "./support/cli.ts";
+import { ROOT } from "../support/cli.ts";
 
 /** What one in-process `run()` produced. */
 interface RunResult {

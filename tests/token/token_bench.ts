@@ -4,8 +4,8 @@
  * its size is realistic. Run with `deno task bench` (nothing here asserts a duration).
  */
 import assert from "node:assert/strict";
-import { loadJose } from "../lib/deps.ts";
-import { decodeToken } from "../lib/token/decode_token.ts";
+import { loadJose } from "../../lib/deps.ts";
+import { decodeToken } from "../../lib/token/decode_token.ts";
 
 const jose = await loadJose();
 const { privateKey } = await jose.generateKeyPair("RS256");

@@ -4,8 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { ROOT, runCli } from "./support/cli.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+import { ROOT, runCli } from "../support/cli.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const TRUST = "fixtures/server/server-truststore.jks";
 const KEYSTORE = "fixtures/devices/rsa.jks";

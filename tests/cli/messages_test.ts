@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type CliResult, ROOT, runCli } from "./support/cli.ts";
+import { type CliResult, ROOT, runCli } from "../support/cli.ts";
 
 /** Each command's page: what it must show, and what belongs to other commands only. */
 const PAGES: Record<string, { has: RegExp[]; hasNot: RegExp[] }> = {

@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
-import { checkFleet } from "../lib/fleet/check_fleet.ts";
-import { fleetJUnitReport } from "../lib/fleet/junit.ts";
-import { type FleetDevice, readManifest } from "../lib/fleet/manifest.ts";
-import type { DeviceResult } from "../lib/fleet/result.ts";
-import { loadTrustStore } from "../lib/stores/load.ts";
-import { type ErrorCode, StoreError, UsageError } from "../lib/errors.ts";
-import { makeFleetScenario } from "./support/fleet.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
-import type { EmulatorEvent } from "../lib/emulator/mod.ts";
+import { checkFleet } from "../../lib/fleet/check_fleet.ts";
+import { fleetJUnitReport } from "../../lib/fleet/junit.ts";
+import { type FleetDevice, readManifest } from "../../lib/fleet/manifest.ts";
+import type { DeviceResult } from "../../lib/fleet/result.ts";
+import { loadTrustStore } from "../../lib/stores/load.ts";
+import { type ErrorCode, StoreError, UsageError } from "../../lib/errors.ts";
+import { makeFleetScenario } from "../support/fleet.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
+import type { EmulatorEvent } from "../../lib/emulator/mod.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
 const readFile = (path: string): Promise<Uint8Array> => Deno.readFile(path);
 const serverCa = await loadTrustStore(await Deno.readFile(`${FIXTURES}ca/server-ca.pem`));
 

@@ -5,11 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { C8yError, loadKeyStore, loadTrustStore, StoreError } from "../mod.ts";
-import { errorWithFlags, KEYSTORE_FLAGS, truststoreFlags, withFlags } from "../lib/cli/flags.ts";
-import { runCli } from "./support/cli.ts";
+import { C8yError, loadKeyStore, loadTrustStore, StoreError } from "../../mod.ts";
+import { errorWithFlags, KEYSTORE_FLAGS, truststoreFlags, withFlags } from "../../lib/cli/flags.ts";
+import { runCli } from "../support/cli.ts";
 
-const fixtures = new URL("../fixtures/", import.meta.url);
+const fixtures = new URL("../../fixtures/", import.meta.url);
 const read = { read: [fixtures] };
 const bytes = (path: string): Uint8Array => Deno.readFileSync(new URL(path, fixtures));
 /** A command-line flag (`--keystore-type`); tools' own options have one dash (`-legacy`). */

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
-import type { EmulatorEvent } from "../lib/emulator/mod.ts";
-import type { DeviceResult, FleetSummary } from "../lib/fleet/result.ts";
-import { type CliResult, denoFlags, ROOT, runCli } from "./support/cli.ts";
-import { makeFleetScenario } from "./support/fleet.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+import type { EmulatorEvent } from "../../lib/emulator/mod.ts";
+import type { DeviceResult, FleetSummary } from "../../lib/fleet/result.ts";
+import { type CliResult, denoFlags, ROOT, runCli } from "../support/cli.ts";
+import { makeFleetScenario } from "../support/fleet.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+const FIXTURES = new URL("../../fixtures/", import.meta.url).pathname;
 
 /** The permissions of the `deno run` line a PERMISSION_MISSING hint suggests. */
 interface Suggested {

@@ -4,10 +4,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { EmulatorEvent } from "../lib/emulator/mod.ts";
-import { decodeToken } from "../lib/token/decode_token.ts";
-import { denoFlags, ROOT } from "./support/cli.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+import type { EmulatorEvent } from "../../lib/emulator/mod.ts";
+import { decodeToken } from "../../lib/token/decode_token.ts";
+import { denoFlags, ROOT } from "../support/cli.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const TRUST = "fixtures/server/server-truststore.jks";
 const KEYSTORE = "fixtures/devices/rsa.jks";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { denoFlags, ROOT, runCli } from "./support/cli.ts";
-import type { CliPermissions } from "./support/cli.ts";
+import { denoFlags, ROOT, runCli } from "../support/cli.ts";
+import type { CliPermissions } from "../support/cli.ts";
 
 const KS = "fixtures/devices/rsa.openssl3.p12";
 const TS = "fixtures/server/server-truststore.p12";

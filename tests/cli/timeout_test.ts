@@ -5,10 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli } from "./support/cli.ts";
+import { runCli } from "../support/cli.ts";
 
 const fixture = (path: string): string =>
-  Deno.readTextFileSync(new URL(`../fixtures/${path}`, import.meta.url));
+  Deno.readTextFileSync(new URL(`../../fixtures/${path}`, import.meta.url));
 
 /** A TLS broker on 127.0.0.1 that accepts every CONNECT and then only reads. */
 function silentBroker(): { port: number; packets: () => number } & AsyncDisposable {

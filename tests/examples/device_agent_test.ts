@@ -5,9 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import type { EmulatorEvent } from "../lib/emulator/mod.ts";
-import { ROOT } from "./support/cli.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+import type { EmulatorEvent } from "../../lib/emulator/mod.ts";
+import { ROOT } from "../support/cli.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
 const KEYSTORE = "fixtures/devices/rsa.jks";
 const TRUST = "fixtures/server/server-truststore.jks";

@@ -19,17 +19,17 @@
  */
 
 import assert from "node:assert/strict";
-import { type CliPermissions, type CliResult, runCli } from "./support/cli.ts";
+import { type CliPermissions, type CliResult, runCli } from "../support/cli.ts";
 import {
   freePort,
   type Mosquitto,
   type MosquittoOptions,
   mosquittoTest,
   startMosquitto,
-} from "./support/mosquitto.ts";
-import { startFixtureEmulator } from "./support/emulator.ts";
+} from "../support/mosquitto.ts";
+import { startFixtureEmulator } from "../support/emulator.ts";
 
-const FIXTURES = new URL("../fixtures/", import.meta.url);
+const FIXTURES = new URL("../../fixtures/", import.meta.url);
 const text = (p: string): string => Deno.readTextFileSync(new URL(p, FIXTURES));
 
 const PASSWORD = "changeit";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type CliResult, runCli } from "./support/cli.ts";
-import { jdkCacertsOrWarn } from "./support/stores.ts";
+import { type CliResult, runCli } from "../support/cli.ts";
+import { jdkCacertsOrWarn } from "../support/stores.ts";
 
 const PASSWORD = "changeit";
 
