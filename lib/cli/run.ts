@@ -8,7 +8,8 @@
 import { C8yError, ExitCode, PermissionError } from "../errors.ts";
 import { checkCommand } from "./commands/check.ts";
 import { emulateCommand } from "./commands/emulate.ts";
-import { fleetCommand, planFleet, validateFleet, withManifestNote } from "./commands/fleet.ts";
+import { fleetCommand } from "./commands/fleet.ts";
+import { planFleet, validateFleet, withManifestNote } from "./commands/fleet_plan.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { tokenCommand } from "./commands/token.ts";
 import { type CommandContext, consoleIo, type Io, RunContext } from "./context.ts";
