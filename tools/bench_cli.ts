@@ -45,7 +45,7 @@
 
 import { parseArgs } from "node:util";
 import { startEmulator } from "../lib/emulator/mod.ts";
-import { startMosquitto } from "../tests/mosquitto.ts";
+import { startMosquitto } from "../tests/support/mosquitto.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const NODE_DIR = "/tmp/c8y-bench-node";

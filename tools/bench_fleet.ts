@@ -35,7 +35,7 @@ import { readManifest } from "../lib/fleet/manifest.ts";
 import { loadKeyStore, loadTrustStore } from "../lib/stores/load.ts";
 import { connect, type DeviceConnection } from "../lib/connect/connection.ts";
 import type { DeviceIdentity } from "../lib/types.ts";
-import { startMosquitto } from "../tests/mosquitto.ts";
+import { startMosquitto } from "../tests/support/mosquitto.ts";
 import { makeFleetDevices } from "./fleet_devices.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -13,7 +13,8 @@ import type { DeviceIdentity, StoreFormat, TrustAnchors } from "../types.ts";
 import type { RunContext } from "./context.ts";
 import { readStoreFile } from "./files.ts";
 import { inFlags, KEYSTORE_FLAGS, truststoreFlags } from "./flags.ts";
-import { type Command, required, storeType, type Values } from "./options.ts";
+import type { Command, Values } from "./options.ts";
+import { required, storeType } from "./option_values.ts";
 import { promptPassword, resolvePassword } from "./passwords.ts";
 
 /** The stores the arguments name, loaded, with how long each took (ms). */

@@ -8,7 +8,8 @@
 import { PermissionError } from "../errors.ts";
 import { hostPort, parseBrokerUrl } from "../connect/broker_url.ts";
 import { DEFAULT_HOSTNAME, listenAddress } from "../emulator/settings.ts";
-import { type Command, tokenRoute, tokenTarget, type Values } from "./options.ts";
+import type { Command, Values } from "./options.ts";
+import { tokenRoute, tokenTarget } from "./option_values.ts";
 import { passwordSpecs } from "./passwords.ts";
 
 interface Needs {

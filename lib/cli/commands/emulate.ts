@@ -13,7 +13,7 @@ import { ExitCode } from "../../errors.ts";
 import type { CommandContext } from "../context.ts";
 import { readStoreFile } from "../files.ts";
 import { readTrustStore } from "../load_stores.ts";
-import { emulatorSettings, required, storeType } from "../options.ts";
+import { emulatorSettings, required, storeType } from "../option_values.ts";
 
 /** `emulate`: run the emulator until SIGINT or SIGTERM. */
 export async function emulateCommand(ctx: CommandContext): Promise<number> {

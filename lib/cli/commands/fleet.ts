@@ -14,7 +14,7 @@ import { parsePasswordSpec } from "../../stores/password_spec.ts";
 import type { CommandContext } from "../context.ts";
 import { readStoreFile } from "../files.ts";
 import { readTrustStore } from "../load_stores.ts";
-import { seconds, storeType } from "../options.ts";
+import { seconds, storeType } from "../option_values.ts";
 import { resolvePassword } from "../passwords.ts";
 import { checkJUnitTarget, concurrency, type FleetPlan, fleetSource } from "./fleet_plan.ts";
 import {

@@ -10,7 +10,8 @@ import { dirname, isAbsolute, join } from "node:path";
 import { PermissionError, UsageError } from "../../errors.ts";
 import { type FleetDevice, readManifest } from "../../fleet/manifest.ts";
 import { parsePasswordSpec } from "../../stores/password_spec.ts";
-import { required, seconds, type Values } from "../options.ts";
+import type { Values } from "../options.ts";
+import { required, seconds } from "../option_values.ts";
 
 /** The most devices `--concurrency` allows at once (each holds a socket and a keystore). */
 export const MAX_FLEET_CONCURRENCY = 1000;

@@ -16,7 +16,7 @@ import type { DeviceToken } from "../../token/decode_token.ts";
 import type { DeviceIdentity, Problem } from "../../types.ts";
 import type { CommandContext } from "../context.ts";
 import { type LoadedStores, loadStores } from "../load_stores.ts";
-import { seconds, tokenRoute, tokenTarget } from "../options.ts";
+import { seconds, tokenRoute, tokenTarget } from "../option_values.ts";
 import { describeKey, plural } from "../output.ts";
 import { CONNECTION_STAGES, type StageLog } from "../stages.ts";
 
