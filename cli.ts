@@ -14,7 +14,6 @@
 
 import { prewarm } from "./lib/cli/prewarm.ts";
 import { run } from "./lib/cli/run.ts";
-
 export { run } from "./lib/cli/run.ts";
 export type { Io } from "./lib/cli/context.ts";
 export { VERSION } from "./lib/cli/version.ts";
