@@ -30,11 +30,50 @@ export function errorCode(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** Where a connection goes: the broker, or the platform's REST endpoint. */
+export type Endpoint = Pick<BrokerAddress, "host" | "port" | "url">;
+
+/**
+ * The words that differ between the MQTT broker and the REST endpoint in the failures of the
+ * stages they share (`dns`, `tcp`, `tls`); everything else is worded once, here.
+ */
+export interface EndpointWords {
+  /** What the host is, in a message: `broker host`, `REST host`. */
+  host: string;
+  /** Where the connection goes, in a hint: `the broker`, `the platform`. */
+  peer: string;
+  /** Hint for a host name that does not exist. */
+  notFoundHint: string;
+  /** Hint for a refused connection. */
+  refusedHint: string;
+  /** How to allow more time, ending the TCP timeout hint. */
+  moreTime: string;
+  /** Hint for a TLS handshake that did not finish in time. */
+  tlsTimeoutHint: string;
+}
+
+/** The broker's words (the default). */
+export const BROKER_WORDS: EndpointWords = {
+  host: "broker host",
+  peer: "the broker",
+  notFoundHint:
+    "Check the spelling of the tenant domain in the URL, e.g. ssl://<tenant>.cumulocity.com:8883.",
+  refusedHint: "Check the port (Cumulocity uses 8883) and that the broker is running.",
+  moreTime: "try a longer `connectTimeoutMs`",
+  tlsTimeoutHint:
+    "Check that the URL names the broker's MQTT over TLS port (8883), not a plain MQTT port (1883).",
+};
+
 /** A stage (`dns`, `tcp`, `tls`) that did not finish within the connection's time limit. */
-export function timeoutError(stage: Stage, broker: BrokerAddress, timeoutMs: number): C8yError {
+export function timeoutError(
+  stage: Stage,
+  endpoint: Endpoint,
+  timeoutMs: number,
+  words: EndpointWords = BROKER_WORDS,
+): C8yError {
   const within = `within ${seconds(timeoutMs)}`;
   if (stage === "dns") {
-    return new NetworkError(`Looking up "${broker.host}" did not finish ${within}`, {
+    return new NetworkError(`Looking up "${endpoint.host}" did not finish ${within}`, {
       code: "NETWORK_TIMEOUT",
       stage: "dns",
       hint: "Check the DNS configuration and the network connection.",
@@ -42,48 +81,46 @@ export function timeoutError(stage: Stage, broker: BrokerAddress, timeoutMs: num
   }
   if (stage === "tcp") {
     return new NetworkError(
-      `Could not connect to ${broker.host} port ${broker.port} ${within} (no answer)`,
+      `Could not connect to ${endpoint.host} port ${endpoint.port} ${within} (no answer)`,
       {
         code: "NETWORK_TIMEOUT",
         stage: "tcp",
         hint: "A firewall or proxy may drop traffic to this port; check that outgoing port " +
-          `${broker.port} is open, or try a longer \`connectTimeoutMs\`.`,
+          `${endpoint.port} is open, or ${words.moreTime}.`,
       },
     );
   }
-  return new TlsError(`The TLS handshake with ${broker.url} did not finish ${within}`, {
+  return new TlsError(`The TLS handshake with ${endpoint.url} did not finish ${within}`, {
     code: "TLS_TIMEOUT",
-    hint:
-      "Check that the URL names the broker's MQTT over TLS port (8883), not a plain MQTT port (1883).",
+    hint: words.tlsTimeoutHint,
   });
 }
 
 /** A resolver or socket error of stage `dns` or `tcp` (or a missing net permission). */
-export function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerAddress): C8yError {
+export function classifyNetworkError(
+  err: unknown,
+  stage: Stage,
+  endpoint: Endpoint,
+  words: EndpointWords = BROKER_WORDS,
+): C8yError {
   const code = errorCode(err);
-  const where = `${broker.host} port ${broker.port}`;
+  const where = `${endpoint.host} port ${endpoint.port}`;
   if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
     return new PermissionError(`Deno is not allowed to connect to ${where}`, {
       code: "PERMISSION_NET",
-      hint: `Allow it with --allow-net=${hostPort(broker.host, broker.port)}.`,
+      hint: `Allow it with --allow-net=${hostPort(endpoint.host, endpoint.port)}.`,
       cause: err,
     });
   }
   if (stage === "dns") {
     if (code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA") {
       return new NetworkError(
-        `The broker host "${broker.host}" does not exist (DNS lookup failed)`,
-        {
-          code: "DNS_NOT_FOUND",
-          stage: "dns",
-          hint:
-            "Check the spelling of the tenant domain in the URL, e.g. ssl://<tenant>.cumulocity.com:8883.",
-          cause: err,
-        },
+        `The ${words.host} "${endpoint.host}" does not exist (DNS lookup failed)`,
+        { code: "DNS_NOT_FOUND", stage: "dns", hint: words.notFoundHint, cause: err },
       );
     }
     return new NetworkError(
-      `Could not look up the broker host "${broker.host}" (${code ?? "DNS error"})`,
+      `Could not look up the ${words.host} "${endpoint.host}" (${code ?? "DNS error"})`,
       {
         code: "DNS_FAILED",
         stage: "dns",
@@ -96,7 +133,7 @@ export function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerA
     return new NetworkError(`${where} refused the connection (nothing listens there)`, {
       code: "NETWORK_REFUSED",
       stage: "tcp",
-      hint: "Check the port (Cumulocity uses 8883) and that the broker is running.",
+      hint: words.refusedHint,
       cause: err,
     });
   }
@@ -107,7 +144,7 @@ export function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerA
     return new NetworkError(`${where} is unreachable (${code})`, {
       code: "NETWORK_UNREACHABLE",
       stage: "tcp",
-      hint: "Check the network connection and routing (or the proxy/VPN) to the broker.",
+      hint: `Check the network connection and routing (or the proxy/VPN) to ${words.peer}.`,
       cause: err,
     });
   }
@@ -116,14 +153,14 @@ export function classifyNetworkError(err: unknown, stage: Stage, broker: BrokerA
       code: "NETWORK_TIMEOUT",
       stage: "tcp",
       hint: "A firewall may drop traffic to this port; check that outgoing port " +
-        `${broker.port} is open.`,
+        `${endpoint.port} is open.`,
       cause: err,
     });
   }
   return new NetworkError(`Could not connect to ${where}: ${messageOf(err)}`, {
     code: "NETWORK_FAILED",
     stage: "tcp",
-    hint: "Check the network connection to the broker.",
+    hint: `Check the network connection to ${words.peer}.`,
     cause: err,
   });
 }
@@ -144,7 +181,7 @@ const ALERT_MESSAGE =
   /fatal alert: (UnknownCA|BadCertificate|CertificateUnknown|UnsupportedCertificate|CertificateExpired|CertificateRevoked|AccessDenied|DecryptError)\b/;
 
 /** The name of an alert about the client's certificate, when `err` is one. */
-function clientCertAlert(err: unknown): string | undefined {
+export function clientCertAlert(err: unknown): string | undefined {
   const code = errorCode(err) ?? "";
   const m = /ALERT_([A-Z_]+)$/.exec(code);
   if (m && m[1] in ALERT_NAMES) return ALERT_NAMES[m[1]];

@@ -10,16 +10,17 @@
  * @module
  */
 
+import { type C8yError, type Stage, TlsError, TokenError } from "../errors.ts";
 import {
-  type C8yError,
-  NetworkError,
-  PermissionError,
-  type Stage,
-  TlsError,
-  TokenError,
-} from "../errors.ts";
-import { hostPort } from "../connect/broker_url.ts";
-import { errorCode, hostnameMismatch, localRejection, seconds } from "../connect/classify.ts";
+  classifyNetworkError,
+  clientCertAlert,
+  type EndpointWords,
+  errorCode,
+  hostnameMismatch,
+  localRejection,
+  seconds,
+  timeoutError as sharedTimeoutError,
+} from "../connect/classify.ts";
 import { decodeToken, type DeviceToken } from "./decode_token.ts";
 import type { RestAddress } from "./rest_url.ts";
 
@@ -159,32 +160,23 @@ function serverMessage(answer: Answer): string | undefined {
   }
 }
 
+/** The REST endpoint's words in the failures it shares with the broker (`classify.ts`). */
+const REST_WORDS: EndpointWords = {
+  host: "REST host",
+  peer: "the platform",
+  notFoundHint:
+    "Check the spelling of the tenant domain in the REST URL, e.g. https://<tenant>.cumulocity.com.",
+  refusedHint:
+    "Check the REST URL's port: the platform's HTTPS port is 443 (some installations serve mutual TLS on another).",
+  moreTime: "allow more time",
+  tlsTimeoutHint: "Check that the REST URL names an HTTPS port (443), not a plain HTTP one.",
+};
+
 export function timeoutError(stage: Stage, address: RestAddress, timeoutMs: number): C8yError {
+  if (stage !== "http" && stage !== "token") {
+    return sharedTimeoutError(stage, address, timeoutMs, REST_WORDS);
+  }
   const within = `within ${seconds(timeoutMs)}`;
-  if (stage === "dns") {
-    return new NetworkError(`Looking up "${address.host}" did not finish ${within}`, {
-      code: "NETWORK_TIMEOUT",
-      stage: "dns",
-      hint: "Check the DNS configuration and the network connection.",
-    });
-  }
-  if (stage === "tcp") {
-    return new NetworkError(
-      `Could not connect to ${address.host} port ${address.port} ${within} (no answer)`,
-      {
-        code: "NETWORK_TIMEOUT",
-        stage: "tcp",
-        hint:
-          `A firewall or proxy may drop traffic to this port; check that outgoing port ${address.port} is open, or allow more time.`,
-      },
-    );
-  }
-  if (stage === "tls") {
-    return new TlsError(`The TLS handshake with ${address.url} did not finish ${within}`, {
-      code: "TLS_TIMEOUT",
-      hint: "Check that the REST URL names an HTTPS port (443), not a plain HTTP one.",
-    });
-  }
   return new TokenError(`${address.url} did not answer the token request ${within}`, {
     code: "HTTP_TIMEOUT",
     stage: "http",
@@ -193,66 +185,8 @@ export function timeoutError(stage: Stage, address: RestAddress, timeoutMs: numb
 }
 
 export function networkError(err: Error, stage: "dns" | "tcp", address: RestAddress): C8yError {
-  const code = errorCode(err);
-  const where = `${address.host} port ${address.port}`;
   // https.request sets up its TLS context (and OpenSSL judges the device key) before connecting.
-  const local = localRejection(err, address.url);
-  if (local !== undefined) return local;
-  if (err instanceof Deno.errors.NotCapable || code === "EPERM" || code === "EACCES") {
-    return new PermissionError(`Deno is not allowed to connect to ${where}`, {
-      code: "PERMISSION_NET",
-      hint: `Allow it with --allow-net=${hostPort(address.host, address.port)}.`,
-      cause: err,
-    });
-  }
-  if (stage === "dns") {
-    const notFound = code === "ENOTFOUND" || code === "EAI_NONAME" || code === "EAI_NODATA";
-    return new NetworkError(
-      notFound
-        ? `The REST host "${address.host}" does not exist (DNS lookup failed)`
-        : `Could not look up the REST host "${address.host}" (${code ?? "DNS error"})`,
-      {
-        code: notFound ? "DNS_NOT_FOUND" : "DNS_FAILED",
-        stage: "dns",
-        hint: notFound
-          ? "Check the spelling of the tenant domain in the REST URL, e.g. https://<tenant>.cumulocity.com."
-          : "Check the network connection and DNS servers, then try again.",
-        cause: err,
-      },
-    );
-  }
-  if (code === "ECONNREFUSED") {
-    return new NetworkError(`${where} refused the connection (nothing listens there)`, {
-      code: "NETWORK_REFUSED",
-      stage: "tcp",
-      hint:
-        "Check the REST URL's port: the platform's HTTPS port is 443 (some installations serve mutual TLS on another).",
-      cause: err,
-    });
-  }
-  if (/^E(HOST|NET)(UNREACH|DOWN)$|^EADDRNOTAVAIL$/.test(code ?? "")) {
-    return new NetworkError(`${where} is unreachable (${code})`, {
-      code: "NETWORK_UNREACHABLE",
-      stage: "tcp",
-      hint: "Check the network connection and routing (or the proxy/VPN) to the platform.",
-      cause: err,
-    });
-  }
-  if (code === "ETIMEDOUT") {
-    return new NetworkError(`Connecting to ${where} timed out`, {
-      code: "NETWORK_TIMEOUT",
-      stage: "tcp",
-      hint:
-        `A firewall may drop traffic to this port; check that outgoing port ${address.port} is open.`,
-      cause: err,
-    });
-  }
-  return new NetworkError(`Could not connect to ${where}: ${err.message}`, {
-    code: "NETWORK_FAILED",
-    stage: "tcp",
-    hint: "Check the network connection to the platform.",
-    cause: err,
-  });
+  return localRejection(err, address.url) ?? classifyNetworkError(err, stage, address, REST_WORDS);
 }
 
 const UNTRUSTED_CODES = new Set([
@@ -267,27 +201,9 @@ const UNTRUSTED_CODES = new Set([
   "INVALID_CA",
 ]);
 
-/** TLS alerts about the client's certificate, by the suffix of OpenSSL's code. */
-const CLIENT_CERT_ALERTS: Record<string, string> = {
-  UNKNOWN_CA: "unknown CA",
-  BAD_CERTIFICATE: "bad certificate",
-  CERTIFICATE_UNKNOWN: "certificate unknown",
-  UNSUPPORTED_CERTIFICATE: "unsupported certificate",
-  CERTIFICATE_EXPIRED: "certificate expired",
-  CERTIFICATE_REVOKED: "certificate revoked",
-  ACCESS_DENIED: "access denied",
-  DECRYPT_ERROR: "decrypt error",
-};
-
 const REFUSED_HINT =
   "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
   "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
-
-/** An alert about the device certificate, by name, when `err` is one. */
-function clientCertAlert(err: Error | undefined): string | undefined {
-  const m = /ALERT_([A-Z_]+)$/.exec(errorCode(err) ?? "");
-  return m ? CLIENT_CERT_ALERTS[m[1]] : undefined;
-}
 
 export function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yError {
   const code = errorCode(err) ?? "";
