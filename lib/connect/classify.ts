@@ -299,6 +299,27 @@ const REFUSED_HINT =
   "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
   "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
 
+/**
+ * Whether `err` says the server's certificate does not chain to a trusted CA: OpenSSL's
+ * verification codes, or rustls's "unknown issuer" and self-signed wording.
+ */
+export function isUntrustedServer(err: unknown): boolean {
+  return UNTRUSTED_CODES.has(errorCode(err) ?? "") ||
+    /UnknownIssuer|unknown issuer|self[- ]signed/i.test(messageOf(err));
+}
+
+const UNTRUSTED_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_REJECTED",
+  "INVALID_CA",
+]);
+
 /** An error of the TLS handshake: the server's certificate, an alert, a port without TLS. */
 export function classifyTlsError(
   err: unknown,
@@ -310,19 +331,7 @@ export function classifyTlsError(
   if (err instanceof Deno.errors.NotCapable) return classifyNetworkError(err, "tcp", broker);
   const local = localRejection(err, broker.url);
   if (local !== undefined) return local;
-  if (
-    [
-      "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-      "UNABLE_TO_GET_ISSUER_CERT",
-      "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-      "SELF_SIGNED_CERT_IN_CHAIN",
-      "DEPTH_ZERO_SELF_SIGNED_CERT",
-      "CERT_UNTRUSTED",
-      "CERT_SIGNATURE_FAILURE",
-      "CERT_REJECTED",
-      "INVALID_CA",
-    ].includes(code) || /UnknownIssuer|unknown issuer|self[- ]signed/i.test(message)
-  ) {
+  if (isUntrustedServer(err)) {
     return new TlsError(
       `The server certificate of ${broker.url} is not trusted (${code || message})`,
       {

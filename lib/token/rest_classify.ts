@@ -17,6 +17,7 @@ import {
   type EndpointWords,
   errorCode,
   hostnameMismatch,
+  isUntrustedServer,
   localRejection,
   seconds,
   timeoutError as sharedTimeoutError,
@@ -189,18 +190,6 @@ export function networkError(err: Error, stage: "dns" | "tcp", address: RestAddr
   return localRejection(err, address.url) ?? classifyNetworkError(err, stage, address, REST_WORDS);
 }
 
-const UNTRUSTED_CODES = new Set([
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "CERT_UNTRUSTED",
-  "CERT_SIGNATURE_FAILURE",
-  "CERT_REJECTED",
-  "INVALID_CA",
-]);
-
 const REFUSED_HINT =
   "Upload the CA that issued the device certificate (or its immediate issuer) to the tenant's " +
   "trusted certificates, and check that the keystore holds the full chain (`inspect`).";
@@ -210,14 +199,17 @@ export function tlsError(err: Error, address: RestAddress, ownCa: boolean): C8yE
   if (err instanceof Deno.errors.NotCapable) return networkError(err, "tcp", address);
   const local = localRejection(err, address.url);
   if (local !== undefined) return local;
-  if (UNTRUSTED_CODES.has(code)) {
-    return new TlsError(`The server certificate of ${address.url} is not trusted (${code})`, {
-      code: "TLS_SERVER_UNTRUSTED",
-      hint: ownCa
-        ? "The truststore does not hold the CA that signed the server's certificate: add it, or leave the truststore out to use the default root CAs."
-        : "The default root CAs do not trust it: give a truststore with the CA that signed the server's certificate.",
-      cause: err,
-    });
+  if (isUntrustedServer(err)) {
+    return new TlsError(
+      `The server certificate of ${address.url} is not trusted (${code || err.message})`,
+      {
+        code: "TLS_SERVER_UNTRUSTED",
+        hint: ownCa
+          ? "The truststore does not hold the CA that signed the server's certificate: add it, or leave the truststore out to use the default root CAs."
+          : "The default root CAs do not trust it: give a truststore with the CA that signed the server's certificate.",
+        cause: err,
+      },
+    );
   }
   if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
     return new TlsError(
