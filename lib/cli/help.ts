@@ -8,7 +8,7 @@
  */
 
 import { EXIT_TABLE } from "./exit_codes.ts";
-import { ALLOWED, type Command, COMMANDS } from "./options.ts";
+import { ALLOWED, type Command, COMMANDS, CONNECT_OPTIONS, STORE_OPTIONS } from "./options.ts";
 import { VERSION } from "./version.ts";
 
 /** One option's line: the value it takes (if any) and what it does. */
@@ -251,27 +251,8 @@ function wrap(text: string, width: number): string[] {
 
 /** The option sections, in the order of the pages. */
 const GROUPS: [string, readonly string[]][] = [
-  ["CONNECTION", [
-    "url",
-    "client-id",
-    "timeout",
-    "force",
-    "via",
-    "rest-url",
-    "send-chain",
-    "watch",
-  ]],
-  ["STORE OPTIONS", [
-    "keystore",
-    "keystore-type",
-    "keystore-password",
-    "key-password",
-    "alias",
-    "key",
-    "truststore",
-    "truststore-type",
-    "truststore-password",
-  ]],
+  ["CONNECTION", [...CONNECT_OPTIONS, "watch"]],
+  ["STORE OPTIONS", STORE_OPTIONS],
   ["EMULATOR OPTIONS", [
     "trust",
     "trust-type",

@@ -12,7 +12,8 @@ import { closestWord } from "./did_you_mean.ts";
 export const COMMANDS = ["token", "check", "inspect", "emulate", "fleet"] as const;
 export type Command = typeof COMMANDS[number];
 
-const STORE_OPTIONS = [
+/** The options that name and open the stores (every command but `emulate` and `fleet`). */
+export const STORE_OPTIONS = [
   "keystore",
   "keystore-type",
   "keystore-password",
@@ -23,7 +24,8 @@ const STORE_OPTIONS = [
   "truststore-type",
   "truststore-password",
 ] as const;
-const CONNECT_OPTIONS = [
+/** The options of a connection (`token`, `check`). */
+export const CONNECT_OPTIONS = [
   "url",
   "client-id",
   "timeout",
