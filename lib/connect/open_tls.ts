@@ -12,6 +12,7 @@
  * @module
  */
 
+import { lapTimer } from "./lap.ts";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { BrokerAddress } from "./broker_url.ts";
@@ -78,13 +79,7 @@ export function openTls(
     let settled = false;
     let raw: net.Socket | undefined;
     let secure: tls.TLSSocket | undefined;
-    let mark = performance.now();
-    const lap = (): number => {
-      const now = performance.now();
-      const ms = now - mark;
-      mark = now;
-      return ms;
-    };
+    const lap = lapTimer();
 
     const fail = (err: C8yError): void => {
       if (settled) return;

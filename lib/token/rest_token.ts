@@ -29,6 +29,7 @@
  * @module
  */
 
+import { lapTimer } from "../connect/lap.ts";
 import * as https from "node:https";
 import type { IncomingMessage } from "node:http";
 import { connect as connectTls, type TLSSocket } from "node:tls";
@@ -171,13 +172,7 @@ export function requestRestToken(options: RestTokenOptions): Promise<DeviceToken
     let answered = false;
     let protocol: string | null = null;
     let tlsMs = 0;
-    let mark = performance.now();
-    const lap = (): number => {
-      const now = performance.now();
-      const ms = now - mark;
-      mark = now;
-      return ms;
-    };
+    const lap = lapTimer();
     const fail = (err: C8yError): void => {
       if (settled) return;
       settled = true;
