@@ -24,7 +24,7 @@ import type { Problem, ProblemCode } from "./types.ts";
  * | `SERVERNAME_IP`, `USAGE_KEEPALIVE` | `UsageError` | An IP address as TLS server name; a keepalive MQTT cannot carry. |
  * | `EMULATOR_PORT`, `EMULATOR_TENANT`, `EMULATOR_TOKEN_LIFETIME`, `EMULATOR_TRUST`, `EMULATOR_SERVER_CERT`, `EMULATOR_LIMIT`, `EMULATOR_TOKEN_ALGORITHM` | `UsageError` | An emulator setting that cannot work. |
  * | `EMULATOR_DEVICE_NOT_CONNECTED`, `EMULATOR_DEVICE_NOT_SUBSCRIBED` | `UsageError` | `sendToDevice()` to a device that is not connected, or not subscribed to `s/ds`. |
- * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
+ * | `MANIFEST_EMPTY`, `MANIFEST_HEADER`, `MANIFEST_COLUMN`, `MANIFEST_QUOTE`, `MANIFEST_FIELDS`, `MANIFEST_KEYSTORE`, `MANIFEST_JSON`, `MANIFEST_CSV`, `MANIFEST_LINE_TOO_LONG` | `UsageError` | A fleet manifest line that cannot be read (the message names line and column). |
  * | `PERMISSION_MISSING`, `PERMISSION_NET`, `PERMISSION_ENV` | `PermissionError` | Deno lacks a permission; the message names the flag (`PERMISSION_ENV`: MQTT.js's dependencies look up environment variables when they load, so `--ignore-env`). |
  * | `STORE_NOT_FOUND`, `STORE_IS_DIRECTORY`, `STORE_NOT_A_FILE`, `STORE_UNREADABLE`, `STORE_TOO_LARGE` | `StoreError` | A store file that is missing, a directory, a FIFO/socket/device (refused before it is opened), unreadable or too large. |
  * | `STORE_TOO_MANY_CERTIFICATES` | `StoreError` | A store carries more than 1000 certificates. |
@@ -90,6 +90,7 @@ export type ErrorCode =
   | "MANIFEST_KEYSTORE"
   | "MANIFEST_JSON"
   | "MANIFEST_CSV"
+  | "MANIFEST_LINE_TOO_LONG"
   | "PERMISSION_MISSING"
   | "PERMISSION_NET"
   | "PERMISSION_ENV"

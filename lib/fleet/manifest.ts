@@ -34,6 +34,13 @@ export interface FleetDevice {
   line?: number;
 }
 
+/**
+ * The longest manifest line (CSV record or JSON line) read, in characters: far more than a path, a
+ * password spec, an alias and a client id need, and a bound on what one line may make the reader
+ * hold. A longer line is a usage error (`MANIFEST_LINE_TOO_LONG`).
+ */
+export const MAX_MANIFEST_LINE_CHARS = 64 * 1024;
+
 /** The manifest columns (CSV header names and JSON keys). */
 export const MANIFEST_COLUMNS = ["keystore", "password", "alias", "client_id", "key"] as const;
 
@@ -199,6 +206,7 @@ async function* readCsv(text: AsyncIterable<string>, name: string): AsyncGenerat
     info: true,
     bom: true,
     skip_empty_lines: true,
+    max_record_size: MAX_MANIFEST_LINE_CHARS,
     on_record: (record, context) => {
       if (context.records === 1) {
         // With `info`, the record comes wrapped: `{ record, info }`.
@@ -293,6 +301,17 @@ function header(record: string[], name: string, line: number): ManifestColumn[] 
   return columns;
 }
 
+/** A line longer than {@linkcode MAX_MANIFEST_LINE_CHARS}. */
+function tooLong(name: string, line: number): UsageError {
+  return usage(
+    name,
+    line,
+    undefined,
+    `longer than ${MAX_MANIFEST_LINE_CHARS} characters (no device needs that much)`,
+    "MANIFEST_LINE_TOO_LONG",
+  );
+}
+
 function csvError(
   error: CsvErrorFields,
   name: string,
@@ -301,6 +320,8 @@ function csvError(
 ): UsageError {
   const field = typeof error.column === "number" ? error.column + 1 : undefined;
   switch (error.code) {
+    case "CSV_MAX_RECORD_SIZE":
+      return tooLong(name, line);
     case "CSV_QUOTE_NOT_CLOSED":
       return usage(name, line, field, "a quoted cell is not closed", "MANIFEST_QUOTE");
     case "CSV_INVALID_CLOSING_QUOTE":
@@ -386,6 +407,7 @@ async function* readJsonLines(
       const device = parseLine(source, ++line);
       if (device) yield device;
     }
+    if (buffered.length > MAX_MANIFEST_LINE_CHARS) throw tooLong(name, line + 1);
   }
   const device = parseLine(buffered, ++line);
   if (device) yield device;

@@ -566,3 +566,27 @@ Deno.test("fleet with an unreadable manifest says the next run names the files i
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fleet: a manifest or --keystores path that is missing, a directory or a FIFO is a usage error naming it, never a hang", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "c8y-fleet-" });
+  try {
+    const fifo = `${dir}/fifo.csv`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(made.success, "mkfifo");
+    const cases: [string[], RegExp][] = [
+      [["--manifest", `${dir}/missing.csv`], /error: The manifest ".*missing\.csv" does not exist/],
+      [["--manifest", dir], /error: The manifest ".*" is a directory, not a file/],
+      [["--manifest", fifo], /error: The manifest ".*fifo\.csv" is not a regular file/],
+      [["--keystores", `${dir}/none`], /error: --keystores ".*none" does not exist/],
+      [["--keystores", fifo], /error: --keystores ".*fifo\.csv" is not a directory/],
+    ];
+    for (const [source, message] of cases) {
+      const run = await runCli(["fleet", ...source, "--offline"], { read: [dir] });
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, message);
+      assert.doesNotMatch(run.stderr, /bug/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

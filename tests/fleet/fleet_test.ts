@@ -3,7 +3,11 @@ import process from "node:process";
 import { XMLParser } from "npm:fast-xml-parser@5.12.1";
 import { checkFleet } from "../../lib/fleet/check_fleet.ts";
 import { fleetJUnitReport } from "../../lib/fleet/junit.ts";
-import { type FleetDevice, readManifest } from "../../lib/fleet/manifest.ts";
+import {
+  type FleetDevice,
+  MAX_MANIFEST_LINE_CHARS,
+  readManifest,
+} from "../../lib/fleet/manifest.ts";
 import type { DeviceResult } from "../../lib/fleet/result.ts";
 import { loadTrustStore } from "../../lib/stores/load.ts";
 import { type ErrorCode, StoreError, UsageError } from "../../lib/errors.ts";
@@ -293,4 +297,25 @@ Deno.test("checkFleet() keeps each distinct hint of a class with its code and co
     { code: "STORE_NOT_FOUND", hint: "Check the path.", count: 1 },
     { code: "KEYSTORE_PASSWORD", hint: "Another hint of the same code.", count: 1 },
   ]);
+});
+
+Deno.test("readManifest() refuses a line longer than MAX_MANIFEST_LINE_CHARS, in CSV and in JSON lines", async () => {
+  const long = "x".repeat(MAX_MANIFEST_LINE_CHARS + 10);
+  const cases: [string[], string][] = [
+    [["keystore,password\n", `a.p12,${long}\n`], "fleet.csv"],
+    // JSON lines, arriving in small chunks without a newline.
+    [['{"keystore": "a.p12"}\n', ...Array.from({ length: 70 }, () => "y".repeat(1024))], "f.jsonl"],
+  ];
+  for (const [chunks, name] of cases) {
+    await assert.rejects(
+      async () => {
+        for await (const _ of readManifest(chunks, { name })) { /* drain */ }
+      },
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, "MANIFEST_LINE_TOO_LONG");
+        assert.match(err.message, new RegExp(`line 2: longer than ${MAX_MANIFEST_LINE_CHARS}`));
+        return true;
+      },
+    );
+  }
 });

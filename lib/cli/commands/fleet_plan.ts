@@ -141,12 +141,43 @@ function fromManifest(manifest: string, path: string): string {
   return isAbsolute(path) ? path : join(dirname(manifest), path);
 }
 
+/**
+ * Opens the manifest after checking what the path is: a missing file, a directory, or a FIFO,
+ * socket or device (which `open()` would wait on for ever) is a usage error naming the path.
+ */
+async function openManifest(path: string): Promise<Deno.FsFile> {
+  const refuse = (what: string, hint: string): UsageError =>
+    new UsageError(`The manifest "${path}" ${what}`, { code: "OPTION_INVALID", hint });
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (cause) {
+    if (cause instanceof Deno.errors.NotFound) {
+      throw refuse("does not exist", "Check the path (it is relative to the current directory).");
+    }
+    throw cause;
+  }
+  if (info.isDirectory) {
+    throw refuse(
+      "is a directory, not a file",
+      "Give the manifest file, or use --keystores DIR for every keystore of a directory.",
+    );
+  }
+  if (!info.isFile) {
+    throw refuse(
+      "is not a regular file (a FIFO, socket or device)",
+      "Give the path of the manifest file itself, not a pipe or device.",
+    );
+  }
+  return await Deno.open(path, { read: true });
+}
+
 /** The manifest's devices with their paths resolved and the default password filled in. */
 function manifestDevices(values: Values): () => AsyncGenerator<FleetDevice> {
   const manifest = values.manifest!;
   const fallback = values["keystore-password"];
   return async function* (): AsyncGenerator<FleetDevice> {
-    const file = await Deno.open(manifest);
+    const file = await openManifest(manifest);
     for await (const device of readManifest(file.readable, { name: manifest })) {
       const password = device.password ?? fallback;
       const spec = password === undefined ? undefined : parsePasswordSpec(password, "password");
@@ -179,6 +210,21 @@ function directoryDevices(values: Values): () => AsyncGenerator<FleetDevice> {
   const password = values["keystore-password"];
   return async function* (): AsyncGenerator<FleetDevice> {
     const names = new Set<string>();
+    let info: Deno.FileInfo | undefined;
+    try {
+      info = await Deno.stat(dir);
+    } catch (cause) {
+      if (!(cause instanceof Deno.errors.NotFound)) throw cause;
+    }
+    if (!info?.isDirectory) {
+      throw new UsageError(
+        `--keystores "${dir}" ${info === undefined ? "does not exist" : "is not a directory"}`,
+        {
+          code: "OPTION_INVALID",
+          hint: "Give the directory that holds the keystores, or a manifest with --manifest FILE.",
+        },
+      );
+    }
     for await (const entry of Deno.readDir(dir)) {
       if (entry.isFile || entry.isSymlink) names.add(entry.name);
     }
